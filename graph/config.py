@@ -1,0 +1,123 @@
+"""Configuration: the shipped defaults merged with the user's file, validated at load.
+
+A wrong key, normaliser or threshold fails here, at start-up, naming the key and
+the fix, never at the first request.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from graph.errors import ConfigError
+
+NormaliserName = Literal["email", "phone", "lower", "upper", "trim"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdentifierTypeConfig(_Strict):
+    normaliser: NormaliserName = "trim"
+    pattern: str | None = None
+    priority: int = Field(default=50, ge=0, le=1000)
+    strong: bool = False
+    limit: int | None = Field(default=None, ge=1)
+    shared_threshold: int | None = Field(default=None, ge=1)
+    hub_threshold: int | None = Field(default=None, ge=1)
+    capacity: int | None = Field(default=None, ge=1)
+    blocked: tuple[str, ...] = ()
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class PhoneConfig(_Strict):
+    default_region: str = Field(default="CN", min_length=2, max_length=2)
+
+
+class IngestConfig(_Strict):
+    max_batch_size: int = Field(default=1000, ge=1)
+    max_identifiers_per_event: int = Field(default=50, ge=1)
+
+
+class BlockingConfig(_Strict):
+    placeholders: tuple[str, ...] = ()
+    repeated_character: bool = True
+
+
+class TraitsConfig(_Strict):
+    source_priority: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+
+class Config(_Strict):
+    phone: PhoneConfig = PhoneConfig()
+    ingest: IngestConfig = IngestConfig()
+    blocking: BlockingConfig = BlockingConfig()
+    traits: TraitsConfig = TraitsConfig()
+    types: dict[str, IdentifierTypeConfig]
+
+    @field_validator("types")
+    @classmethod
+    def _type_names(cls, value: dict[str, IdentifierTypeConfig]) -> dict[str, IdentifierTypeConfig]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+                raise ValueError(
+                    f"identifier type name {name!r} must be lower_snake_case "
+                    "(letters, digits, underscores)"
+                )
+        return value
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge tables key by key; a type table in the override replaces the default whole."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "types" and isinstance(value, dict):
+            merged["types"] = {**base.get("types", {}), **value}
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merge(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load the shipped defaults, then the user's TOML file over them."""
+    raw = tomllib.loads(resources.files("graph").joinpath("defaults.toml").read_text("utf-8"))
+    source = "the shipped defaults"
+    if path is not None:
+        path = Path(path)
+        try:
+            user = tomllib.loads(path.read_text("utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        raw = _merge(raw, user)
+        source = str(path)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from exc

@@ -1,0 +1,49 @@
+"""The one exception hierarchy of idgraph.
+
+Every error a user can cause or meet carries a stable ``code``; the API layer
+maps it to ``extensions.code`` in one place, so codes never drift between
+the GraphQL schema, the CLI and the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IdgraphError(Exception):
+    """Base class: a message for people and a stable code for programs."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(IdgraphError):
+    code = "CONFIG_ERROR"
+
+
+class UnknownIdentifierType(IdgraphError):
+    code = "UNKNOWN_IDENTIFIER_TYPE"
+
+
+class InvalidIdentifier(IdgraphError):
+    code = "INVALID_IDENTIFIER"
+
+
+class InvalidEvent(IdgraphError):
+    code = "INVALID_EVENT"
+
+
+class BatchTooLarge(IdgraphError):
+    code = "BATCH_TOO_LARGE"
+
+
+class NotFound(IdgraphError):
+    code = "NOT_FOUND"
+
+
+class StoreUnavailable(IdgraphError):
+    code = "STORE_UNAVAILABLE"

@@ -1,0 +1,142 @@
+"""Identity events as integrations send them, and their validation into clean evidence.
+
+Validation is all-or-nothing per event: an event that cannot be applied whole
+is rejected whole with a typed error, and its neighbours in the batch go on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from graph.errors import InvalidEvent
+from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
+from graph.models import Key
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierInput:
+    type: str
+    value: str
+
+
+@dataclass(slots=True)
+class EventInput:
+    source: str
+    identifiers: list[IdentifierInput]
+    event_id: str | None = None
+    timestamp: datetime | None = None
+    traits: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class CleanEvent:
+    """An event that passed validation: canonical keys, blocked keys marked, warnings kept."""
+
+    index: int
+    event_id: str
+    source: str
+    timestamp: datetime
+    keys: list[Key]
+    blocked: set[Key]
+    traits: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def clean_event(
+    index: int, event: EventInput, registry: IdentifierRegistry, now: datetime
+) -> CleanEvent:
+    """Normalise one event or raise the ``IdgraphError`` that rejects it."""
+    limits = registry.config.ingest
+    if not event.source or not event.source.strip():
+        raise InvalidEvent("source must be a non-empty string", field="source")
+    if not event.identifiers:
+        raise InvalidEvent("an event needs at least one identifier", field="identifiers")
+    if len(event.identifiers) > limits.max_identifiers_per_event:
+        raise InvalidEvent(
+            f"an event may carry at most {limits.max_identifiers_per_event} identifiers",
+            field="identifiers",
+        )
+    if event.traits is not None and not isinstance(event.traits, dict):
+        raise InvalidEvent("traits must be a JSON object", field="traits")
+    if event.event_id is not None and not event.event_id.strip():
+        raise InvalidEvent("eventId must not be blank", field="eventId")
+    warnings: list[str] = []
+    keys: list[Key] = []
+    blocked: set[Key] = set()
+    for position, ident in enumerate(event.identifiers):
+        normalised: Normalised = registry.normalise(ident.type, ident.value)
+        if normalised.status is IdentifierStatus.INVALID:
+            warnings.append(
+                f"identifiers[{position}] {ident.type}={ident.value!r} dropped: {normalised.reason}"
+            )
+            continue
+        if normalised.status is IdentifierStatus.BLOCKED:
+            warnings.append(
+                f"identifiers[{position}] {ident.type}={ident.value!r} is a blocked placeholder"
+                " and links nothing"
+            )
+            blocked.add(normalised.key)
+        if normalised.key not in keys:
+            keys.append(normalised.key)
+    if not keys:
+        raise InvalidEvent("no valid identifier in the event: " + "; ".join(warnings))
+    timestamp = as_utc(event.timestamp) if event.timestamp is not None else now
+    return CleanEvent(
+        index=index,
+        event_id=event.event_id.strip() if event.event_id else f"auto-{uuid.uuid4().hex}",
+        source=event.source.strip(),
+        timestamp=timestamp,
+        keys=keys,
+        blocked=blocked,
+        traits=dict(event.traits or {}),
+        warnings=warnings,
+    )
+
+
+def event_from_json(obj: Any) -> EventInput:
+    """Read one event in the API's field names (as in an NDJSON import line)."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("an event must be a JSON object")
+    unknown = set(obj) - {"eventId", "source", "timestamp", "identifiers", "traits"}
+    if unknown:
+        raise InvalidEvent(f"unknown field(s): {', '.join(sorted(unknown))}")
+    source = obj.get("source")
+    if not isinstance(source, str):
+        raise InvalidEvent("source must be a string", field="source")
+    raw_ids = obj.get("identifiers")
+    if not isinstance(raw_ids, list):
+        raise InvalidEvent("identifiers must be a list", field="identifiers")
+    identifiers = []
+    for position, item in enumerate(raw_ids):
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("type"), str)
+            and isinstance(item.get("value"), str)
+        ):
+            raise InvalidEvent(
+                f"identifiers[{position}] must be an object with string type and value"
+            )
+        identifiers.append(IdentifierInput(item["type"], item["value"]))
+    event_id = obj.get("eventId")
+    if event_id is not None and not isinstance(event_id, str):
+        raise InvalidEvent("eventId must be a string", field="eventId")
+    timestamp = obj.get("timestamp")
+    parsed: datetime | None = None
+    if timestamp is not None:
+        if not isinstance(timestamp, str):
+            raise InvalidEvent("timestamp must be an ISO 8601 string", field="timestamp")
+        try:
+            parsed = datetime.fromisoformat(timestamp)
+        except ValueError as exc:
+            raise InvalidEvent(f"timestamp is not ISO 8601: {timestamp!r}") from exc
+    traits = obj.get("traits")
+    if traits is not None and not isinstance(traits, dict):
+        raise InvalidEvent("traits must be a JSON object", field="traits")
+    return EventInput(source, identifiers, event_id, parsed, traits)

@@ -1,0 +1,196 @@
+"""Identifier types and their normalisers: real-world mess in, one canonical node key out.
+
+The registry is built from configuration, so users add types without code. A
+value comes out VALID (with its canonical form), BLOCKED (a placeholder that
+must never link anything) or INVALID (dropped, with the reason as a warning).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+import phonenumbers
+
+from graph.config import Config, IdentifierTypeConfig
+from graph.errors import UnknownIdentifierType
+
+
+class IdentifierStatus(Enum):
+    VALID = "VALID"
+    BLOCKED = "BLOCKED"
+    INVALID = "INVALID"
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    type: str
+    raw: str
+    value: str | None
+    status: IdentifierStatus
+    reason: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        assert self.value is not None
+        return (self.type, self.value)
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SEPARATORS = re.compile(r"[\s\-().·/]")
+
+
+def _clean(raw: str) -> str:
+    """NFKC folds full-width digits and letters (１３８, ＡＢＣ) into ASCII."""
+    return unicodedata.normalize("NFKC", raw).strip()
+
+
+def _email(raw: str, _region: str) -> str | None:
+    value = _clean(raw).lower()
+    if value.startswith("mailto:"):
+        value = value[len("mailto:") :]
+    return value if _EMAIL.match(value) else None
+
+
+def _phone(raw: str, region: str) -> str | None:
+    text = _SEPARATORS.sub("", _clean(raw))
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if not re.fullmatch(r"\+?\d{5,17}", text):
+        return None
+    candidates = [text]
+    if not text.startswith("+"):
+        # "86-13800138000" and "8613800138000" carry the country code without a plus.
+        candidates.append("+" + text)
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def _lower(raw: str, _region: str) -> str | None:
+    return _clean(raw).lower() or None
+
+
+def _upper(raw: str, _region: str) -> str | None:
+    return _clean(raw).upper() or None
+
+
+def _trim(raw: str, _region: str) -> str | None:
+    return _clean(raw) or None
+
+
+NORMALISERS: dict[str, Callable[[str, str], str | None]] = {
+    "email": _email,
+    "phone": _phone,
+    "lower": _lower,
+    "upper": _upper,
+    "trim": _trim,
+}
+
+
+def _repeated_character(value: str) -> bool:
+    chars = {c for c in value.lower() if c.isalnum()}
+    return len(chars) == 1 and sum(c.isalnum() for c in value) >= 3
+
+
+class IdentifierType:
+    """One configured type: how to normalise, validate and block its values."""
+
+    def __init__(self, name: str, spec: IdentifierTypeConfig, config: Config) -> None:
+        self.name = name
+        self.spec = spec
+        self._normalise = NORMALISERS[spec.normaliser]
+        self._region = config.phone.default_region
+        self._pattern = re.compile(spec.pattern) if spec.pattern else None
+        self._repeated = config.blocking.repeated_character
+        blocked: set[str] = set()
+        for raw in (*spec.blocked, *config.blocking.placeholders):
+            blocked.add(_clean(raw).lower())
+            canonical = self._normalise(raw, self._region)
+            if canonical is not None:
+                blocked.add(canonical)
+        self._blocked = frozenset(blocked)
+
+    @property
+    def priority(self) -> int:
+        return self.spec.priority
+
+    @property
+    def strong(self) -> bool:
+        return self.spec.strong
+
+    @property
+    def limit(self) -> int | None:
+        return self.spec.limit
+
+    @property
+    def shared_threshold(self) -> int | None:
+        return self.spec.shared_threshold
+
+    @property
+    def hub_threshold(self) -> int | None:
+        return self.spec.hub_threshold
+
+    @property
+    def capacity(self) -> int | None:
+        """How many of this type one person holds, when judging sharing: capacity, else limit."""
+        return self.spec.capacity if self.spec.capacity is not None else self.spec.limit
+
+    def normalise(self, raw: str) -> Normalised:
+        value = self._normalise(raw, self._region)
+        if value is None:
+            cleaned = _clean(raw).lower()
+            if cleaned in self._blocked:
+                return Normalised(self.name, raw, cleaned, IdentifierStatus.BLOCKED, "placeholder")
+            reason = f"not a valid {self.name}"
+            return Normalised(self.name, raw, None, IdentifierStatus.INVALID, reason)
+        if value.lower() in self._blocked or (self._repeated and _repeated_character(value)):
+            return Normalised(self.name, raw, value, IdentifierStatus.BLOCKED, "placeholder")
+        if self._pattern is not None and not self._pattern.fullmatch(value):
+            reason = f"{self.name} does not match {self._pattern.pattern}"
+            return Normalised(self.name, raw, None, IdentifierStatus.INVALID, reason)
+        return Normalised(self.name, raw, value, IdentifierStatus.VALID)
+
+
+class IdentifierRegistry:
+    """All configured identifier types, with a cache for values seen again and again."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.types = {
+            name: IdentifierType(name, spec, config) for name, spec in config.types.items()
+        }
+        self._cached = lru_cache(maxsize=262_144)(self._normalise)
+
+    def get(self, name: str) -> IdentifierType:
+        try:
+            return self.types[name]
+        except KeyError:
+            known = ", ".join(sorted(self.types))
+            raise UnknownIdentifierType(
+                f"unknown identifier type {name!r}; configured types: {known}", type=name
+            ) from None
+
+    def _normalise(self, type_name: str, raw: str) -> Normalised:
+        return self.get(type_name).normalise(raw)
+
+    def normalise(self, type_name: str, raw: str) -> Normalised:
+        if type_name not in self.types:
+            self.get(type_name)
+        return self._cached(type_name, raw)
+
+    def is_blocked(self, key: tuple[str, str]) -> bool:
+        """Blocking is re-derived from config, so a config change reaches stored nodes too."""
+        kind = self.types.get(key[0])
+        if kind is None:
+            return True
+        return kind.normalise(key[1]).status is not IdentifierStatus.VALID

@@ -1,0 +1,142 @@
+"""The one entry point the service and the CLI use: config, registry, store and resolver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from graph.config import Config
+from graph.errors import NotFound
+from graph.events import EventInput, IdentifierInput
+from graph.explain import Explanation, explain_link
+from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
+from graph.models import EdgeObservation, Key, NodeRecord, pair
+from graph.profiles import Profile, build_profile
+from graph.resolver import EventResult, Resolver
+from graph.store.protocol import GraphStore
+
+
+@dataclass
+class Resolution:
+    type: str
+    value: str
+    normalized: str | None
+    status: str  # LINKED | UNKNOWN | BLOCKED | INVALID | SHARED
+    one_id: str | None
+    reason: str | None = None
+
+
+@dataclass
+class GraphNode:
+    key: Key
+    status: str  # LINKED | SHARED | BLOCKED
+    one_id: str | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass
+class CustomerGraph:
+    one_id: str
+    nodes: list[GraphNode]
+    edges: list[EdgeObservation]
+
+
+class IdentityGraph:
+    def __init__(self, config: Config, store: GraphStore) -> None:
+        self.config = config
+        self.registry = IdentifierRegistry(config)
+        self.store = store
+        self.resolver = Resolver(store, self.registry)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- writes ---------------------------------------------------------------------
+    def ingest(self, events: list[EventInput], bulk: bool = False) -> list[EventResult]:
+        return self.resolver.ingest(events, bulk=bulk)
+
+    def remove_identifier(self, identifier: IdentifierInput) -> list[str]:
+        n = self.registry.normalise(identifier.type, identifier.value)
+        if n.value is None:
+            raise NotFound(f"{identifier.type}={identifier.value!r} is not a valid identifier")
+        return self.resolver.remove(n.key)
+
+    def rebuild(self) -> None:
+        self.resolver.rebuild()
+
+    # --- reads ----------------------------------------------------------------------
+    def normalise(self, identifier: IdentifierInput) -> Normalised:
+        return self.registry.normalise(identifier.type, identifier.value)
+
+    def resolve(self, identifiers: list[IdentifierInput]) -> list[Resolution]:
+        normalised = [self.normalise(i) for i in identifiers]
+        nodes = self.store.nodes(n.key for n in normalised if n.value is not None)
+        out = []
+        for n in normalised:
+            node = nodes.get(n.key) if n.value is not None else None
+            if n.status is IdentifierStatus.INVALID:
+                status = "INVALID"
+            elif n.status is IdentifierStatus.BLOCKED:
+                status = "BLOCKED"
+            elif node is None:
+                status = "UNKNOWN"
+            elif node.shared:
+                status = "SHARED"
+            else:
+                status = "LINKED"
+            one_id = node.one_id if node is not None and status == "LINKED" else None
+            out.append(Resolution(n.type, n.raw, n.value, status, one_id, n.reason))
+        return out
+
+    def canonical_one_id(self, one_id: str) -> str | None:
+        return self.store.canonical_one_id(one_id)
+
+    def profile(self, one_id: str) -> Profile | None:
+        canonical = self.store.canonical_one_id(one_id)
+        if canonical is None:
+            return None
+        members = self.store.members([canonical])[canonical]
+        if not members:
+            return None
+        nodes = list(self.store.nodes(members).values())
+        aliases = self.store.aliases(canonical)
+        return build_profile(
+            canonical,
+            nodes,
+            self.store.events_for(members),
+            self.config.traits,
+            aliases,
+            self.store.history([canonical, *aliases]),
+        )
+
+    def profile_by_identifier(self, identifier: IdentifierInput) -> Profile | None:
+        (found,) = self.resolve([identifier])
+        return self.profile(found.one_id) if found.one_id else None
+
+    def customer_graph(self, one_id: str) -> CustomerGraph | None:
+        canonical = self.store.canonical_one_id(one_id)
+        if canonical is None:
+            return None
+        members = self.store.members([canonical])[canonical]
+        if not members:
+            return None
+        adjacency = self.store.neighbours(members)
+        around = {k for others in adjacency.values() for k in others}
+        records: dict[Key, NodeRecord] = self.store.nodes(members | around)
+        shown = set(members) | {k for k in around if not records[k].linkable}
+        nodes = [
+            GraphNode(
+                k,
+                "BLOCKED" if records[k].blocked else "SHARED" if records[k].shared else "LINKED",
+                records[k].one_id,
+                records[k].first_seen,
+                records[k].last_seen,
+            )
+            for k in sorted(shown, key=lambda k: records[k].seq)
+        ]
+        pairs = {pair(a, b) for a in members for b in adjacency[a] if b in shown}
+        return CustomerGraph(canonical, nodes, self.store.observations(sorted(pairs)))
+
+    def explain(self, a: IdentifierInput, b: IdentifierInput) -> Explanation:
+        return explain_link(self.store, self.registry, self.normalise(a), self.normalise(b))

@@ -1,0 +1,97 @@
+"""The records the resolver and the stores exchange.
+
+Identifier nodes are addressed by their key, ``(type, canonical value)``, never
+by a store's internal id, so every store speaks the same language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+Key = tuple[str, str]
+Pair = tuple[Key, Key]
+
+
+def pair(a: Key, b: Key) -> Pair:
+    """The canonical, order-free form of an edge."""
+    return (a, b) if a <= b else (b, a)
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    """One identifier node. ``seq`` is its creation order; ``blocked``/``shared`` stop links."""
+
+    key: Key
+    seq: int
+    first_seen: datetime
+    last_seen: datetime
+    blocked: bool = False
+    shared: bool = False
+    strong_neighbours: int = 0
+    one_id: str | None = None
+
+    @property
+    def linkable(self) -> bool:
+        return not (self.blocked or self.shared)
+
+
+@dataclass(slots=True)
+class CustomerRecord:
+    one_id: str
+    seq: int
+    created_at: datetime
+    merged_into: str | None = None
+    retired: bool = False
+
+
+@dataclass(slots=True)
+class EdgeObservation:
+    """One source's evidence that two identifiers belong together."""
+
+    a: Key
+    b: Key
+    source: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    seq: int
+    event_id: str
+    source: str
+    timestamp: datetime
+    received_at: datetime
+    keys: list[Key]
+    traits: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    """A merge or split of customers, with why it happened and the evidence behind it."""
+
+    kind: str  # "merge" | "split" | "retire"
+    one_id: str
+    others: list[str]
+    at: datetime
+    reason: str
+    event_ids: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ChangeSet:
+    """Everything one ingest or removal writes, applied by a store in one transaction."""
+
+    new_nodes: list[NodeRecord] = field(default_factory=list)
+    node_updates: dict[Key, NodeRecord] = field(default_factory=dict)
+    removed_nodes: list[Key] = field(default_factory=list)
+    observations: list[EdgeObservation] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list)
+    assignments: dict[Key, str | None] = field(default_factory=dict)
+    new_customers: list[CustomerRecord] = field(default_factory=list)
+    customer_updates: list[CustomerRecord] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)

@@ -1,0 +1,81 @@
+"""The store protocol: what the resolver and the API need from any graph store.
+
+Stores persist nodes, evidence, events, OneIDs and history, and answer graph
+questions (a component, a neighbourhood). The rules live in the resolver, in
+Python, once; a store applies a ``ChangeSet`` whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+from graph.models import (
+    ChangeSet,
+    CustomerRecord,
+    EdgeObservation,
+    HistoryEntry,
+    Key,
+    NodeRecord,
+    Pair,
+    StoredEvent,
+)
+
+
+class GraphStore(Protocol):
+    def close(self) -> None: ...
+
+    def healthy(self) -> bool:
+        """True when reads and writes can be served right now."""
+        ...
+
+    # --- reads used by the resolver -------------------------------------------------
+    def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
+        """The stored nodes among ``keys``; unknown keys are absent."""
+        ...
+
+    def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]: ...
+
+    def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]: ...
+
+    def component(
+        self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
+    ) -> tuple[set[Key], set[Pair]]:
+        """Nodes reachable from ``seeds`` through linkable nodes, and the edges among them.
+
+        ``linkable`` overrides the stored flags for nodes whose state is about to
+        change. Non-linkable seeds are returned alone and are not expanded.
+        """
+        ...
+
+    def customers(self, one_ids: Iterable[str]) -> dict[str, CustomerRecord]: ...
+
+    def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]: ...
+
+    def known_events(self, event_ids: Iterable[str]) -> set[str]: ...
+
+    def counters(self) -> tuple[int, int, int]:
+        """The highest node, customer and event sequence numbers handed out so far."""
+        ...
+
+    # --- reads used by the API ------------------------------------------------------
+    def canonical_one_id(self, one_id: str) -> str | None:
+        """The surviving OneID for ``one_id``, following aliases; None if never issued."""
+        ...
+
+    def aliases(self, one_id: str) -> list[str]: ...
+
+    def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]: ...
+
+    def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]: ...
+
+    def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]: ...
+
+    def all_keys(self) -> Iterator[Key]: ...
+
+    def assignments(self) -> Iterator[tuple[Key, str | None]]: ...
+
+    # --- writes ---------------------------------------------------------------------
+    def apply(self, changes: ChangeSet) -> None:
+        """Write ``changes`` atomically and durably: all of it is kept, or none."""
+        ...

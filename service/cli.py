@@ -1,0 +1,221 @@
+"""The ``idgraph`` command: serve, import, export, rebuild, schema."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+from graph.errors import IdgraphError
+from graph.events import EventInput, event_from_json
+from graph.identity_graph import IdentityGraph
+from graph.store.embedded import EmbeddedStore
+from service.settings import Settings, ensure_admin_key
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if args.data_dir is not None:
+        settings.data_dir = Path(args.data_dir)
+    if args.config is not None:
+        settings.config_path = Path(args.config)
+    return settings
+
+
+def open_graph(settings: Settings) -> IdentityGraph:
+    return IdentityGraph(settings.load_config(), EmbeddedStore(settings.data_dir))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings(args)
+    settings.host = args.host or settings.host
+    settings.port = args.port or settings.port
+    key, created = ensure_admin_key(settings)
+    if created:
+        print(
+            f"idgraph: created an admin key, kept in {settings.data_dir / 'admin.key'}:\n"
+            f"  {key}\nSend it as 'Authorization: Bearer <key>'. It is printed only this once.",
+            flush=True,
+        )
+    app = create_app(settings)
+    print(f"idgraph: GraphiQL at http://{settings.host}:{settings.port}/graphql", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0
+
+
+def _read_batches(
+    handle: TextIO, size: int, rejected: list[tuple[int, str, str]]
+) -> Iterator[list[tuple[int, EventInput]]]:
+    batch: list[tuple[int, EventInput]] = []
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            batch.append((number, event_from_json(json.loads(line))))
+        except json.JSONDecodeError as exc:
+            rejected.append((number, "BAD_JSON", str(exc)))
+        except IdgraphError as exc:
+            rejected.append((number, exc.code, exc.message))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    graph = open_graph(_settings(args))
+    rejected: list[tuple[int, str, str]] = []
+    counts = {"ACCEPTED": 0, "DUPLICATE": 0, "REJECTED": 0}
+    warnings = 0
+    started = time.perf_counter()
+    lines = 0
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            for batch in _read_batches(handle, args.batch_size, rejected):
+                results = graph.ingest([event for _, event in batch], bulk=True)
+                for (number, _), result in zip(batch, results, strict=True):
+                    counts[result.status] += 1
+                    warnings += len(result.warnings)
+                    if result.status == "REJECTED":
+                        rejected.append(
+                            (number, result.error_code or "", result.error_message or "")
+                        )
+                lines = batch[-1][0]
+                if not args.quiet:
+                    rate = sum(counts.values()) / max(time.perf_counter() - started, 1e-9)
+                    print(
+                        f"\r{lines} lines read, {counts['ACCEPTED']} accepted, "
+                        f"{rate:,.0f} events/s",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    finally:
+        graph.close()
+    elapsed = time.perf_counter() - started
+    if not args.quiet:
+        print(file=sys.stderr)
+    for number, code, message in sorted(rejected):
+        print(f"line {number}: {code}: {message}", file=sys.stderr)
+    total = counts["ACCEPTED"] + counts["DUPLICATE"]
+    print(
+        f"imported {counts['ACCEPTED']} events ({counts['DUPLICATE']} duplicates skipped, "
+        f"{len(rejected)} lines rejected, {warnings} warnings) in {elapsed:.1f}s "
+        f"({total / max(elapsed, 1e-9):,.0f} events/s)"
+    )
+    return 1 if rejected else 0
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    graph = open_graph(_settings(args))
+    fmt = args.format or ("csv" if str(args.file).endswith(".csv") else "profiles")
+    count = 0
+    try:
+        with open(args.file, "w", encoding="utf-8", newline="") as handle:
+            if fmt == "csv":
+                writer = csv.writer(handle)
+                writer.writerow(["type", "value", "one_id"])
+                for (type_name, value), one_id in graph.store.assignments():
+                    writer.writerow([type_name, value, one_id or ""])
+                    count += 1
+            else:
+                seen: set[str] = set()
+                for _, one_id in graph.store.assignments():
+                    if one_id is None or one_id in seen:
+                        continue
+                    seen.add(one_id)
+                    profile = graph.profile(one_id)
+                    if profile is not None:
+                        handle.write(
+                            json.dumps(asdict(profile), ensure_ascii=False, default=_jsonable)
+                            + "\n"
+                        )
+                        count += 1
+    finally:
+        graph.close()
+    print(f"exported {count} {'rows' if fmt == 'csv' else 'profiles'} to {args.file}")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    graph = open_graph(_settings(args))
+    try:
+        started = time.perf_counter()
+        graph.rebuild()
+        print(f"rebuilt the partition in {time.perf_counter() - started:.1f}s")
+    finally:
+        graph.close()
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from service.schema import sdl
+
+    sys.stdout.write(sdl())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", help="where the embedded store keeps its data (default: data)"
+    )
+    common.add_argument("--config", help="a TOML file merged over the shipped defaults")
+    top = argparse.ArgumentParser(prog="idgraph", description="Customer identity graph service.")
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", parents=[common], help="run the GraphQL service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=cmd_serve)
+    imp = sub.add_parser("import", parents=[common], help="bulk-load identity events from NDJSON")
+    imp.add_argument("file")
+    imp.add_argument("--batch-size", type=int, default=5000)
+    imp.add_argument("--quiet", action="store_true", help="no progress line")
+    imp.set_defaults(run=cmd_import)
+    exp = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write the identifier-to-OneID mapping (.csv) or profiles (NDJSON)",
+    )
+    exp.add_argument("file")
+    exp.add_argument("--format", choices=["csv", "profiles"])
+    exp.set_defaults(run=cmd_export)
+    rebuild = sub.add_parser(
+        "rebuild", parents=[common], help="recompute every customer, e.g. after a config change"
+    )
+    rebuild.set_defaults(run=cmd_rebuild)
+    schema = sub.add_parser("schema", parents=[common], help="print the GraphQL SDL")
+    schema.set_defaults(run=cmd_schema)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except IdgraphError as exc:
+        print(f"idgraph: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

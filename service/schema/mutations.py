@@ -1,0 +1,48 @@
+"""Write operations: ingest identity events, remove an identifier."""
+
+from __future__ import annotations
+
+import strawberry
+from starlette.concurrency import run_in_threadpool
+
+from graph.identity_graph import IdentityGraph as Core
+from service.schema.types import (
+    EventResult,
+    IdentifierInput,
+    IdentifierRef,
+    IdentityEventInput,
+    IngestResult,
+    RemoveIdentifierResult,
+)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Apply identity events; each is applied whole or rejected whole."
+    )
+    async def ingest_events(
+        self, info: strawberry.Info, events: list[IdentityEventInput]
+    ) -> IngestResult:
+        graph: Core = info.context["graph"]
+        results = await run_in_threadpool(graph.ingest, [e.to_core() for e in events])
+        return IngestResult(
+            accepted=sum(r.status == "ACCEPTED" for r in results),
+            rejected=sum(r.status == "REJECTED" for r in results),
+            duplicates=sum(r.status == "DUPLICATE" for r in results),
+            results=[EventResult.of(r) for r in results],
+        )
+
+    @strawberry.mutation(
+        description="Delete an identifier and its evidence; its customer splits if it must."
+    )
+    async def remove_identifier(
+        self, info: strawberry.Info, identifier: IdentifierInput
+    ) -> RemoveIdentifierResult:
+        graph: Core = info.context["graph"]
+        one_ids = await run_in_threadpool(graph.remove_identifier, identifier.to_core())
+        normalised = graph.normalise(identifier.to_core())
+        return RemoveIdentifierResult(
+            removed=IdentifierRef(type=normalised.type, value=normalised.value or ""),
+            one_ids=[strawberry.ID(o) for o in one_ids],
+        )

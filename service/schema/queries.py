@@ -1,0 +1,63 @@
+"""Read operations: who is this identifier, the unified profile, the graph, explanations."""
+
+from __future__ import annotations
+
+import strawberry
+from starlette.concurrency import run_in_threadpool
+
+from graph.identity_graph import IdentityGraph as Core
+from service.schema.types import (
+    IdentifierInput,
+    IdentifierResolution,
+    IdentityGraph,
+    LinkExplanation,
+    Profile,
+)
+
+
+def _graph(info: strawberry.Info) -> Core:
+    graph: Core = info.context["graph"]
+    return graph
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Resolve identifiers to OneIDs, in input order.")
+    async def resolve_identifiers(
+        self, info: strawberry.Info, identifiers: list[IdentifierInput]
+    ) -> list[IdentifierResolution]:
+        graph = _graph(info)
+        found = await run_in_threadpool(graph.resolve, [i.to_core() for i in identifiers])
+        return [IdentifierResolution.of(r) for r in found]
+
+    @strawberry.field(description="A customer's profile; an alias OneID gives the survivor's.")
+    async def profile(self, info: strawberry.Info, one_id: strawberry.ID) -> Profile | None:
+        found: Profile | None = await info.context["loaders"].profiles.load(str(one_id))
+        return found
+
+    @strawberry.field(description="The profile of whoever holds this identifier, or null.")
+    async def profile_by_identifier(
+        self, info: strawberry.Info, type: str, value: str
+    ) -> Profile | None:
+        graph = _graph(info)
+        (found,) = await run_in_threadpool(
+            graph.resolve, [IdentifierInput(type=type, value=value).to_core()]
+        )
+        if found.one_id is None:
+            return None
+        profile: Profile | None = await info.context["loaders"].profiles.load(found.one_id)
+        return profile
+
+    @strawberry.field(description="A customer's identifier nodes and evidence edges.")
+    async def identity_graph(
+        self, info: strawberry.Info, one_id: strawberry.ID
+    ) -> IdentityGraph | None:
+        found = await run_in_threadpool(_graph(info).customer_graph, str(one_id))
+        return IdentityGraph.of(found) if found is not None else None
+
+    @strawberry.field(description="The evidence path joining two identifiers, or why none does.")
+    async def explain_link(
+        self, info: strawberry.Info, a: IdentifierInput, b: IdentifierInput
+    ) -> LinkExplanation:
+        found = await run_in_threadpool(_graph(info).explain, a.to_core(), b.to_core())
+        return LinkExplanation.of(found)

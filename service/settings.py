@@ -1,0 +1,45 @@
+"""Service settings: command-line flags over ``IDGRAPH_*`` environment variables over defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graph.config import Config, load_config
+
+KEY_FILE = "admin.key"
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("IDGRAPH_DATA_DIR", "data")))
+    config_path: Path | None = field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("IDGRAPH_CONFIG")) else None
+    )
+    admin_key: str | None = field(default_factory=lambda: os.environ.get("IDGRAPH_ADMIN_KEY"))
+    host: str = field(default_factory=lambda: os.environ.get("IDGRAPH_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("IDGRAPH_PORT", "8000")))
+
+    def load_config(self) -> Config:
+        return load_config(self.config_path)
+
+
+def ensure_admin_key(settings: Settings) -> tuple[str, bool]:
+    """The bootstrap admin key: from the environment, else kept in the data dir.
+
+    Returns the key and whether it was just created, so the caller prints a
+    new key exactly once and never again.
+    """
+    if settings.admin_key:
+        return settings.admin_key, False
+    path = settings.data_dir / KEY_FILE
+    if path.exists():
+        return path.read_text("utf-8").strip(), False
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key, True

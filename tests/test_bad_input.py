@@ -1,0 +1,160 @@
+"""Bad input gets a typed error and leaves stored data exactly as it was."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from service.settings import Settings
+from tests.conftest import INGEST, KEY, Api, event
+
+
+def snapshot(api: Api) -> Any:
+    """Everything a client can see about the stored graph."""
+    return api("""{ resolveIdentifiers(identifiers: [
+        {type: "phone", value: "13800138000"}, {type: "email", value: "a@example.com"},
+        {type: "cookie_id", value: "ck-123456"}, {type: "email", value: "b@example.com"}])
+        { status oneId } }""")
+
+
+def seeded(api: Api) -> Any:
+    api.ingest(event("seed", "crm", ("phone", "13800138000"), ("email", "a@example.com")))
+    return snapshot(api)
+
+
+def test_unknown_identifier_type_rejects_only_that_event(api: Api) -> None:
+    before = seeded(api)
+    result = api.ingest(
+        event("bad", "web", ("cookie_id", "ck-123456"), ("fax", "123")),
+        event("good", "web", ("email", "b@example.com")),
+    )
+    bad, good = result["results"]
+    assert bad["status"] == "REJECTED" and bad["errorCode"] == "UNKNOWN_IDENTIFIER_TYPE"
+    assert "fax" in bad["errorMessage"] and bad["oneId"] is None
+    assert good["status"] == "ACCEPTED"
+    after = snapshot(api)["resolveIdentifiers"]
+    assert after[2]["status"] == "UNKNOWN"  # nothing of the rejected event was written
+    assert after[:2] == before["resolveIdentifiers"][:2]
+
+
+def test_unknown_type_in_a_query_is_a_typed_error(api: Api) -> None:
+    errors = api.errors(
+        '{ resolveIdentifiers(identifiers: [{type: "fax", value: "1"}]) { status } }'
+    )
+    assert errors[0]["extensions"]["code"] == "UNKNOWN_IDENTIFIER_TYPE"
+
+
+def test_event_without_valid_identifiers_is_rejected(api: Api) -> None:
+    before = seeded(api)
+    result = api.ingest(
+        event("x", "web", ("phone", "12"), ("email", "nope")),
+        event("y", "web"),
+        event("z", " ", ("email", "b@example.com")),
+    )
+    assert [r["errorCode"] for r in result["results"]] == ["INVALID_EVENT"] * 3
+    assert snapshot(api) == before
+
+
+def test_traits_must_be_an_object(api: Api) -> None:
+    before = seeded(api)
+    bad = event("t", "web", ("email", "b@example.com"))
+    bad["traits"] = ["not", "an", "object"]
+    result = api.ingest(bad)
+    assert result["results"][0]["errorCode"] == "INVALID_EVENT"
+    assert snapshot(api) == before
+
+
+def test_oversize_batch_is_refused_whole(make_api: Any) -> None:
+    api: Api = make_api("[ingest]\nmax_batch_size = 3\n")
+    before = seeded(api)
+    events = [event(f"e{i}", "web", ("cookie_id", f"ck-{i:06d}")) for i in range(4)]
+    body = api.post(INGEST, {"events": events}).json()
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BATCH_TOO_LARGE"
+    assert body["errors"][0]["extensions"]["details"] == {"limit": 3, "size": 4}
+    assert snapshot(api) == before
+
+
+def test_default_batch_limit_is_1000(api: Api) -> None:
+    events = [event(f"e{i}", "web", ("cookie_id", f"ck-{i:06d}")) for i in range(1001)]
+    body = api.post(INGEST, {"events": events}).json()
+    assert body["errors"][0]["extensions"]["code"] == "BATCH_TOO_LARGE"
+
+
+def test_bad_json_body(api: Api) -> None:
+    before = seeded(api)
+    response = api.client.post(
+        "/graphql",
+        content=b'{"query": "mutation {',
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_JSON"
+    assert snapshot(api) == before
+
+
+def test_bad_graphql_and_bad_variables(api: Api) -> None:
+    before = seeded(api)
+    parse = api.post("mutation { ingestEvents(", None).json()
+    assert parse["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    wrong = api.post(INGEST, {"events": [{"source": "web"}]}).json()
+    assert wrong["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    bad_time = event("t", "web", ("email", "b@example.com"), timestamp="yesterday")
+    assert (
+        api.post(INGEST, {"events": [bad_time]}).json()["errors"][0]["extensions"]["code"]
+        == "BAD_USER_INPUT"
+    )
+    assert snapshot(api) == before
+
+
+def test_missing_or_wrong_key_is_401(api: Api) -> None:
+    before = seeded(api)
+    e = [event("k", "web", ("email", "b@example.com"))]
+    for key in (None, "wrong-key"):
+        response = api.post(INGEST, {"events": e}, key=key)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    basic = api.client.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"Authorization": f"Basic {KEY}"}
+    )
+    assert basic.status_code == 401
+    assert snapshot(api) == before
+
+
+def test_healthz_needs_no_key(api: Api) -> None:
+    response = api.client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_mutation_over_get_is_refused(api: Api) -> None:
+    response = api.client.get(
+        "/graphql",
+        params={"query": "mutation { ingestEvents(events: []) { accepted } }"},
+        headers={"Authorization": f"Bearer {KEY}", "Accept": "application/json"},
+    )
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+
+
+def test_graphql_response_media_type(api: Api) -> None:
+    ok = api.post("{ __typename }", None, Accept="application/graphql-response+json")
+    assert ok.status_code == 200
+    assert ok.headers["content-type"] == "application/graphql-response+json; charset=utf-8"
+    bad = api.post("{ nope }", None, Accept="application/graphql-response+json")
+    assert bad.status_code == 400 and "data" not in bad.json()
+    legacy = api.post("{ nope }", None, Accept="application/json")
+    assert legacy.status_code == 200 and legacy.headers["content-type"].startswith(
+        "application/json"
+    )
+    assert api.post("{ __typename }", None, Accept="text/csv").status_code == 406
+
+
+def test_admin_key_is_made_once_and_kept(tmp_path: Any) -> None:
+    from service.settings import ensure_admin_key
+
+    settings = Settings(data_dir=tmp_path / "d", config_path=None, admin_key=None)
+    key, created = ensure_admin_key(settings)
+    again, created_again = ensure_admin_key(settings)
+    assert created and not created_again and key == again and len(key) >= 32
+    assert oct((tmp_path / "d" / "admin.key").stat().st_mode & 0o777) == "0o600"
+    assert json.dumps(key)

@@ -1,0 +1,148 @@
+"""The idgraph command: import, export, rebuild, schema."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+from service.schema import sdl
+from tests.server import IDGRAPH
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def idgraph(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([IDGRAPH, *args], capture_output=True, text=True, timeout=120)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_ndjson(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def test_schema_command_matches_the_committed_sdl() -> None:
+    result = idgraph("schema")
+    assert result.returncode == 0
+    assert result.stdout == sdl()
+    assert (ROOT / "schema.graphql").read_text("utf-8") == result.stdout, (
+        "schema.graphql is stale: run `idgraph schema > schema.graphql`"
+    )
+
+
+def test_import_reports_rejected_lines_and_export_writes_both_formats(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    good = {
+        "eventId": "e1",
+        "source": "crm",
+        "timestamp": "2026-03-01T08:00:00Z",
+        "identifiers": [
+            {"type": "phone", "value": "+86 138 0013 8000"},
+            {"type": "email", "value": "A@Example.com"},
+        ],
+        "traits": {"name": "王芳"},
+    }
+    second = {
+        "eventId": "e2",
+        "source": "web",
+        "identifiers": [
+            {"type": "cookie_id", "value": "ck-900000"},
+            {"type": "email", "value": "a@example.com"},
+        ],
+    }
+    source = write_ndjson(
+        tmp_path / "events.ndjson",
+        [
+            json.dumps(good, ensure_ascii=False),
+            "{not json",
+            json.dumps({"source": "web", "identifiers": [{"type": "fax", "value": "1"}]}),
+            "",
+            json.dumps(second),
+            json.dumps(good, ensure_ascii=False),
+            json.dumps({"source": "web", "identifiers": "nope"}),
+        ],
+    )
+    result = idgraph("import", str(source), "--data-dir", str(data), "--quiet")
+    assert result.returncode == 1, result.stderr
+    assert "line 2: BAD_JSON" in result.stderr
+    assert "line 3: UNKNOWN_IDENTIFIER_TYPE" in result.stderr
+    assert "line 7: INVALID_EVENT" in result.stderr
+    assert "imported 2 events (1 duplicates skipped, 3 lines rejected" in result.stdout
+
+    mapping = tmp_path / "map.csv"
+    assert idgraph("export", str(mapping), "--data-dir", str(data)).returncode == 0
+    rows = read_csv(mapping)
+    assert {(r["type"], r["value"]) for r in rows} == {
+        ("phone", "+8613800138000"),
+        ("email", "a@example.com"),
+        ("cookie_id", "ck-900000"),
+    }
+    assert len({r["one_id"] for r in rows}) == 1
+
+    profiles = tmp_path / "profiles.ndjson"
+    assert idgraph("export", str(profiles), "--data-dir", str(data)).returncode == 0
+    (line,) = profiles.read_text("utf-8").splitlines()
+    profile = json.loads(line)
+    assert profile["one_id"] == rows[0]["one_id"]
+    assert profile["event_count"] == 2
+    assert [t["value"] for t in profile["traits"]] == ["王芳"]
+
+
+def test_rebuild_after_a_config_change_applies_new_rules(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    source = write_ndjson(
+        tmp_path / "events.ndjson",
+        [
+            json.dumps(
+                {
+                    "eventId": "a",
+                    "source": "web",
+                    "identifiers": [
+                        {"type": "cookie_id", "value": "ck-300000"},
+                        {"type": "email", "value": "x@corp.com"},
+                    ],
+                }
+            ),
+            json.dumps(
+                {
+                    "eventId": "b",
+                    "source": "web",
+                    "identifiers": [
+                        {"type": "cookie_id", "value": "ck-300000"},
+                        {"type": "phone", "value": "13800138000"},
+                    ],
+                }
+            ),
+        ],
+    )
+    assert idgraph("import", str(source), "--data-dir", str(data), "--quiet").returncode == 0
+    mapping = tmp_path / "before.csv"
+    idgraph("export", str(mapping), "--data-dir", str(data))
+    assert len({r["one_id"] for r in read_csv(mapping)}) == 1
+    config = tmp_path / "idgraph.toml"
+    config.write_text(
+        '[types.email]\nnormaliser = "email"\nstrong = true\nblocked = ["x@corp.com"]\n', "utf-8"
+    )
+    result = idgraph("rebuild", "--data-dir", str(data), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    after = tmp_path / "after.csv"
+    idgraph("export", str(after), "--data-dir", str(data), "--config", str(config))
+    rows = {r["type"]: r["one_id"] for r in read_csv(after)}
+    assert rows["email"] == "" and rows["cookie_id"] == rows["phone"] != ""
+
+
+def test_bad_config_fails_at_start_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[types.phone]\nnormaliser = "phone"\nlimit = 0\n', "utf-8")
+    result = idgraph("rebuild", "--data-dir", str(tmp_path / "d"), "--config", str(config))
+    assert result.returncode == 2
+    assert "CONFIG_ERROR" in result.stderr and "types.phone.limit" in result.stderr
+    config.write_text('[types.phone]\nnormaliser = "soundex"\n', "utf-8")
+    result = idgraph("rebuild", "--data-dir", str(tmp_path / "d"), "--config", str(config))
+    assert "types.phone.normaliser" in result.stderr

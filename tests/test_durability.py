@@ -1,0 +1,93 @@
+"""What a mutation returned survives restarts and kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from tests.conftest import INGEST, RESOLVE, Api, event, make_settings
+from tests.server import running_server
+
+
+def post(url: str, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_restart_keeps_everything(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    with TestClient(create_app(settings)) as client:
+        api = Api(client)
+        api.ingest(
+            event("a", "web", ("cookie_id", "ck-100000"), ("email", "a@example.com"), name="A"),
+            event("b", "app", ("device_id", "dev-100000"), ("phone", "13800138000")),
+        )
+        young = api.one_id("phone", "13800138000")
+        api.ingest(event("c", "crm", ("email", "a@example.com"), ("phone", "13800138000")))
+        one = api.one_id("email", "a@example.com")
+        before = api(
+            "query P($id: ID!) { profile(oneId: $id) { oneId aliases eventCount "
+            "identifiers { type } traits { name value } history { kind others } } }",
+            {"id": young},
+        )
+    with TestClient(create_app(settings)) as client:
+        api = Api(client)
+        after = api(
+            "query P($id: ID!) { profile(oneId: $id) { oneId aliases eventCount "
+            "identifiers { type } traits { name value } history { kind others } } }",
+            {"id": young},
+        )
+        assert after == before and after["profile"]["oneId"] == one
+        assert api.ingest(event("c", "crm", ("email", "a@example.com")))["duplicates"] == 1
+        api.ingest(event("d", "web", ("cookie_id", "ck-100000"), ("member_id", "M9")))
+        assert api.one_id("member_id", "M9") == one
+
+
+def test_kill_9_loses_nothing_that_was_acknowledged(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    acknowledged: list[str] = []
+    with running_server(data, key="k") as (url, process):
+        for batch in range(5):
+            events = [
+                event(
+                    f"e{batch}-{i}",
+                    "web",
+                    ("cookie_id", f"ck-{batch}{i:05d}"),
+                    ("phone", f"1380013{batch}{i:03d}"),
+                )
+                for i in range(200)
+            ]
+            body = post(url, "k", INGEST, {"events": events})
+            assert body["data"]["ingestEvents"]["accepted"] == 200
+            acknowledged += [e["identifiers"][0]["value"] for e in events]
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    with running_server(data, key="k") as (url, _):
+        ids = [{"type": "cookie_id", "value": v} for v in acknowledged]
+        found = post(url, "k", RESOLVE, {"ids": ids})["data"]["resolveIdentifiers"]
+        assert [f["status"] for f in found] == ["LINKED"] * len(acknowledged)
+
+
+def test_serve_without_a_key_makes_one_and_prints_it_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with running_server(data, key=None) as (url, process):
+        key = (data / "admin.key").read_text().strip()
+        assert post(url, key, "{ __typename }")["data"] == {"__typename": "Query"}
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+        assert key in output
+    with running_server(data, key=None) as (url, process):
+        process.terminate()
+        assert key not in process.communicate(timeout=10)[0]

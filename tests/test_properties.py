@@ -1,0 +1,79 @@
+"""Resolution is a function of the evidence: any order, any batching, or a rebuild agree."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graph.config import load_config
+from graph.events import EventInput, IdentifierInput
+from graph.identity_graph import IdentityGraph
+from graph.store.embedded import EmbeddedStore
+
+UNIVERSE = [
+    *[("phone", f"1380013800{i}") for i in range(4)],
+    ("phone", "13800000000"),
+    *[("email", f"user{i}@example.com") for i in range(4)],
+    *[("device_id", f"device-{i:04d}") for i in range(4)],
+    *[("cookie_id", f"cookie-{i:04d}") for i in range(4)],
+    *[("crm_id", f"CRM{i}") for i in range(3)],
+    *[("member_id", f"M{i}") for i in range(2)],
+    *[("wechat_unionid", f"oUnion{i:04d}") for i in range(2)],
+]
+
+identifier = st.sampled_from(UNIVERSE)
+events_strategy = st.lists(
+    st.tuples(st.sampled_from(["web", "app"]), st.lists(identifier, min_size=1, max_size=4)),
+    min_size=1,
+    max_size=25,
+)
+
+Partition = frozenset[frozenset[tuple[str, str]]]
+
+
+def to_events(raw: list[tuple[str, list[tuple[str, str]]]]) -> list[EventInput]:
+    return [
+        EventInput(source, [IdentifierInput(t, v) for t, v in ids], event_id=f"e{n}")
+        for n, (source, ids) in enumerate(raw)
+    ]
+
+
+def partition(graph: IdentityGraph) -> tuple[Partition, frozenset[tuple[str, str]]]:
+    groups: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    loose: set[tuple[str, str]] = set()
+    for key, one_id in graph.store.assignments():
+        if one_id is None:
+            loose.add(key)
+        else:
+            groups[one_id].add(key)
+    return frozenset(frozenset(g) for g in groups.values()), frozenset(loose)
+
+
+def resolve(events: list[EventInput], batch_sizes: list[int], rebuild: bool = False) -> object:
+    with tempfile.TemporaryDirectory() as data_dir:
+        graph = IdentityGraph(load_config(), EmbeddedStore(data_dir))
+        start, sizes = 0, iter(batch_sizes)
+        while start < len(events):
+            size = next(sizes, 1)
+            graph.ingest(events[start : start + size])
+            start += size
+        if rebuild:
+            graph.rebuild()
+        result = partition(graph)
+        graph.close()
+        return result
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=events_strategy, data=st.data())
+def test_incremental_equals_rebuild_in_any_order(raw: list, data: st.DataObject) -> None:
+    events = to_events(raw)
+    shuffled = data.draw(st.permutations(events))
+    sizes = data.draw(st.lists(st.integers(1, 5), max_size=25))
+    all_at_once = resolve(events, [len(events)])
+    assert resolve(events, [1] * len(events)) == all_at_once
+    assert resolve(shuffled, sizes) == all_at_once
+    assert resolve(shuffled, [1] * len(events), rebuild=True) == all_at_once
