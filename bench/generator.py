@@ -27,6 +27,12 @@ START = datetime(2025, 1, 1, tzinfo=UTC)
 CITIES = ["上海", "北京", "广州", "深圳", "杭州", "成都", "南京", "武汉"]
 SURNAMES = "王李张刘陈杨黄赵吴周"
 GIVEN = "芳伟娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
+MOBILE_PREFIXES = (
+    [f"13{d}" for d in range(10)]
+    + [f"15{d}" for d in "012356789"]
+    + [f"18{d}" for d in range(10)]
+    + ["166", "173", "175", "176", "177", "178", "198", "199"]
+)
 PLACEHOLDERS: list[tuple[str, str]] = [
     ("phone", "13800000000"),
     ("phone", "00000000000"),

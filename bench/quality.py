@@ -35,6 +35,7 @@ def resolve_with_idgraph(events: list[dict], config_path: str | None) -> dict[Ke
         graph = IdentityGraph(load_config(config_path), EmbeddedStore(data_dir))
         for start in range(0, len(events), 5000):
             graph.ingest([event_from_json(e) for e in events[start : start + 5000]], bulk=True)
+        graph.resolve_pending()
         found = {key: one_id for key, one_id in graph.store.assignments() if one_id}
         graph.close()
     return found

@@ -48,6 +48,8 @@ class IdentityGraph:
         self.registry = IdentifierRegistry(config)
         self.store = store
         self.resolver = Resolver(store, self.registry)
+        # Finish a bulk import that stopped before it resolved what it loaded.
+        self.resolver.resolve_pending()
 
     def close(self) -> None:
         self.store.close()
@@ -55,6 +57,9 @@ class IdentityGraph:
     # --- writes ---------------------------------------------------------------------
     def ingest(self, events: list[EventInput], bulk: bool = False) -> list[EventResult]:
         return self.resolver.ingest(events, bulk=bulk)
+
+    def resolve_pending(self) -> int:
+        return self.resolver.resolve_pending()
 
     def remove_identifier(self, identifier: IdentifierInput) -> list[str]:
         n = self.registry.normalise(identifier.type, identifier.value)

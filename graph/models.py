@@ -36,6 +36,18 @@ class NodeRecord:
     def linkable(self) -> bool:
         return not (self.blocked or self.shared)
 
+    def copy(self) -> NodeRecord:
+        return NodeRecord(
+            self.key,
+            self.seq,
+            self.first_seen,
+            self.last_seen,
+            self.blocked,
+            self.shared,
+            self.strong_neighbours,
+            self.one_id,
+        )
+
 
 @dataclass(slots=True)
 class CustomerRecord:
@@ -95,3 +107,5 @@ class ChangeSet:
     new_customers: list[CustomerRecord] = field(default_factory=list)
     customer_updates: list[CustomerRecord] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
+    dirty: set[Key] = field(default_factory=set)  # evidence changed, resolution deferred
+    resolved: set[Key] = field(default_factory=set)  # deferred resolution done

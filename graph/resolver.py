@@ -74,6 +74,12 @@ class _Batch:
         self.new_edges: dict[Key, set[Key]] = {}
         self._records: dict[Key, NodeRecord] = {}
         self.capacity = capacities(registry)
+        self.strong_types = {name for name, kind in registry.types.items() if kind.strong}
+        self.hub_thresholds = {
+            name: kind.hub_threshold
+            for name, kind in registry.types.items()
+            if kind.hub_threshold is not None
+        }
         node_seq, customer_seq, event_seq = store.counters()
         self.node_seq = itertools.count(node_seq + 1)
         self.customer_seq = itertools.count(customer_seq + 1)
@@ -82,7 +88,8 @@ class _Batch:
     def load(self, keys: Iterable[Key]) -> None:
         """Bring stored nodes into the batch, so changes to them are written back."""
         wanted = [k for k in keys if k not in self.pending]
-        for key, node in self.store.nodes(wanted).items():
+        for key, stored in self.store.nodes(wanted).items():
+            node = stored.copy()
             self.pending[key] = node
             self.was_linkable[key] = node.linkable
             self.was_anchor0[key] = self.anchor0(key)
@@ -133,14 +140,13 @@ class _Batch:
 
     def anchor0(self, key: Key) -> bool:
         """Strong, not blocked, not a hub: may form anchor groups."""
+        if key[0] not in self.strong_types or key in self.removed:
+            return False
         node = self.record(key)
-        return (
-            node is not None
-            and key not in self.removed
-            and is_strong(self.registry, key)
-            and not node.blocked
-            and not is_hub(self.registry, key, node.strong_neighbours)
-        )
+        if node is None or node.blocked:
+            return False
+        hub = self.hub_thresholds.get(key[0])
+        return hub is None or node.strong_neighbours <= hub
 
     def _anchor0_except(self, excluded: Key) -> Callable[[Key], bool]:
         return lambda key: key != excluded and self.anchor0(key)
@@ -151,13 +157,17 @@ class _Batch:
         return node is not None and not node.shared and self.anchor0(key)
 
     def _judge(self, key: Key, groups: int | None) -> None:
-        node = self.pending[key]
-        if node.blocked:
-            node.shared = False
-        elif is_hub(self.registry, key, node.strong_neighbours):
-            node.shared = True
-        else:
-            node.shared = groups is not None and joins_too_many(self.registry, key, groups)
+        """Set a node's shared flag, taking it into the batch only if the flag changes."""
+        node = self.record(key)
+        if node is None:
+            return
+        shared = not node.blocked and (
+            is_hub(self.registry, key, node.strong_neighbours)
+            or (groups is not None and joins_too_many(self.registry, key, groups))
+        )
+        if shared != node.shared:
+            self.load([key])
+            self.pending[key].shared = shared
 
     def refresh_flags(self) -> None:
         """Re-judge every identifier whose shared status this batch may have changed.
@@ -176,7 +186,6 @@ class _Batch:
         touched = {level0.group[k] for k in seeds if k in level0.group}
         members = [k for k, g in level0.group.items() if g in touched]
         strong = (set(members) | seeds) - self.removed
-        self.load(strong)
         around = self.neighbours(strong)
         for key in strong:
             groups = None
@@ -189,7 +198,6 @@ class _Batch:
         for others in self.neighbours(members).values():
             weak |= {o for o in others if not is_strong(registry, o)}
         weak -= self.removed
-        self.load(weak)
         around = self.neighbours(weak)
         level1 = AnchorGroups(self.neighbours, self.anchor)
         for key in weak:
@@ -218,7 +226,15 @@ class Resolver:
     def ingest(
         self, events: list[EventInput], now: datetime | None = None, bulk: bool = False
     ) -> list[EventResult]:
-        """Apply a batch; ``bulk`` (the import command) lifts the API's batch-size cap."""
+        """Apply a batch: its evidence and the customers it changes, in one transaction.
+
+        ``bulk`` (the import command) lifts the API's batch-size cap and defers
+        resolution: the evidence is written with its nodes marked dirty, and
+        ``resolve_pending`` resolves them all in one pass at the end. The result
+        is the same partition (it is a function of the evidence); the work is
+        done once per region instead of once per batch. A crash in between
+        leaves dirty nodes that the next start resolves.
+        """
         limit = self.registry.config.ingest.max_batch_size
         if not bulk and len(events) > limit:
             raise BatchTooLarge(
@@ -258,8 +274,14 @@ class Resolver:
             batch = _Batch(self.store, self.registry, now)
             if fresh:
                 self._stage_events(batch, fresh)
-                self._resolve(batch, reason="ingest", event_ids=[c.event_id for c in fresh])
+                if bulk:
+                    batch.changes.dirty = set(batch.pending)
+                else:
+                    batch.refresh_flags()
+                    self._resolve(batch, reason="ingest", event_ids=[c.event_id for c in fresh])
                 self.store.apply(batch.changes)
+            if bulk:
+                return results
             for c in clean:
                 results[c.index].one_id = self._one_id_of(c.keys, batch)
                 if results[c.index].one_id is None:
@@ -308,7 +330,21 @@ class Resolver:
                     seen.count += 1
         batch.changes.observations = list(observed.values())
         batch.add_edges({p for p, _ in observed})
-        batch.refresh_flags()
+
+    def resolve_pending(self, now: datetime | None = None) -> int:
+        """Resolve every node left dirty by bulk ingest; returns how many there were."""
+        now = now or datetime.now(UTC)
+        with self._write:
+            dirty = self.store.dirty_keys()
+            if not dirty:
+                return 0
+            batch = _Batch(self.store, self.registry, now)
+            batch.load(dirty)
+            batch.refresh_flags()
+            self._resolve(batch, reason="import", event_ids=[])
+            batch.changes.resolved = set(dirty)
+            self.store.apply(batch.changes)
+            return len(dirty)
 
     # --- removal --------------------------------------------------------------------
     def remove(self, key: Key, now: datetime | None = None) -> list[str]:
@@ -349,6 +385,7 @@ class Resolver:
                 node.strong_neighbours = sum(1 for o in adjacency[key] if batch.strong(o))
             batch.refresh_flags()
             self._resolve(batch, reason="rebuild", event_ids=[])
+            batch.changes.resolved = set(self.store.dirty_keys())
             self.store.apply(batch.changes)
 
     # --- the shared core ------------------------------------------------------------

@@ -86,8 +86,11 @@ class AnchorGroups:
         """
         inside = [n for n in nodes if self._member(n)]
         self.label(inside)
+        names = {self.group[n] for n in inside}
+        if len(names) < 2:
+            return len(names)
         packed: list[Counter[str]] = []
-        for name in sorted({self.group[n] for n in inside}):
+        for name in sorted(names):
             kinds = self.types[name]
             for customer in packed:
                 if all(

@@ -101,6 +101,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
+        if not args.quiet:
+            print("\nresolving customers...", end="", file=sys.stderr, flush=True)
+        graph.resolve_pending()
     finally:
         graph.close()
     elapsed = time.perf_counter() - started

@@ -62,12 +62,6 @@ def test_nodes_edges_and_neighbours(store: GraphStore) -> None:
     assert store.healthy()
 
 
-def test_nodes_returns_copies(store: GraphStore) -> None:
-    seed(store)
-    store.nodes([A])[A].one_id = "tampered"
-    assert store.nodes([A])[A].one_id == "one"
-
-
 def test_component_stops_at_unlinkable_nodes_and_honours_overrides(store: GraphStore) -> None:
     seed(store)
     nodes, edges = store.component([A], {})

@@ -86,6 +86,9 @@ CREATE TABLE IF NOT EXISTS history (
     event_ids TEXT NOT NULL,
     evidence TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dirty (
+    identifier INTEGER PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS history_index (
     one_id TEXT NOT NULL,
     history INTEGER NOT NULL,
@@ -100,19 +103,6 @@ def _ts(value: datetime) -> str:
 
 def _dt(value: str) -> datetime:
     return datetime.fromisoformat(value)
-
-
-def _copy(node: NodeRecord) -> NodeRecord:
-    return NodeRecord(
-        node.key,
-        node.seq,
-        node.first_seen,
-        node.last_seen,
-        node.blocked,
-        node.shared,
-        node.strong_neighbours,
-        node.one_id,
-    )
 
 
 class EmbeddedStore:
@@ -159,6 +149,9 @@ class EmbeddedStore:
                 one_id, seq, _dt(created_at), merged_into, bool(retired)
             )
         self._event_ids: set[str] = {r[0] for r in self._db.execute("SELECT event_id FROM events")}
+        self._dirty: set[Key] = {
+            self._by_seq[r[0]] for r in self._db.execute("SELECT identifier FROM dirty")
+        }
         self._max_node = max(self._by_seq, default=0)
         self._max_customer = max((c.seq for c in self._customers.values()), default=0)
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
@@ -179,12 +172,8 @@ class EmbeddedStore:
     # --- resolver reads -------------------------------------------------------------
     def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
         with self._lock:
-            found = {}
-            for key in keys:
-                node = self._nodes.get(key)
-                if node is not None:
-                    found[key] = _copy(node)
-            return found
+            nodes = self._nodes
+            return {key: nodes[key] for key in keys if key in nodes}
 
     def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]:
         with self._lock:
@@ -233,6 +222,10 @@ class EmbeddedStore:
     def known_events(self, event_ids: Iterable[str]) -> set[str]:
         with self._lock:
             return {e for e in event_ids if e in self._event_ids}
+
+    def dirty_keys(self) -> list[Key]:
+        with self._lock:
+            return sorted(self._dirty, key=lambda k: self._nodes[k].seq)
 
     def counters(self) -> tuple[int, int, int]:
         with self._lock:
@@ -372,6 +365,7 @@ class EmbeddedStore:
                 kept = [k for k in json.loads(keys) if tuple(k) != key]
                 db.execute("UPDATE events SET keys = ? WHERE seq = ?", (json.dumps(kept), event))
             db.execute("DELETE FROM event_identifiers WHERE identifier = ?", (s,))
+            db.execute("DELETE FROM dirty WHERE identifier = ?", (s,))
             db.execute("DELETE FROM edges WHERE a = ? OR b = ?", (s, s))
             db.execute("DELETE FROM identifiers WHERE seq = ?", (s,))
         db.executemany(
@@ -458,6 +452,10 @@ class EmbeddedStore:
             "UPDATE customers SET merged_into = ?, retired = ? WHERE one_id = ?",
             [(x.merged_into, int(x.retired), x.one_id) for x in c.customer_updates],
         )
+        db.executemany("DELETE FROM dirty WHERE identifier = ?", [(seq(k),) for k in c.resolved])
+        db.executemany(
+            "INSERT OR IGNORE INTO dirty (identifier) VALUES (?)", [(seq(k),) for k in c.dirty]
+        )
         for h in c.history:
             cursor = db.execute(
                 "INSERT INTO history (kind, one_id, others, at, reason, event_ids, evidence)"
@@ -516,6 +514,9 @@ class EmbeddedStore:
             self._max_customer = max(self._max_customer, x.seq)
         for x in c.customer_updates:
             self._customers[x.one_id] = x
+        self._dirty -= c.resolved
+        self._dirty -= set(c.removed_nodes)
+        self._dirty |= c.dirty
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -31,7 +31,11 @@ class GraphStore(Protocol):
 
     # --- reads used by the resolver -------------------------------------------------
     def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
-        """The stored nodes among ``keys``; unknown keys are absent."""
+        """The stored nodes among ``keys``; unknown keys are absent.
+
+        Records are read-only to the caller (a store may hand out the objects it
+        keeps); the resolver copies the ones it changes.
+        """
         ...
 
     def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]: ...
@@ -53,6 +57,10 @@ class GraphStore(Protocol):
     def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]: ...
 
     def known_events(self, event_ids: Iterable[str]) -> set[str]: ...
+
+    def dirty_keys(self) -> list[Key]:
+        """Nodes whose evidence changed while resolution was deferred (a bulk import)."""
+        ...
 
     def counters(self) -> tuple[int, int, int]:
         """The highest node, customer and event sequence numbers handed out so far."""

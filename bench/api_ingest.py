@@ -1,0 +1,59 @@
+"""API ingest speed: ``ingestEvents`` over HTTP in batches of 500 against ``idgraph serve``.
+
+    python -m bench.api_ingest --persons 4000
+
+One client sends batches one after another to a real server process on
+loopback; events/s counts accepted events over the wall time of all requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.generator import generate
+from tests.server import running_server
+
+INGEST = "mutation($e: [IdentityEventInput!]!) { ingestEvents(events: $e) { accepted rejected } }"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--persons", type=int, default=4_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    events = generate(args.persons, args.seed).events
+    bodies = [
+        json.dumps({"query": INGEST, "variables": {"e": events[i : i + args.batch]}}).encode()
+        for i in range(0, len(events), args.batch)
+    ]
+    with (
+        tempfile.TemporaryDirectory() as data_dir,
+        running_server(Path(data_dir), "bench") as (url, _),
+    ):
+        accepted = 0
+        started = time.perf_counter()
+        for body in bodies:
+            request = urllib.request.Request(
+                f"{url}/graphql",
+                data=body,
+                headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=300) as response:
+                accepted += json.loads(response.read())["data"]["ingestEvents"]["accepted"]
+        took = time.perf_counter() - started
+    print(f"{len(events)} events in {len(bodies)} batches of {args.batch}\n")
+    print("| path | seconds | events/s |")
+    print("|---|---|---|")
+    print(
+        f"| ingestEvents over HTTP, batches of {args.batch} | {took:.1f} | {accepted / took:,.0f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
