@@ -188,6 +188,10 @@ class IdentifierRegistry:
             self.get(type_name)
         return self._cached(type_name, raw)
 
+    def is_strong(self, key: tuple[str, str]) -> bool:
+        kind = self.types.get(key[0])
+        return kind is not None and kind.strong
+
     def is_blocked(self, key: tuple[str, str]) -> bool:
         """Blocking is re-derived from config, so a config change reaches stored nodes too."""
         kind = self.types.get(key[0])

@@ -24,29 +24,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
-from graph.identifiers import IdentifierRegistry
-from graph.models import Key
+from graph.batch import Batch
+from graph.models import Key, NodeRecord
 
 Neighbours = Callable[[Iterable[Key]], dict[Key, set[Key]]]
-
-
-def is_strong(registry: IdentifierRegistry, key: Key) -> bool:
-    kind = registry.types.get(key[0])
-    return kind is not None and kind.strong
-
-
-def is_hub(registry: IdentifierRegistry, key: Key, strong_neighbours: int) -> bool:
-    kind = registry.types.get(key[0])
-    return (
-        kind is not None
-        and kind.hub_threshold is not None
-        and (strong_neighbours > kind.hub_threshold)
-    )
-
-
-def has_group_rule(registry: IdentifierRegistry, key: Key) -> bool:
-    kind = registry.types.get(key[0])
-    return kind is not None and kind.shared_threshold is not None
 
 
 class AnchorGroups:
@@ -103,12 +84,92 @@ class AnchorGroups:
         return len(packed)
 
 
-def joins_too_many(registry: IdentifierRegistry, key: Key, groups: int) -> bool:
-    threshold = registry.types[key[0]].shared_threshold
-    return threshold is not None and groups > threshold
+class Rejudge:
+    """Re-judges the shared flag of every identifier a batch may have changed.
+
+    First the strong identifiers in every anchor group the batch touched (rule
+    2), then the other identifiers next to those groups (rule 3); hubs (rule 1)
+    on the way. A node whose flag does not change is not written.
+    """
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        types = batch.registry.types
+        self.strong_types = {name for name, kind in types.items() if kind.strong}
+        self.hubs = {n: k.hub_threshold for n, k in types.items() if k.hub_threshold is not None}
+        self.thresholds = {
+            n: k.shared_threshold for n, k in types.items() if k.shared_threshold is not None
+        }
+        self.capacity = {n: k.capacity for n, k in types.items() if k.capacity is not None}
+
+    def _is_anchor0(self, key: Key, node: NodeRecord | None) -> bool:
+        if key[0] not in self.strong_types or node is None or node.blocked:
+            return False
+        hub = self.hubs.get(key[0])
+        return hub is None or node.strong_neighbours <= hub
+
+    def anchor0(self, key: Key) -> bool:
+        """Strong, not blocked, not a hub: may form anchor groups."""
+        return key not in self.batch.removed and self._is_anchor0(key, self.batch.record(key))
+
+    def anchor(self, key: Key) -> bool:
+        """A strong identifier that passed every sharing rule."""
+        node = self.batch.record(key)
+        return node is not None and not node.shared and self.anchor0(key)
+
+    def _anchor0_except(self, excluded: Key) -> Callable[[Key], bool]:
+        return lambda key: key != excluded and self.anchor0(key)
+
+    def _judge(self, key: Key, groups: int | None) -> None:
+        node = self.batch.record(key)
+        if node is None:
+            return
+        hub = self.hubs.get(key[0])
+        threshold = self.thresholds.get(key[0])
+        shared = not node.blocked and (
+            (hub is not None and node.strong_neighbours > hub)
+            or (groups is not None and threshold is not None and groups > threshold)
+        )
+        if shared != node.shared:
+            self.batch.load([key])
+            self.batch.pending[key].shared = shared
+
+    def run(self) -> None:
+        batch = self.batch
+        live = [k for k in batch.pending if k not in batch.removed]
+        left = [
+            k
+            for k, stored in batch.original.items()
+            if self._is_anchor0(k, stored) and not self.anchor0(k)
+        ]
+        seeds = {k for k in live if k[0] in self.strong_types}
+        for others in batch.neighbours(left).values():
+            seeds |= {o for o in others if o[0] in self.strong_types}
+        level0 = AnchorGroups(batch.neighbours, self.anchor0)
+        level0.label(seeds)
+        touched = {level0.group[k] for k in seeds if k in level0.group}
+        members = [k for k, g in level0.group.items() if g in touched]
+        strong = (set(members) | seeds) - batch.removed
+        around = batch.neighbours(strong)
+        for key in strong:
+            groups = None
+            if key[0] in self.thresholds:
+                without = AnchorGroups(batch.neighbours, self._anchor0_except(key))
+                groups = without.customers(around[key], self.capacity)
+            self._judge(key, groups)
+        weak = {k for k in live if k[0] not in self.strong_types}
+        for others in batch.neighbours(members).values():
+            weak |= {o for o in others if o[0] not in self.strong_types}
+        weak -= batch.removed
+        around = batch.neighbours(weak)
+        level1 = AnchorGroups(batch.neighbours, self.anchor)
+        for key in weak:
+            groups = None
+            if key[0] in self.thresholds:
+                groups = level1.customers(around[key], self.capacity)
+            self._judge(key, groups)
 
 
-def capacities(registry: IdentifierRegistry) -> dict[str, int]:
-    return {
-        name: kind.capacity for name, kind in registry.types.items() if kind.capacity is not None
-    }
+def refresh_shared(batch: Batch) -> None:
+    """Bring every shared flag the batch may have changed up to date."""
+    Rejudge(batch).run()

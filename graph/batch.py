@@ -1,0 +1,96 @@
+"""The pending write of one batch: the nodes it touches, its new edges, its change set.
+
+Reads go through the batch so that the resolver and the sharing rules see the
+stored graph with this batch's changes on top, before anything is written.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from datetime import datetime
+
+from graph.identifiers import IdentifierRegistry
+from graph.models import ChangeSet, Key, NodeRecord, Pair
+from graph.store.protocol import GraphStore
+
+
+class Batch:
+    """The pending state of one write: touched nodes, new edges and the change set."""
+
+    def __init__(self, store: GraphStore, registry: IdentifierRegistry, now: datetime) -> None:
+        self.store = store
+        self.registry = registry
+        self.now = now
+        self.changes = ChangeSet()
+        self.pending: dict[Key, NodeRecord] = {}
+        self.original: dict[Key, NodeRecord] = {}  # stored state of pending nodes, read-only
+        self.removed: set[Key] = set()
+        self.new_edges: dict[Key, set[Key]] = {}
+        self._records: dict[Key, NodeRecord] = {}
+        node_seq, customer_seq, event_seq = store.counters()
+        self.node_seq = itertools.count(node_seq + 1)
+        self.customer_seq = itertools.count(customer_seq + 1)
+        self.event_seq = itertools.count(event_seq + 1)
+
+    def load(self, keys: Iterable[Key]) -> None:
+        """Bring stored nodes into the batch, so changes to them are written back."""
+        wanted = [k for k in keys if k not in self.pending]
+        for key, stored in self.store.nodes(wanted).items():
+            node = stored.copy()
+            self.pending[key] = node
+            self.original[key] = stored
+            self.changes.node_updates[key] = node
+
+    def observe(self, keys: Iterable[Key], blocked: set[Key], seen: datetime) -> None:
+        self.load(keys)
+        for key in keys:
+            node = self.pending.get(key)
+            if node is None:
+                node = NodeRecord(key, next(self.node_seq), seen, seen, blocked=key in blocked)
+                self.pending[key] = node
+                self.changes.new_nodes.append(node)
+                self.changes.node_updates[key] = node
+            node.first_seen = min(node.first_seen, seen)
+            node.last_seen = max(node.last_seen, seen)
+
+    def record(self, key: Key) -> NodeRecord | None:
+        found = self.pending.get(key) or self._records.get(key)
+        if found is None and key not in self.removed:
+            found = self.store.nodes([key]).get(key)
+            if found is not None:
+                self._records[key] = found
+        return found
+
+    def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
+        """Stored neighbours plus this batch's new edges, minus removed nodes."""
+        keys = list(keys)
+        found = self.store.neighbours(keys)
+        for key in keys:
+            found[key] = (found[key] | self.new_edges.get(key, set())) - self.removed
+        return found
+
+    def strong(self, key: Key) -> bool:
+        node = self.record(key)
+        return self.registry.is_strong(key) and not (node is not None and node.blocked)
+
+    def add_edges(self, pairs: set[Pair]) -> None:
+        """Keep each node's count of distinct strong neighbours, the degree rule's input."""
+        new = pairs - self.store.existing_pairs(pairs)
+        for a, b in new:
+            self.new_edges.setdefault(a, set()).add(b)
+            self.new_edges.setdefault(b, set()).add(a)
+            if self.strong(b):
+                self.pending[a].strong_neighbours += 1
+            if self.strong(a):
+                self.pending[b].strong_neighbours += 1
+
+    def flipped(self) -> list[Key]:
+        """Stored nodes that linked before this batch and link no more, or vice versa."""
+        linkable = self.linkable()
+        return [k for k, was in self.original.items() if was.linkable != linkable[k]]
+
+    def linkable(self) -> dict[Key, bool]:
+        flags = {k: n.linkable for k, n in self.pending.items()}
+        flags.update({k: False for k in self.removed})
+        return flags
