@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from tests.conftest import INGEST, RESOLVE, Api, event, make_settings
-from tests.server import running_server
+from tests.server import IDGRAPH, running_server
 
 
 def post(url: str, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -91,3 +92,16 @@ def test_serve_without_a_key_makes_one_and_prints_it_once(tmp_path: Path) -> Non
     with running_server(data, key=None) as (url, process):
         process.terminate()
         assert key not in process.communicate(timeout=10)[0]
+
+
+def test_one_process_per_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with running_server(data, key="k"):
+        result = subprocess.run(
+            [IDGRAPH, "export", str(tmp_path / "out.csv"), "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2
+        assert "STORE_UNAVAILABLE" in result.stderr and "in use" in result.stderr

@@ -12,7 +12,9 @@ leaves both untouched.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from graph.errors import StoreUnavailable
 from graph.models import (
     ChangeSet,
     CustomerRecord,
@@ -111,6 +114,7 @@ class EmbeddedStore:
     def __init__(self, data_dir: str | Path) -> None:
         self.path = Path(data_dir) / "idgraph.sqlite3"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._owner = _claim(Path(data_dir))
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -160,6 +164,7 @@ class EmbeddedStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._owner.close()
 
     def healthy(self) -> bool:
         with self._lock:
@@ -517,6 +522,30 @@ class EmbeddedStore:
         self._dirty -= c.resolved
         self._dirty -= set(c.removed_nodes)
         self._dirty |= c.dirty
+
+
+def _claim(data_dir: Path) -> Any:
+    """Hold the data dir for this process: two processes would each trust a stale mirror.
+
+    The lock is released by the OS when the process dies, so ``kill -9`` never
+    leaves a stale lock behind.
+    """
+    handle = open(data_dir / "idgraph.lock", "a+", encoding="utf-8")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreUnavailable(
+            f"data dir {data_dir} is in use by idgraph process {holder}; stop it first "
+            "(the embedded store has one process at a time)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
