@@ -59,6 +59,10 @@ class BlockingConfig(_Strict):
     repeated_character: bool = True
 
 
+class SharingConfig(_Strict):
+    corroboration: int = Field(default=2, ge=0)
+
+
 class TraitsConfig(_Strict):
     source_priority: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
@@ -67,6 +71,7 @@ class Config(_Strict):
     phone: PhoneConfig = PhoneConfig()
     ingest: IngestConfig = IngestConfig()
     blocking: BlockingConfig = BlockingConfig()
+    sharing: SharingConfig = SharingConfig()
     traits: TraitsConfig = TraitsConfig()
     types: dict[str, IdentifierTypeConfig]
 

@@ -21,6 +21,7 @@ of the partition they protect, so they cannot feed back on themselves:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
@@ -38,6 +39,8 @@ class AnchorGroups:
         self._member = member
         self.group: dict[Key, Key] = {}
         self.types: dict[Key, Counter[str]] = {}
+        self.members: dict[Key, list[Key]] = {}
+        self._neighbourhood: dict[Key, set[Key]] = {}
 
     def label(self, seeds: Iterable[Key]) -> None:
         for seed in seeds:
@@ -57,22 +60,32 @@ class AnchorGroups:
             for m in members:
                 self.group[m] = name
             self.types[name] = Counter(m[0] for m in members)
+            self.members[name] = sorted(members)
 
-    def customers(self, nodes: Iterable[Key], capacity: Mapping[str, int]) -> int:
+    def customers(
+        self,
+        nodes: Iterable[Key],
+        capacity: Mapping[str, int],
+        corroborating: Callable[[Key], bool] | None = None,
+        corroboration: int = 0,
+    ) -> int:
         """How many customers at least the groups of ``nodes`` must be.
 
-        Groups are packed greedily, in a canonical order, into customers that
+        Groups seen together on at least ``corroboration`` distinct
+        ``corroborating`` identifiers (say a person's phone and second phone,
+        both used on their laptop and on their phone) count as one. Then the
+        groups are packed greedily, in a canonical order, into customers that
         hold no more identifiers of a type than its capacity: a person's phone
         group and email group fit in one customer; two phone groups do not.
         """
         inside = [n for n in nodes if self._member(n)]
         self.label(inside)
-        names = {self.group[n] for n in inside}
+        names = sorted({self.group[n] for n in inside})
         if len(names) < 2:
             return len(names)
+        sets = self._corroborated(names, corroborating, corroboration)
         packed: list[Counter[str]] = []
-        for name in sorted(names):
-            kinds = self.types[name]
+        for kinds in sets:
             for customer in packed:
                 if all(
                     customer[t] + c <= capacity.get(t, c + customer[t]) for t, c in kinds.items()
@@ -82,6 +95,46 @@ class AnchorGroups:
             else:
                 packed.append(Counter(kinds))
         return len(packed)
+
+    def _corroborated(
+        self, names: list[Key], corroborating: Callable[[Key], bool] | None, needed: int
+    ) -> list[Counter[str]]:
+        """Merge groups that enough distinct corroborating identifiers have seen together."""
+        if corroborating is None or needed < 1:
+            return [self.types[n] for n in names]
+        touching: dict[Key, list[Key]] = {}
+        for name in names:
+            for other in self._around(name):
+                if corroborating(other):
+                    touching.setdefault(other, []).append(name)
+        seen_together: Counter[tuple[Key, Key]] = Counter()
+        for groups in touching.values():
+            for pair in itertools.combinations(groups, 2):
+                seen_together[pair] += 1
+        parent = {n: n for n in names}
+
+        def find(n: Key) -> Key:
+            while parent[n] != n:
+                n = parent[n]
+            return n
+
+        for (a, b), count in sorted(seen_together.items()):
+            if count >= needed:
+                ra, rb = sorted((find(a), find(b)))
+                parent[rb] = ra
+        merged: dict[Key, Counter[str]] = {}
+        for n in names:
+            merged.setdefault(find(n), Counter()).update(self.types[n])
+        return [merged[root] for root in sorted(merged)]
+
+    def _around(self, name: Key) -> set[Key]:
+        """Every identifier next to a group (its members' neighbours), computed once."""
+        found = self._neighbourhood.get(name)
+        if found is None:
+            members = self.members[name]
+            found = set().union(*self._neighbours(members).values()) - set(members)
+            self._neighbourhood[name] = found
+        return found
 
 
 class Rejudge:
@@ -101,12 +154,17 @@ class Rejudge:
             n: k.shared_threshold for n, k in types.items() if k.shared_threshold is not None
         }
         self.capacity = {n: k.capacity for n, k in types.items() if k.capacity is not None}
+        self.corroboration = batch.registry.config.sharing.corroboration
 
     def _is_anchor0(self, key: Key, node: NodeRecord | None) -> bool:
         if key[0] not in self.strong_types or node is None or node.blocked:
             return False
         hub = self.hubs.get(key[0])
         return hub is None or node.strong_neighbours <= hub
+
+    def _is_hub(self, key: Key, node: NodeRecord | None) -> bool:
+        hub = self.hubs.get(key[0])
+        return node is not None and hub is not None and node.strong_neighbours > hub
 
     def anchor0(self, key: Key) -> bool:
         """Strong, not blocked, not a hub: may form anchor groups."""
@@ -116,6 +174,16 @@ class Rejudge:
         """A strong identifier that passed every sharing rule."""
         node = self.batch.record(key)
         return node is not None and not node.shared and self.anchor0(key)
+
+    def corroborator(self, key: Key) -> bool:
+        """Any identifier but a strong, blocked or hub one can vouch for two groups."""
+        if key[0] in self.strong_types:
+            return False
+        node = self.batch.record(key)
+        if node is None or node.blocked:
+            return False
+        hub = self.hubs.get(key[0])
+        return hub is None or node.strong_neighbours <= hub
 
     def _anchor0_except(self, excluded: Key) -> Callable[[Key], bool]:
         return lambda key: key != excluded and self.anchor0(key)
@@ -153,7 +221,7 @@ class Rejudge:
         around = batch.neighbours(strong)
         for key in strong:
             groups = None
-            if key[0] in self.thresholds:
+            if key[0] in self.thresholds and not self._is_hub(key, batch.record(key)):
                 without = AnchorGroups(batch.neighbours, self._anchor0_except(key))
                 groups = without.customers(around[key], self.capacity)
             self._judge(key, groups)
@@ -165,8 +233,10 @@ class Rejudge:
         level1 = AnchorGroups(batch.neighbours, self.anchor)
         for key in weak:
             groups = None
-            if key[0] in self.thresholds:
-                groups = level1.customers(around[key], self.capacity)
+            if key[0] in self.thresholds and not self._is_hub(key, batch.record(key)):
+                groups = level1.customers(
+                    around[key], self.capacity, self.corroborator, self.corroboration
+                )
             self._judge(key, groups)
 
 

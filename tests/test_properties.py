@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections import defaultdict
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graph.config import load_config
+from graph.config import Config, load_config
 from graph.events import EventInput, IdentifierInput
 from graph.identity_graph import IdentityGraph
 from graph.store.embedded import EmbeddedStore
@@ -52,14 +54,40 @@ def partition(graph: IdentityGraph) -> tuple[Partition, frozenset[tuple[str, str
     return frozenset(frozenset(g) for g in groups.values()), frozenset(loose)
 
 
-def resolve(events: list[EventInput], batch_sizes: list[int], rebuild: bool = False) -> object:
+def tight_config() -> Config:
+    """Small thresholds, so hubs, shared strong identifiers and limits all come into play."""
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as handle:
+        handle.write(
+            '[types.device_id]\nnormaliser = "lower"\nshared_threshold = 1\nhub_threshold = 2\n'
+            "[types.cookie_id]\nshared_threshold = 1\nhub_threshold = 3\n"
+            '[types.phone]\nnormaliser = "phone"\nstrong = true\ncapacity = 1\n'
+            "shared_threshold = 1\nhub_threshold = 3\npriority = 80\n"
+            '[types.email]\nnormaliser = "email"\nstrong = true\nlimit = 1\nhub_threshold = 4\n'
+        )
+    try:
+        return load_config(handle.name)
+    finally:
+        os.unlink(handle.name)
+
+
+CONFIGS = {"default": load_config(), "tight": tight_config()}
+
+
+def resolve(
+    config: Config,
+    events: list[EventInput],
+    batch_sizes: list[int],
+    rebuild: bool = False,
+    bulk: bool = False,
+) -> object:
     with tempfile.TemporaryDirectory() as data_dir:
-        graph = IdentityGraph(load_config(), EmbeddedStore(data_dir))
+        graph = IdentityGraph(config, EmbeddedStore(data_dir))
         start, sizes = 0, iter(batch_sizes)
         while start < len(events):
             size = next(sizes, 1)
-            graph.ingest(events[start : start + size])
+            graph.ingest(events[start : start + size], bulk=bulk)
             start += size
+        graph.resolve_pending()
         if rebuild:
             graph.rebuild()
         result = partition(graph)
@@ -67,13 +95,16 @@ def resolve(events: list[EventInput], batch_sizes: list[int], rebuild: bool = Fa
         return result
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=events_strategy, data=st.data())
-def test_incremental_equals_rebuild_in_any_order(raw: list, data: st.DataObject) -> None:
+def test_incremental_equals_rebuild_in_any_order(name: str, raw: list, data: st.DataObject) -> None:
+    config = CONFIGS[name]
     events = to_events(raw)
     shuffled = data.draw(st.permutations(events))
     sizes = data.draw(st.lists(st.integers(1, 5), max_size=25))
-    all_at_once = resolve(events, [len(events)])
-    assert resolve(events, [1] * len(events)) == all_at_once
-    assert resolve(shuffled, sizes) == all_at_once
-    assert resolve(shuffled, [1] * len(events), rebuild=True) == all_at_once
+    all_at_once = resolve(config, events, [len(events)])
+    assert resolve(config, events, [1] * len(events)) == all_at_once
+    assert resolve(config, shuffled, sizes) == all_at_once
+    assert resolve(config, shuffled, [1] * len(events), rebuild=True) == all_at_once
+    assert resolve(config, shuffled, sizes, bulk=True) == all_at_once
