@@ -132,7 +132,7 @@ class Generator:
         )
         for _ in range(1 if r.random() < 0.85 else 2):
             p.phones.append(
-                "1" + r.choice("3578") + "".join(r.choice("0123456789") for _ in range(9))
+                r.choice(MOBILE_PREFIXES) + "".join(r.choice("0123456789") for _ in range(8))
             )
         if r.random() < 0.75:
             for _ in range(1 if r.random() < 0.9 else 2):
