@@ -43,7 +43,7 @@ class Batch:
             self.changes.node_updates[key] = node
 
     def observe(self, keys: Iterable[Key], blocked: set[Key], seen: datetime) -> None:
-        self.load(keys)
+        """Record that ``keys`` were seen at ``seen``; call ``load`` with them first."""
         for key in keys:
             node = self.pending.get(key)
             if node is None:
@@ -66,8 +66,12 @@ class Batch:
         """Stored neighbours plus this batch's new edges, minus removed nodes."""
         keys = list(keys)
         found = self.store.neighbours(keys)
+        new_edges, removed = self.new_edges, self.removed
         for key in keys:
-            found[key] = (found[key] | self.new_edges.get(key, set())) - self.removed
+            if key in new_edges:
+                found[key] = (found[key] | new_edges[key]) - removed
+            elif removed:
+                found[key] = found[key] - removed
         return found
 
     def strong(self, key: Key) -> bool:

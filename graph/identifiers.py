@@ -56,12 +56,21 @@ def _email(raw: str, _region: str) -> str | None:
     return value if _EMAIL.match(value) else None
 
 
+_PHONE_TEXT = re.compile(r"\+?\d{5,17}")
+
+
 def _phone(raw: str, region: str) -> str | None:
     text = _SEPARATORS.sub("", _clean(raw))
     if text.startswith("00"):
         text = "+" + text[2:]
-    if not re.fullmatch(r"\+?\d{5,17}", text):
+    if not _PHONE_TEXT.fullmatch(text):
         return None
+    return _phone_digits(text, region)
+
+
+@lru_cache(maxsize=131_072)
+def _phone_digits(text: str, region: str) -> str | None:
+    """Parse once per digit string: the many ways of writing one number share the work."""
     candidates = [text]
     if not text.startswith("+"):
         # "86-13800138000" and "8613800138000" carry the country code without a plus.
@@ -98,6 +107,9 @@ NORMALISERS: dict[str, Callable[[str, str], str | None]] = {
 
 
 def _repeated_character(value: str) -> bool:
+    first = value[0]
+    if value.count(first) * 2 < len(value) and first.isalnum():
+        return False  # the common case, decided without building a set
     chars = {c for c in value.lower() if c.isalnum()}
     return len(chars) == 1 and sum(c.isalnum() for c in value) >= 3
 

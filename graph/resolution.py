@@ -36,13 +36,6 @@ class Partition:
         return {key: index for index, comp in enumerate(self.components) for key in comp}
 
 
-def edge_order(registry: IdentifierRegistry, edge: Pair) -> tuple[int, int, Pair]:
-    """Strongest links first: a link is as strong as its weaker end, then its stronger end."""
-    pa = registry.types[edge[0][0]].priority if edge[0][0] in registry.types else 0
-    pb = registry.types[edge[1][0]].priority if edge[1][0] in registry.types else 0
-    return (-min(pa, pb), -max(pa, pb), edge)
-
-
 def partition(
     registry: IdentifierRegistry, nodes: Iterable[Key], edges: Iterable[Pair]
 ) -> Partition:
@@ -63,9 +56,16 @@ def partition(
         return root
 
     result = Partition(components=[])
+    priority = {name: kind.priority for name, kind in registry.types.items()}
+
+    def strongest_first(edge: Pair) -> tuple[int, int, Pair]:
+        """A link is as strong as its weaker end, then its stronger end; keys break ties."""
+        pa, pb = priority.get(edge[0][0], 0), priority.get(edge[1][0], 0)
+        return (-min(pa, pb), -max(pa, pb), edge)
+
     ordered = sorted(
         (e for e in edges if e[0] in parent and e[1] in parent and e[0] != e[1]),
-        key=lambda e: edge_order(registry, e),
+        key=strongest_first,
     )
     for edge in ordered:
         ra, rb = find(edge[0]), find(edge[1])

@@ -127,6 +127,7 @@ class Resolver:
 
     def _stage_events(self, batch: Batch, events: list[CleanEvent]) -> None:
         observed: dict[tuple[Pair, str], EdgeObservation] = {}
+        batch.load({k for c in events for k in c.keys})
         for c in events:
             batch.observe(c.keys, c.blocked, c.timestamp)
             batch.changes.events.append(

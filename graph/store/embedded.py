@@ -104,6 +104,9 @@ def _ts(value: datetime) -> str:
     return value.isoformat()
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _dt(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
@@ -119,6 +122,7 @@ class EmbeddedStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk writes touch many pages
         self._db.execute("PRAGMA foreign_keys=OFF")
         self._db.executescript(_SCHEMA)
         self._load()
@@ -186,7 +190,8 @@ class EmbeddedStore:
 
     def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
         with self._lock:
-            return {key: set(self._adj.get(key, ())) for key in keys}
+            adjacency, empty = self._adj, set[Key]()
+            return {key: adjacency.get(key, empty) for key in keys}
 
     def component(
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
@@ -357,6 +362,15 @@ class EmbeddedStore:
             self._mirror(changes)
 
     def _write(self, db: sqlite3.Connection, c: ChangeSet, seq: Any) -> None:
+        texts: dict[datetime, str] = {}
+
+        def _ts(value: datetime) -> str:
+            # One batch shares timestamps between events, edges and nodes.
+            text = texts.get(value)
+            if text is None:
+                text = texts[value] = value.isoformat()
+            return text
+
         for key in c.removed_nodes:
             s = seq(key)
             events = [
@@ -435,8 +449,8 @@ class EmbeddedStore:
                     e.source,
                     _ts(e.timestamp),
                     _ts(e.received_at),
-                    json.dumps(e.keys, ensure_ascii=False),
-                    json.dumps(e.traits, ensure_ascii=False),
+                    _to_json(e.keys),
+                    _to_json(e.traits),
                 )
                 for e in c.events
             ],

@@ -40,7 +40,9 @@ class GraphStore(Protocol):
 
     def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]: ...
 
-    def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]: ...
+    def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
+        """Each key's neighbours in the evidence graph; read-only to the caller, like ``nodes``."""
+        ...
 
     def component(
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
