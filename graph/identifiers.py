@@ -40,6 +40,7 @@ class Normalised:
         return (self.type, self.value)
 
 
+MAX_VALUE_LENGTH = 512
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEPARATORS = re.compile(r"[\s\-().·/]")
 
@@ -158,6 +159,9 @@ class IdentifierType:
         return self.spec.capacity if self.spec.capacity is not None else self.spec.limit
 
     def normalise(self, raw: str) -> Normalised:
+        if len(raw) > MAX_VALUE_LENGTH:
+            reason = f"longer than {MAX_VALUE_LENGTH} characters"
+            return Normalised(self.name, raw[:64] + "…", None, IdentifierStatus.INVALID, reason)
         value = self._normalise(raw, self._region)
         if value is None:
             cleaned = _clean(raw).lower()

@@ -33,6 +33,7 @@ log = logging.getLogger("idgraph.http")
 
 JSON_TYPE = "application/json"
 GRAPHQL_RESPONSE_TYPE = "application/graphql-response+json"
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 class RequestError(Exception):
@@ -135,7 +136,16 @@ async def _read_params(request: Request) -> tuple[str, dict[str, Any] | None, st
         raise RequestError(
             415, "UNSUPPORTED_MEDIA_TYPE", f"unsupported Content-Type {media}; send {JSON_TYPE}"
         )
-    raw_body = await request.body()
+    raw_body = bytearray()
+    async for chunk in request.stream():
+        raw_body += chunk
+        if len(raw_body) > MAX_BODY_BYTES:
+            raise RequestError(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"request bodies are limited to {MAX_BODY_BYTES // (1024 * 1024)} MiB; "
+                "send smaller batches",
+            )
     try:
         body = json.loads(raw_body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -158,3 +158,19 @@ def test_admin_key_is_made_once_and_kept(tmp_path: Any) -> None:
     assert created and not created_again and key == again and len(key) >= 32
     assert oct((tmp_path / "d" / "admin.key").stat().st_mode & 0o777) == "0o600"
     assert json.dumps(key)
+
+
+def test_overlong_values_are_dropped_and_huge_bodies_refused(api: Api) -> None:
+    before = seeded(api)
+    result = api.ingest(event("long", "web", ("email", "x" * 5000 + "@example.com")))
+    assert result["results"][0]["errorCode"] == "INVALID_EVENT"
+    assert "longer than 512" in result["results"][0]["errorMessage"]
+    huge = b'{"query": "' + b" " * (33 * 1024 * 1024) + b'{ __typename }"}'
+    response = api.client.post(
+        "/graphql",
+        content=huge,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert snapshot(api) == before

@@ -352,13 +352,18 @@ class EmbeddedStore:
                 return found if found is not None else self._nodes[key].seq
 
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
             try:
-                self._write(db, changes, seq)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._write(db, changes, seq)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                # Disk full, I/O error, file gone: nothing was kept, and the caller
+                # should hear that the store, not its request, is the problem.
+                raise StoreUnavailable(f"the embedded store could not write: {exc}") from exc
             self._mirror(changes)
 
     def _write(self, db: sqlite3.Connection, c: ChangeSet, seq: Any) -> None:
