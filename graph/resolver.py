@@ -106,23 +106,20 @@ class Resolver:
             if bulk:
                 return results
             for c in clean:
-                results[c.index].one_id = self._one_id_of(c.keys, batch)
+                results[c.index].one_id = self._one_id_of(c.keys)
                 if results[c.index].one_id is None:
                     results[c.index].warnings.append(
                         "no identifier of this event links to a customer (blocked or shared)"
                     )
         return results
 
-    def _one_id_of(self, keys: list[Key], batch: Batch) -> str | None:
+    def _one_id_of(self, keys: list[Key]) -> str | None:
+        """The event's customer: that of its first identifier that links to one."""
         stored = self.store.nodes(keys)
         for key in keys:
-            if key in batch.changes.assignments:
-                one_id = batch.changes.assignments[key]
-            else:
-                node = stored.get(key)
-                one_id = node.one_id if node is not None else None
-            if one_id is not None:
-                return one_id
+            node = stored.get(key)
+            if node is not None and node.one_id is not None:
+                return node.one_id
         return None
 
     def _stage_events(self, batch: Batch, events: list[CleanEvent]) -> None:
@@ -189,7 +186,7 @@ class Resolver:
                 for other in neighbours:
                     batch.pending[other].strong_neighbours -= 1
             refresh_shared(batch)
-            self._resolve(batch, reason="remove", event_ids=[], removed_note=key)
+            self._resolve(batch, reason="remove", event_ids=[], removed=key)
             self.store.apply(batch.changes)
             after = self.store.nodes(neighbours).values()
             return sorted({n.one_id for n in after if n.one_id is not None})
@@ -241,7 +238,7 @@ class Resolver:
         return region, edges, records
 
     def _resolve(
-        self, batch: Batch, reason: str, event_ids: list[str], removed_note: Key | None = None
+        self, batch: Batch, reason: str, event_ids: list[str], removed: Key | None = None
     ) -> None:
         region, edges, records = self._region(batch)
         linkable = batch.linkable()
@@ -249,11 +246,12 @@ class Resolver:
         result = partition(self.registry, nodes, edges)
         old = {k: records[k].one_id for k in region}
         old_ids = {o for o in old.values() if o is not None}
-        if removed_note is not None:
-            gone = self.store.nodes([removed_note]).get(removed_note)
-            if gone is not None and gone.one_id is not None:
+        if removed is not None:
+            gone = batch.original[removed]
+            if gone.one_id is not None:
                 old_ids.add(gone.one_id)
-        customer_seq = {o: c.seq for o, c in self.store.customers(old_ids).items()}
+        customers = self.store.customers(old_ids)
+        customer_seq = {o: c.seq for o, c in customers.items()}
         renaming = rename(
             result.components, old, {k: records[k].seq for k in region}, customer_seq, old_ids
         )
@@ -265,17 +263,15 @@ class Resolver:
             batch.changes.new_customers.append(
                 CustomerRecord(one_id, next(batch.customer_seq), batch.now)
             )
-        customers = self.store.customers(old_ids)
         for survivor, absorbed in renaming.merges.items():
             for one_id in absorbed:
                 c = customers[one_id]
                 batch.changes.customer_updates.append(
                     CustomerRecord(c.one_id, c.seq, c.created_at, merged_into=survivor)
                 )
-        for one_id in renaming.retired:
-            if one_id not in {a for v in renaming.merges.values() for a in v}:
-                c = customers[one_id]
-                batch.changes.customer_updates.append(
-                    CustomerRecord(c.one_id, c.seq, c.created_at, retired=True)
-                )
-        record_history(batch, renaming, result, old, reason, event_ids, removed_note)
+        for one_id in renaming.retired:  # no part inherited it, so it was not merged either
+            c = customers[one_id]
+            batch.changes.customer_updates.append(
+                CustomerRecord(c.one_id, c.seq, c.created_at, retired=True)
+            )
+        record_history(batch, renaming, result, old, reason, event_ids, removed)

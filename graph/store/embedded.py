@@ -156,6 +156,10 @@ class EmbeddedStore:
             self._customers[one_id] = CustomerRecord(
                 one_id, seq, _dt(created_at), merged_into, bool(retired)
             )
+        self._absorbed: dict[str, set[str]] = {}  # survivor -> OneIDs merged straight into it
+        for record in self._customers.values():
+            if record.merged_into:
+                self._absorbed.setdefault(record.merged_into, set()).add(record.one_id)
         self._event_ids: set[str] = {r[0] for r in self._db.execute("SELECT event_id FROM events")}
         self._dirty: set[Key] = {
             self._by_seq[r[0]] for r in self._db.execute("SELECT identifier FROM dirty")
@@ -253,9 +257,13 @@ class EmbeddedStore:
 
     def aliases(self, one_id: str) -> list[str]:
         with self._lock:
-            return sorted(
-                o for o in self._customers if o != one_id and self.canonical_one_id(o) == one_id
-            )
+            found: set[str] = set()
+            frontier = [one_id]
+            while frontier:
+                absorbed = self._absorbed.get(frontier.pop(), set()) - found - {one_id}
+                found |= absorbed
+                frontier.extend(absorbed)
+            return sorted(found)
 
     def _seqs(self, keys: Iterable[Key]) -> list[int]:
         return [self._nodes[k].seq for k in keys if k in self._nodes]
@@ -538,6 +546,8 @@ class EmbeddedStore:
             self._max_customer = max(self._max_customer, x.seq)
         for x in c.customer_updates:
             self._customers[x.one_id] = x
+            if x.merged_into:
+                self._absorbed.setdefault(x.merged_into, set()).add(x.one_id)
         self._dirty -= c.resolved
         self._dirty -= set(c.removed_nodes)
         self._dirty |= c.dirty
