@@ -94,16 +94,19 @@ class IdentityGraph:
             out.append(Resolution(n.type, n.raw, n.value, status, one_id, n.reason))
         return out
 
-    def canonical_one_id(self, one_id: str) -> str | None:
-        return self.store.canonical_one_id(one_id)
-
-    def profile(self, one_id: str) -> Profile | None:
+    def _customer(self, one_id: str) -> tuple[str, set[Key]] | None:
+        """The surviving OneID for ``one_id`` (aliases followed) and its identifiers."""
         canonical = self.store.canonical_one_id(one_id)
         if canonical is None:
             return None
         members = self.store.members([canonical])[canonical]
-        if not members:
+        return (canonical, members) if members else None
+
+    def profile(self, one_id: str) -> Profile | None:
+        found = self._customer(one_id)
+        if found is None:
             return None
+        canonical, members = found
         nodes = list(self.store.nodes(members).values())
         aliases = self.store.aliases(canonical)
         return build_profile(
@@ -115,17 +118,11 @@ class IdentityGraph:
             self.store.history([canonical, *aliases]),
         )
 
-    def profile_by_identifier(self, identifier: IdentifierInput) -> Profile | None:
-        (found,) = self.resolve([identifier])
-        return self.profile(found.one_id) if found.one_id else None
-
     def customer_graph(self, one_id: str) -> CustomerGraph | None:
-        canonical = self.store.canonical_one_id(one_id)
-        if canonical is None:
+        found = self._customer(one_id)
+        if found is None:
             return None
-        members = self.store.members([canonical])[canonical]
-        if not members:
-            return None
+        canonical, members = found
         adjacency = self.store.neighbours(members)
         around = {k for others in adjacency.values() for k in others}
         records: dict[Key, NodeRecord] = self.store.nodes(members | around)
