@@ -10,6 +10,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -60,6 +62,19 @@ def create_app(settings: Settings, graph: IdentityGraph | None = None) -> Starle
             Mount(GRAPHIQL_ASSETS_PATH, app=AssetFiles(assets_dir())),
         ],
         lifespan=lifespan,
+        middleware=[
+            # Browser apps on other origins (a customer-360 page) call the API directly;
+            # only the origins the operator lists may.
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "Accept"],
+                max_age=600,
+            )
+        ]
+        if settings.cors_origins
+        else [],
     )
     app.state.graph = service_graph
     return app

@@ -21,6 +21,11 @@ class Settings:
     admin_key: str | None = field(default_factory=lambda: os.environ.get("IDGRAPH_ADMIN_KEY"))
     host: str = field(default_factory=lambda: os.environ.get("IDGRAPH_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(os.environ.get("IDGRAPH_PORT", "8000")))
+    cors_origins: list[str] = field(
+        default_factory=lambda: [
+            o.strip() for o in os.environ.get("IDGRAPH_CORS_ORIGINS", "").split(",") if o.strip()
+        ]
+    )
 
     def load_config(self) -> Config:
         return load_config(self.config_path)

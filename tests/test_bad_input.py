@@ -174,3 +174,38 @@ def test_overlong_values_are_dropped_and_huge_bodies_refused(api: Api) -> None:
     assert response.status_code == 413
     assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
     assert snapshot(api) == before
+
+
+def test_cors_only_for_configured_origins(tmp_path: Any) -> None:
+    from starlette.testclient import TestClient
+
+    from service.app import create_app
+
+    settings = Settings(
+        data_dir=tmp_path / "d",
+        config_path=None,
+        admin_key=KEY,
+        cors_origins=["https://crm.example.com"],
+    )
+    with TestClient(create_app(settings)) as client:
+        preflight = client.options(
+            "/graphql",
+            headers={
+                "Origin": "https://crm.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://crm.example.com"
+        other = client.options(
+            "/graphql",
+            headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in other.headers
+        response = client.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"Origin": "https://crm.example.com", "Authorization": f"Bearer {KEY}"},
+        )
+        assert response.headers["access-control-allow-origin"] == "https://crm.example.com"
