@@ -180,10 +180,7 @@ class Rejudge:
         if key[0] in self.strong_types:
             return False
         node = self.batch.record(key)
-        if node is None or node.blocked:
-            return False
-        hub = self.hubs.get(key[0])
-        return hub is None or node.strong_neighbours <= hub
+        return node is not None and not node.blocked and not self._is_hub(key, node)
 
     def _anchor0_except(self, excluded: Key) -> Callable[[Key], bool]:
         return lambda key: key != excluded and self.anchor0(key)
@@ -205,10 +202,13 @@ class Rejudge:
     def run(self) -> None:
         batch = self.batch
         live = [k for k in batch.pending if k not in batch.removed]
+        # Nodes whose part in the rules changed: anchors that stopped being one, and
+        # identifiers that became or stopped being hubs (they vouch for groups).
         left = [
             k
             for k, stored in batch.original.items()
-            if self._is_anchor0(k, stored) and not self.anchor0(k)
+            if (self._is_anchor0(k, stored) and not self.anchor0(k))
+            or self._is_hub(k, stored) != self._is_hub(k, batch.record(k))
         ]
         seeds = {k for k in live if k[0] in self.strong_types}
         for others in batch.neighbours(left).values():
