@@ -108,11 +108,9 @@ NORMALISERS: dict[str, Callable[[str, str], str | None]] = {
 
 
 def _repeated_character(value: str) -> bool:
-    first = value[0]
-    if value.count(first) * 2 < len(value) and first.isalnum():
-        return False  # the common case, decided without building a set
-    chars = {c for c in value.lower() if c.isalnum()}
-    return len(chars) == 1 and sum(c.isalnum() for c in value) >= 3
+    lowered = value.lower()
+    chars = [c for c in set(lowered) if c.isalnum()]  # a set first: few distinct characters
+    return len(chars) == 1 and lowered.count(chars[0]) >= 3
 
 
 class IdentifierType:

@@ -38,7 +38,6 @@ class AnchorGroups:
         self._neighbours = neighbours
         self._member = member
         self.group: dict[Key, Key] = {}
-        self.types: dict[Key, Counter[str]] = {}
         self.members: dict[Key, list[Key]] = {}
         self._neighbourhood: dict[Key, set[Key]] = {}
 
@@ -59,7 +58,6 @@ class AnchorGroups:
             name = min(members)
             for m in members:
                 self.group[m] = name
-            self.types[name] = Counter(m[0] for m in members)
             self.members[name] = sorted(members)
 
     def customers(
@@ -101,7 +99,7 @@ class AnchorGroups:
     ) -> list[Counter[str]]:
         """Merge groups that enough distinct corroborating identifiers have seen together."""
         if corroborating is None or needed < 1:
-            return [self.types[n] for n in names]
+            return [self.types(n) for n in names]
         touching: dict[Key, list[Key]] = {}
         for name in names:
             for other in self._around(name):
@@ -124,8 +122,12 @@ class AnchorGroups:
                 parent[rb] = ra
         merged: dict[Key, Counter[str]] = {}
         for n in names:
-            merged.setdefault(find(n), Counter()).update(self.types[n])
+            merged.setdefault(find(n), Counter()).update(self.types(n))
         return [merged[root] for root in sorted(merged)]
+
+    def types(self, name: Key) -> Counter[str]:
+        """How many identifiers of each type a group holds (needed only to pack groups)."""
+        return Counter(m[0] for m in self.members[name])
 
     def _around(self, name: Key) -> set[Key]:
         """Every identifier next to a group (its members' neighbours), computed once."""
