@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -11,6 +12,7 @@ from strawberry.types.execution import ExecutionContext
 from graph.errors import IdgraphError
 from service.schema.mutations import Mutation
 from service.schema.queries import Query
+from service.schema.types import IdentityEventInput
 
 log = logging.getLogger("idgraph.api")
 
@@ -27,6 +29,28 @@ class IdgraphSchema(strawberry.Schema):
 
 
 schema = IdgraphSchema(query=Query, mutation=Mutation)
+
+
+def _convert_ingest_arguments_cheaply(built: strawberry.Schema) -> None:
+    """Let ingestEvents take graphql-core's coerced arguments as they are.
+
+    graphql-core has already coerced and validated the events against
+    IdentityEventInput; strawberry's generic argument conversion then walks every
+    field of every event again with type introspection, about 250 microseconds an
+    event, half of the cost of an ingest. The field keeps its schema; only the
+    Python objects are built directly, and the same resolver runs.
+    """
+    field = built._schema.mutation_type.fields["ingestEvents"]  # type: ignore[union-attr]
+
+    async def resolve(root: Any, info: Any, events: list[dict[str, Any]]) -> Any:
+        return await Mutation.ingest_events(
+            root, info, [IdentityEventInput.from_coerced(e) for e in events]
+        )
+
+    field.resolve = resolve
+
+
+_convert_ingest_arguments_cheaply(schema)
 
 
 def sdl() -> str:

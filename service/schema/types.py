@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -34,6 +35,19 @@ class IdentityEventInput:
     event_id: str | None = None
     timestamp: datetime | None = None
     traits: JSON | None = None
+
+    @classmethod
+    def from_coerced(cls, value: dict[str, Any]) -> IdentityEventInput:
+        """Build from graphql-core's already coerced and validated variable value."""
+        return cls(
+            source=value["source"],
+            identifiers=[
+                IdentifierInput(type=i["type"], value=i["value"]) for i in value["identifiers"]
+            ],
+            event_id=value.get("eventId"),
+            timestamp=value.get("timestamp"),
+            traits=value.get("traits"),
+        )
 
     def to_core(self) -> EventInput:
         return EventInput(
