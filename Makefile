@@ -19,7 +19,7 @@ $(INSTALLED): pyproject.toml $(GRAPHIQL)/package.json $(GRAPHIQL)/package-lock.j
 run: install
 	$(BIN)/idgraph serve
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
 
 lint: install

@@ -54,6 +54,10 @@ class IngestConfig(_Strict):
     max_identifiers_per_event: int = Field(default=50, ge=1)
 
 
+class QueryConfig(_Strict):
+    max_identifiers: int = Field(default=1000, ge=1)
+
+
 class BlockingConfig(_Strict):
     placeholders: tuple[str, ...] = ()
     repeated_character: bool = True
@@ -70,6 +74,7 @@ class TraitsConfig(_Strict):
 class Config(_Strict):
     phone: PhoneConfig = PhoneConfig()
     ingest: IngestConfig = IngestConfig()
+    query: QueryConfig = QueryConfig()
     blocking: BlockingConfig = BlockingConfig()
     sharing: SharingConfig = SharingConfig()
     traits: TraitsConfig = TraitsConfig()

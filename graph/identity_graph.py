@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from graph.config import Config
-from graph.errors import NotFound
+from graph.errors import BatchTooLarge, NotFound
 from graph.events import EventInput, IdentifierInput
 from graph.explain import Explanation, explain_link
 from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
@@ -75,6 +75,13 @@ class IdentityGraph:
         return self.registry.normalise(identifier.type, identifier.value)
 
     def resolve(self, identifiers: list[IdentifierInput]) -> list[Resolution]:
+        limit = self.config.query.max_identifiers
+        if len(identifiers) > limit:
+            raise BatchTooLarge(
+                f"resolve at most {limit} identifiers at once; got {len(identifiers)}",
+                limit=limit,
+                size=len(identifiers),
+            )
         normalised = [self.normalise(i) for i in identifiers]
         nodes = self.store.nodes(n.key for n in normalised if n.value is not None)
         out = []

@@ -209,3 +209,13 @@ def test_cors_only_for_configured_origins(tmp_path: Any) -> None:
             headers={"Origin": "https://crm.example.com", "Authorization": f"Bearer {KEY}"},
         )
         assert response.headers["access-control-allow-origin"] == "https://crm.example.com"
+
+
+def test_resolving_too_many_identifiers_at_once_is_refused(make_api: Any) -> None:
+    api: Api = make_api("[query]\nmax_identifiers = 2\n")
+    ids = [{"type": "phone", "value": f"1380013800{i}"} for i in range(3)]
+    errors = api.errors(
+        "query R($ids: [IdentifierInput!]!) { resolveIdentifiers(identifiers: $ids) { status } }",
+        {"ids": ids},
+    )
+    assert errors[0]["extensions"]["code"] == "BATCH_TOO_LARGE"
