@@ -105,3 +105,33 @@ def test_one_process_per_data_dir(tmp_path: Path) -> None:
         )
         assert result.returncode == 2
         assert "STORE_UNAVAILABLE" in result.stderr and "in use" in result.stderr
+
+
+def test_an_import_cut_short_is_finished_by_the_next_start(tmp_path: Path) -> None:
+    from bench.generator import generate
+    from graph.config import load_config
+    from graph.events import event_from_json
+    from graph.identity_graph import IdentityGraph
+    from graph.store.embedded import EmbeddedStore
+
+    events = [event_from_json(e) for e in generate(150, seed=9).events]
+    cut = IdentityGraph(load_config(), EmbeddedStore(tmp_path / "cut"))
+    cut.ingest(events[:1000], bulk=True)
+    cut.ingest(events[1000:], bulk=True)
+    cut.close()  # as if killed before the final resolution
+    reopened = IdentityGraph(load_config(), EmbeddedStore(tmp_path / "cut"))
+    assert reopened.store.dirty_keys() == []
+    online = IdentityGraph(load_config(), EmbeddedStore(tmp_path / "online"))
+    for start in range(0, len(events), 500):
+        online.ingest(events[start : start + 500])
+
+    def groups(graph: IdentityGraph) -> set[frozenset[tuple[str, str]]]:
+        by_one_id: dict[str, set[tuple[str, str]]] = {}
+        for key, one_id in graph.store.assignments():
+            if one_id is not None:
+                by_one_id.setdefault(one_id, set()).add(key)
+        return {frozenset(g) for g in by_one_id.values()}
+
+    assert groups(reopened) == groups(online) and len(groups(online)) > 100
+    reopened.close()
+    online.close()
