@@ -26,6 +26,9 @@ class Batch:
         self.pending: dict[Key, NodeRecord] = {}
         self.original: dict[Key, NodeRecord] = {}  # stored state of pending nodes, read-only
         self.removed: set[Key] = set()
+        # Nodes whose structure changed: new, with a new edge, or losing one. Evidence
+        # that only repeats known edges changes no rule's input, so it is not here.
+        self.changed: set[Key] = set()
         self.new_edges: dict[Key, set[Key]] = {}
         self._records: dict[Key, NodeRecord] = {}
         node_seq, customer_seq, event_seq = store.counters()
@@ -48,6 +51,7 @@ class Batch:
             node = self.pending.get(key)
             if node is None:
                 node = NodeRecord(key, next(self.node_seq), seen, seen, blocked=key in blocked)
+                self.changed.add(key)
                 self.pending[key] = node
                 self.changes.new_nodes.append(node)
                 self.changes.node_updates[key] = node
@@ -82,6 +86,7 @@ class Batch:
         """Keep each node's count of distinct strong neighbours, the degree rule's input."""
         new = pairs - self.store.existing_pairs(pairs)
         for a, b in new:
+            self.changed.update((a, b))
             self.new_edges.setdefault(a, set()).add(b)
             self.new_edges.setdefault(b, set()).add(a)
             if self.strong(b):

@@ -161,6 +161,7 @@ class Resolver:
                 return 0
             batch = Batch(self.store, self.registry, now)
             batch.load(dirty)
+            batch.changed = set(dirty)
             refresh_shared(batch)
             self._resolve(batch, reason="import", event_ids=[])
             batch.changes.resolved = set(dirty)
@@ -178,6 +179,7 @@ class Resolver:
                 raise NotFound(f"identifier {key_text(key)} is not in the graph")
             neighbours = self.store.neighbours([key])[key]
             batch.load([key, *neighbours])
+            batch.changed = {key, *neighbours}
             strong = batch.strong(key)
             batch.removed.add(key)
             batch.changes.removed_nodes.append(key)
@@ -199,6 +201,7 @@ class Resolver:
             batch = Batch(self.store, self.registry, now)
             keys = list(self.store.all_keys())
             batch.load(keys)
+            batch.changed = set(keys)
             adjacency = self.store.neighbours(keys)
             for key, node in batch.pending.items():
                 node.blocked = self.registry.is_blocked(key)
@@ -213,8 +216,9 @@ class Resolver:
     def _region(self, batch: Batch) -> tuple[set[Key], set[Pair], dict[Key, NodeRecord]]:
         """The closed region around what the batch touched, and its node records."""
         linkable = batch.linkable()
-        seeds = set(batch.pending)
-        for neighbours in self.store.neighbours(batch.flipped()).values():
+        flipped = batch.flipped()
+        seeds = batch.changed | set(flipped)
+        for neighbours in self.store.neighbours(flipped).values():
             seeds |= neighbours
         region: set[Key] = set()
         edges: set[Pair] = set()

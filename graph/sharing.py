@@ -203,7 +203,7 @@ class Rejudge:
 
     def run(self) -> None:
         batch = self.batch
-        live = [k for k in batch.pending if k not in batch.removed]
+        live = [k for k in batch.changed if k not in batch.removed]
         # Nodes whose part in the rules changed: anchors that stopped being one, and
         # identifiers that became or stopped being hubs (they vouch for groups).
         left = [
