@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -153,6 +154,16 @@ async def _read_params(request: Request) -> tuple[str, dict[str, Any] | None, st
     return _params(body)
 
 
+@lru_cache(maxsize=256)
+def checked(query: str) -> tuple[DocumentNode | None, tuple[GraphQLError, ...]]:
+    """Parse and validate once per distinct query: clients send the same few over and over."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return None, (exc,)
+    return document, tuple(validate(schema._schema, document))
+
+
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if name is None:
@@ -175,12 +186,15 @@ async def execute_request(request: Request, graph: IdentityGraph, admin_key: str
     request_error_status = 400 if media_type == GRAPHQL_RESPONSE_TYPE else 200
     try:
         query, variables, operation_name = await _read_params(request)
-        try:
-            document = parse(query)
-        except GraphQLError as exc:
-            body = {"errors": [{**exc.formatted, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}]}
+        document, problems = checked(query)
+        if document is None:
+            body = {
+                "errors": [
+                    {**e.formatted, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}
+                    for e in problems
+                ]
+            }
             return respond(body, request_error_status, media_type)
-        problems = validate(schema._schema, document)
         if problems:
             body = {
                 "errors": [

@@ -7,6 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types.execution import ExecutionContext
 
 from graph.errors import IdgraphError
@@ -28,7 +29,13 @@ class IdgraphSchema(strawberry.Schema):
                 log.error("unexpected error", exc_info=original)
 
 
-schema = IdgraphSchema(query=Query, mutation=Mutation)
+# The endpoint has parsed and validated each document already; the caches keep
+# execute from doing it again for the same query text.
+schema = IdgraphSchema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)],
+)
 
 
 def _convert_ingest_arguments_cheaply(built: strawberry.Schema) -> None:
