@@ -75,6 +75,12 @@ def test_event_links_its_identifiers_and_builds_a_profile(api: Api) -> None:
         "phone": ["+8613800138000"],
     }
     assert {t["name"]: t["value"] for t in p["traits"]} == {"name": "王芳", "city": "上海"}
+    values = api(
+        'query P($id: ID!) { profile(oneId: $id) { traitValues city: trait(name: "city") '
+        'nope: trait(name: "nope") } }',
+        {"id": one_id},
+    )["profile"]
+    assert values == {"traitValues": {"city": "上海", "name": "王芳"}, "city": "上海", "nope": None}
     assert p["eventCount"] == 1 and p["sources"] == ["wechat_miniapp"]
     assert p["firstSeen"].startswith("2026-03-01T08:00:00")
 

@@ -181,6 +181,10 @@ class Profile:
     aliases: list[strawberry.ID]
     history: list[HistoryEntry]
 
+    @strawberry.field(description="Every trait's surviving value, as one JSON object.")
+    def trait_values(self) -> JSON:
+        return {t.name: t.value for t in self.traits}
+
     @strawberry.field(description="The surviving value of one trait, or null.")
     def trait(self, name: str) -> JSON | None:
         for t in self.traits:
