@@ -125,3 +125,27 @@ def test_a_device_turning_hub_stops_vouching_for_the_groups_it_joined() -> None:
     assert resolve(config, events, [1] * len(events)) == all_at_once
     _, loose = all_at_once
     assert ("cookie_id", "cookie-0000") in loose, "two phones, nothing vouching: shared"
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=events_strategy, gone=identifier)
+def test_removing_an_identifier_equals_never_having_seen_it(
+    name: str, raw: list, gone: tuple[str, str]
+) -> None:
+    config = CONFIGS[name]
+    kept = [(source, [i for i in ids if i != gone]) for source, ids in raw]
+    never_seen = resolve(config, to_events([(s, ids) for s, ids in kept if ids]), [1] * len(raw))
+    with tempfile.TemporaryDirectory() as data_dir:
+        graph = IdentityGraph(config, EmbeddedStore(data_dir))
+        for event in to_events(raw):
+            graph.ingest([event])
+        key = graph.normalise(IdentifierInput(*gone)).key
+        if graph.store.nodes([key]):
+            graph.remove_identifier(IdentifierInput(*gone))
+        removed = partition(graph)
+        graph.rebuild()
+        rebuilt = partition(graph)
+        graph.close()
+    assert removed == never_seen
+    assert rebuilt == never_seen
