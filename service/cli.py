@@ -191,7 +191,12 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=cmd_serve)
     imp = sub.add_parser("import", parents=[common], help="bulk-load identity events from NDJSON")
     imp.add_argument("file")
-    imp.add_argument("--batch-size", type=int, default=5000)
+    imp.add_argument(
+        "--batch-size",
+        type=int,
+        default=20_000,
+        help="events per durable chunk (each chunk is one transaction; default 20000)",
+    )
     imp.add_argument("--quiet", action="store_true", help="no progress line")
     imp.set_defaults(run=cmd_import)
     exp = sub.add_parser(

@@ -351,13 +351,16 @@ class EmbeddedStore:
     # --- writes ---------------------------------------------------------------------
     def apply(self, changes: ChangeSet) -> None:
         with self._lock:
-            seq_of = {n.key: n.seq for n in changes.new_nodes}
+            # Every node a write touches is new, updated or removed: one dict answers all.
+            seq_of = {n.key: n.seq for n in changes.node_updates.values()}
+            seq_of.update((n.key, n.seq) for n in changes.new_nodes)
             for key in changes.removed_nodes:
                 seq_of.setdefault(key, self._nodes[key].seq)
+            nodes = self._nodes
 
             def seq(key: Key) -> int:
                 found = seq_of.get(key)
-                return found if found is not None else self._nodes[key].seq
+                return found if found is not None else nodes[key].seq
 
             db = self._db
             try:
