@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
-from graph.models import EdgeObservation, Key, Pair, pair
+from graph.models import EdgeObservation, Key, NodeRecord, Pair, pair
 from graph.resolution import partition
 from graph.store.protocol import GraphStore
 
@@ -36,12 +36,11 @@ class Explanation:
     limit_type: str | None = None
 
 
-def _status_reason(side: str, n: Normalised, store: GraphStore) -> Explanation | None:
+def _status_reason(side: str, n: Normalised, node: NodeRecord | None) -> Explanation | None:
     if n.status is IdentifierStatus.INVALID:
         return Explanation(False, "INVALID", f"{side} is not a valid {n.type}: {n.reason}")
     if n.status is IdentifierStatus.BLOCKED:
         return Explanation(False, "BLOCKED", f"{side} {n.type}:{n.value} is a blocked placeholder")
-    node = store.nodes([n.key]).get(n.key)
     if node is None:
         return Explanation(False, "UNKNOWN", f"{side} {n.type}:{n.value} was never seen")
     if node.shared:
@@ -82,11 +81,11 @@ def _path(edges: list[Pair], start: Key, goal: Key) -> list[Pair]:
 def explain_link(
     store: GraphStore, registry: IdentifierRegistry, a: Normalised, b: Normalised
 ) -> Explanation:
+    nodes = store.nodes(n.key for n in (a, b) if n.value is not None)
     for side, n in (("a", a), ("b", b)):
-        early = _status_reason(side, n, store)
+        early = _status_reason(side, n, nodes.get(n.key) if n.value is not None else None)
         if early is not None:
             return early
-    nodes = store.nodes([a.key, b.key])
     one_a, one_b = nodes[a.key].one_id, nodes[b.key].one_id
     region, edges = store.component([a.key], {})
     result = partition(registry, region, edges)

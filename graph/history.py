@@ -20,7 +20,6 @@ def record_history(
     result: Partition,
     old: dict[Key, str | None],
     reason: str,
-    event_ids: list[str],
     removed: Key | None,
 ) -> None:
     events_by_key: dict[Key, list[str]] = {}

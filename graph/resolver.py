@@ -101,7 +101,7 @@ class Resolver:
                     batch.changes.dirty = set(batch.pending)
                 else:
                     refresh_shared(batch)
-                    self._resolve(batch, reason="ingest", event_ids=[c.event_id for c in fresh])
+                    self._resolve(batch, reason="ingest")
                 self.store.apply(batch.changes)
             if bulk:
                 return results
@@ -163,7 +163,7 @@ class Resolver:
             batch.load(dirty)
             batch.changed = set(dirty)
             refresh_shared(batch)
-            self._resolve(batch, reason="import", event_ids=[])
+            self._resolve(batch, reason="import")
             batch.changes.resolved = set(dirty)
             self.store.apply(batch.changes)
             return len(dirty)
@@ -188,7 +188,7 @@ class Resolver:
                 for other in neighbours:
                     batch.pending[other].strong_neighbours -= 1
             refresh_shared(batch)
-            self._resolve(batch, reason="remove", event_ids=[], removed=key)
+            self._resolve(batch, reason="remove", removed=key)
             self.store.apply(batch.changes)
             after = self.store.nodes(neighbours).values()
             return sorted({n.one_id for n in after if n.one_id is not None})
@@ -208,7 +208,7 @@ class Resolver:
             for key, node in batch.pending.items():
                 node.strong_neighbours = sum(1 for o in adjacency[key] if batch.strong(o))
             refresh_shared(batch)
-            self._resolve(batch, reason="rebuild", event_ids=[])
+            self._resolve(batch, reason="rebuild")
             batch.changes.resolved = set(self.store.dirty_keys())
             self.store.apply(batch.changes)
 
@@ -241,9 +241,7 @@ class Resolver:
         region -= batch.removed
         return region, edges, records
 
-    def _resolve(
-        self, batch: Batch, reason: str, event_ids: list[str], removed: Key | None = None
-    ) -> None:
+    def _resolve(self, batch: Batch, reason: str, removed: Key | None = None) -> None:
         region, edges, records = self._region(batch)
         linkable = batch.linkable()
         nodes = [k for k in region if linkable.get(k, records[k].linkable)]
@@ -278,4 +276,4 @@ class Resolver:
             batch.changes.customer_updates.append(
                 CustomerRecord(c.one_id, c.seq, c.created_at, retired=True)
             )
-        record_history(batch, renaming, result, old, reason, event_ids, removed)
+        record_history(batch, renaming, result, old, reason, removed)

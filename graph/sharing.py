@@ -58,7 +58,7 @@ class AnchorGroups:
             name = min(members)
             for m in members:
                 self.group[m] = name
-            self.members[name] = sorted(members)
+            self.members[name] = list(members)
 
     def customers(
         self,
@@ -228,7 +228,9 @@ class Rejudge:
                 groups = without.customers(around[key], self.capacity)
             self._judge(key, groups)
         weak = {k for k in live if k[0] not in self.strong_types}
-        for others in batch.neighbours(members).values():
+        # Next to a touched group, or next to a node that stopped being an anchor:
+        # either way the anchors an identifier sees may have changed.
+        for others in batch.neighbours([*members, *left]).values():
             weak |= {o for o in others if o[0] not in self.strong_types}
         weak -= batch.removed
         around = batch.neighbours(weak)

@@ -149,3 +149,20 @@ def test_removing_an_identifier_equals_never_having_seen_it(
         graph.close()
     assert removed == never_seen
     assert rebuilt == never_seen
+
+
+def test_a_phone_turning_hub_releases_the_device_it_made_shared() -> None:
+    """A found case: identifiers next to a node that stops being an anchor are re-judged."""
+    raw = [
+        ("web", [("phone", "13800138000")]),
+        ("web", [("phone", "13800138000"), ("phone", "13800138002"), ("phone", "13800138003")]),
+        ("web", [("phone", "13800138000"), ("device_id", "device-0000")]),
+        ("web", [("phone", "13800138001"), ("device_id", "device-0000")]),
+        ("web", [("phone", "13800138000"), ("phone", "13800000000"), ("email", "a@example.com")]),
+    ]
+    config = CONFIGS["tight"]
+    events = to_events(raw)
+    all_at_once = resolve(config, events, [len(events)])
+    assert resolve(config, events, [1] * len(events)) == all_at_once
+    _, loose = all_at_once
+    assert ("device_id", "device-0000") not in loose, "its other phone is now a hub"
