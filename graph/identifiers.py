@@ -108,9 +108,15 @@ NORMALISERS: dict[str, Callable[[str, str], str | None]] = {
 
 
 def _repeated_character(value: str) -> bool:
+    """One letter or digit, three times or more, and nothing else but separators."""
     lowered = value.lower()
-    chars = [c for c in set(lowered) if c.isalnum()]  # a set first: few distinct characters
-    return len(chars) == 1 and lowered.count(chars[0]) >= 3
+    only: str | None = None
+    for char in set(lowered):  # a set first: real values show a second character at once
+        if char.isalnum():
+            if only is not None:
+                return False
+            only = char
+    return only is not None and lowered.count(only) >= 3
 
 
 class IdentifierType:

@@ -107,5 +107,7 @@ class ChangeSet:
     new_customers: list[CustomerRecord] = field(default_factory=list)
     customer_updates: list[CustomerRecord] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
-    dirty: set[Key] = field(default_factory=set)  # evidence changed, resolution deferred
-    resolved: set[Key] = field(default_factory=set)  # deferred resolution done
+    # Bulk import: these events' identifiers are resolved later, all at once ...
+    deferred: bool = False
+    # ... by the change that sets this, which resolves every deferred identifier.
+    settles_deferred: bool = False

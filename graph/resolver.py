@@ -19,7 +19,16 @@ from graph.errors import BatchTooLarge, IdgraphError, NotFound
 from graph.events import CleanEvent, EventInput, clean_event
 from graph.history import key_text, record_history
 from graph.identifiers import IdentifierRegistry
-from graph.models import CustomerRecord, EdgeObservation, Key, NodeRecord, Pair, StoredEvent, pair
+from graph.models import (
+    ChangeSet,
+    CustomerRecord,
+    EdgeObservation,
+    Key,
+    NodeRecord,
+    Pair,
+    StoredEvent,
+    pair,
+)
 from graph.oneids import rename
 from graph.resolution import partition
 from graph.sharing import refresh_shared
@@ -52,11 +61,7 @@ class Resolver:
         """Apply a batch: its evidence and the customers it changes, in one transaction.
 
         ``bulk`` (the import command) lifts the API's batch-size cap and defers
-        resolution: the evidence is written with its nodes marked dirty, and
-        ``resolve_pending`` resolves them all in one pass at the end. The result
-        is the same partition (it is a function of the evidence); the work is
-        done once per region instead of once per batch. A crash in between
-        leaves dirty nodes that the next start resolves.
+        resolution; see ``ingest_clean``.
         """
         limit = self.registry.config.ingest.max_batch_size
         if not bulk and len(events) > limit:
@@ -84,6 +89,27 @@ class Resolver:
                 continue
             clean.append(c)
             results.append(EventResult(index, c.event_id, "ACCEPTED", warnings=c.warnings))
+        self.ingest_clean(clean, results, now, bulk)
+        return results
+
+    def ingest_clean(
+        self,
+        clean: list[CleanEvent],
+        results: list[EventResult],
+        now: datetime | None = None,
+        bulk: bool = False,
+    ) -> None:
+        """Apply events already validated by ``clean_event``; ``results[c.index]`` is c's.
+
+        Cleaning is a pure function of the event and the config, so the import
+        command runs it in worker processes and hands the clean events here.
+        With ``bulk`` the evidence is written with its nodes marked dirty, and
+        ``resolve_pending`` resolves them all in one pass at the end. The result
+        is the same partition (it is a function of the evidence); the work is
+        done once per region instead of once per batch. A crash in between
+        leaves dirty nodes that the next start resolves.
+        """
+        now = now or datetime.now(UTC)
         with self._write:
             known = self.store.known_events(c.event_id for c in clean)
             fresh: list[CleanEvent] = []
@@ -94,24 +120,22 @@ class Resolver:
                 else:
                     in_batch.add(c.event_id)
                     fresh.append(c)
+            if bulk:
+                if fresh:
+                    self.store.apply(self._defer(fresh, now))
+                return
             batch = Batch(self.store, self.registry, now)
             if fresh:
                 self._stage_events(batch, fresh)
-                if bulk:
-                    batch.changes.dirty = set(batch.pending)
-                else:
-                    refresh_shared(batch)
-                    self._resolve(batch, reason="ingest")
+                refresh_shared(batch)
+                self._resolve(batch, reason="ingest")
                 self.store.apply(batch.changes)
-            if bulk:
-                return results
             for c in clean:
                 results[c.index].one_id = self._one_id_of(c.keys)
                 if results[c.index].one_id is None:
                     results[c.index].warnings.append(
                         "no identifier of this event links to a customer (blocked or shared)"
                     )
-        return results
 
     def _one_id_of(self, keys: list[Key]) -> str | None:
         """The event's customer: that of its first identifier that links to one."""
@@ -152,6 +176,35 @@ class Resolver:
         batch.changes.observations = list(observed.values())
         batch.add_edges({p for p, _ in observed})
 
+    def _defer(self, events: list[CleanEvent], now: datetime) -> ChangeSet:
+        """The evidence of a bulk chunk alone: its events and the identifiers new to the graph.
+
+        Everything else a node carries (sightings, flags, OneID) is brought up
+        to date by ``resolve_pending``, from the events.
+        """
+        node_seq, _, event_seq = self.store.counters()
+        node_seqs, event_seqs = itertools.count(node_seq + 1), itertools.count(event_seq + 1)
+        changes = ChangeSet(deferred=True)
+        known = self.store.nodes({k for c in events for k in c.keys})
+        new: dict[Key, NodeRecord] = {}
+        for c in events:
+            seen = c.timestamp
+            for key in c.keys:
+                if key in known:
+                    continue
+                node = new.get(key)
+                if node is None:
+                    new[key] = NodeRecord(key, next(node_seqs), seen, seen, key in c.blocked)
+                elif seen < node.first_seen:
+                    node.first_seen = seen
+                elif seen > node.last_seen:
+                    node.last_seen = seen
+            changes.events.append(
+                StoredEvent(next(event_seqs), c.event_id, c.source, seen, now, c.keys, c.traits)
+            )
+        changes.new_nodes = list(new.values())
+        return changes
+
     def resolve_pending(self, now: datetime | None = None) -> int:
         """Resolve every node left dirty by bulk ingest; returns how many there were."""
         now = now or datetime.now(UTC)
@@ -162,9 +215,13 @@ class Resolver:
             batch = Batch(self.store, self.registry, now)
             batch.load(dirty)
             batch.changed = set(dirty)
+            # Deferred evidence added edges between dirty nodes only, so only their
+            # counts of strong neighbours can have moved.
+            for key, neighbours in self.store.neighbours(dirty).items():
+                batch.pending[key].strong_neighbours = sum(1 for o in neighbours if batch.strong(o))
             refresh_shared(batch)
             self._resolve(batch, reason="import")
-            batch.changes.resolved = set(dirty)
+            batch.changes.settles_deferred = True
             self.store.apply(batch.changes)
             return len(dirty)
 
@@ -209,7 +266,7 @@ class Resolver:
                 node.strong_neighbours = sum(1 for o in adjacency[key] if batch.strong(o))
             refresh_shared(batch)
             self._resolve(batch, reason="rebuild")
-            batch.changes.resolved = set(self.store.dirty_keys())
+            batch.changes.settles_deferred = True
             self.store.apply(batch.changes)
 
     # --- the shared core ------------------------------------------------------------

@@ -8,14 +8,15 @@ import gc
 import json
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from graph.errors import IdgraphError
-from graph.events import EventInput, event_from_json
 from graph.identity_graph import IdentityGraph
+from graph.importer import default_workers, prepared_chunks
+from graph.resolver import EventResult
 from graph.store.embedded import EmbeddedStore
 from service.settings import Settings, ensure_admin_key
 
@@ -54,49 +55,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_batches(
-    handle: TextIO, size: int, rejected: list[tuple[int, str, str]]
-) -> Iterator[list[tuple[int, EventInput]]]:
-    batch: list[tuple[int, EventInput]] = []
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            batch.append((number, event_from_json(json.loads(line))))
-        except json.JSONDecodeError as exc:
-            rejected.append((number, "BAD_JSON", str(exc)))
-        except IdgraphError as exc:
-            rejected.append((number, exc.code, exc.message))
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def cmd_import(args: argparse.Namespace) -> int:
     graph = open_graph(_settings(args))
     rejected: list[tuple[int, str, str]] = []
     counts = {"ACCEPTED": 0, "DUPLICATE": 0, "REJECTED": 0}
     warnings = 0
     started = time.perf_counter()
-    lines = 0
+    now = datetime.now(UTC)
+    workers = args.workers or default_workers()
     try:
         with open(args.file, encoding="utf-8") as handle:
-            for batch in _read_batches(handle, args.batch_size, rejected):
-                results = graph.ingest([event for _, event in batch], bulk=True)
-                for (number, _), result in zip(batch, results, strict=True):
+            chunks = prepared_chunks(handle, graph.config, now, args.batch_size, workers)
+            for chunk in chunks:
+                rejected.extend(chunk.rejected)
+                results = [
+                    EventResult(c.index, c.event_id, "ACCEPTED", warnings=c.warnings)
+                    for c in chunk.events
+                ]
+                graph.ingest_clean(chunk.events, results, now)
+                for result in results:
                     counts[result.status] += 1
                     warnings += len(result.warnings)
-                    if result.status == "REJECTED":
-                        rejected.append(
-                            (number, result.error_code or "", result.error_message or "")
-                        )
-                lines = batch[-1][0]
                 if not args.quiet:
                     rate = sum(counts.values()) / max(time.perf_counter() - started, 1e-9)
                     print(
-                        f"\r{lines} lines read, {counts['ACCEPTED']} accepted, "
+                        f"\r{counts['ACCEPTED']} events accepted, {len(rejected)} lines rejected, "
                         f"{rate:,.0f} events/s",
                         end="",
                         file=sys.stderr,
@@ -196,6 +179,11 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=20_000,
         help="events per durable chunk (each chunk is one transaction; default 20000)",
+    )
+    imp.add_argument(
+        "--workers",
+        type=int,
+        help="processes that parse and normalise lines (default: one per core but one)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress line")
     imp.set_defaults(run=cmd_import)

@@ -34,14 +34,16 @@ def seed(store: GraphStore) -> None:
             NodeRecord(C, 3, T0, T0),
             NodeRecord(D, 4, T0, T0, shared=True),
         ],
+        # The evidence is the events; observations say the same edge by edge.
         observations=[
             EdgeObservation(*pair(A, B), "crm", T0, T0),
-            EdgeObservation(*pair(B, C), "web", T0, T0, count=2),
+            EdgeObservation(*pair(B, C), "web", T0 + timedelta(days=1), T0 + timedelta(days=1)),
             EdgeObservation(*pair(C, D), "app", T0, T0),
         ],
         events=[
             StoredEvent(1, "e1", "crm", T0, T0, [A, B], {"name": "王芳"}),
-            StoredEvent(2, "e2", "web", T0 + timedelta(days=1), T0, [B, C, D], {}),
+            StoredEvent(2, "e2", "web", T0 + timedelta(days=1), T0, [B, C], {}),
+            StoredEvent(3, "e3", "app", T0, T0, [C, D], {}),
         ],
         assignments={A: "one", B: "one", C: "one"},
         new_customers=[CustomerRecord("one", 1, T0), CustomerRecord("old", 0, T0)],
@@ -58,7 +60,7 @@ def test_nodes_edges_and_neighbours(store: GraphStore) -> None:
     assert nodes[A].one_id == "one" and nodes[A].seq == 1 and nodes[D].shared
     assert store.existing_pairs([pair(A, B), pair(A, C)]) == {pair(A, B)}
     assert store.neighbours([B])[B] == {A, C}
-    assert store.counters() == (4, 1, 2)
+    assert store.counters() == (4, 1, 3)
     assert store.healthy()
 
 
@@ -89,11 +91,12 @@ def test_events_observations_history(store: GraphStore) -> None:
     assert store.known_events(["e1", "e9"]) == {"e1"}
     events = store.events_for([A])
     assert [e.event_id for e in events] == ["e1"] and events[0].traits == {"name": "王芳"}
-    assert [e.event_id for e in store.events_for([B, C])] == ["e1", "e2"]
+    assert [e.event_id for e in store.events_for([B, C])] == ["e1", "e2", "e3"]
     store.apply(
         ChangeSet(
-            observations=[
-                EdgeObservation(*pair(B, C), "web", T0 - timedelta(days=1), T0 + timedelta(days=3))
+            events=[
+                StoredEvent(4, "e4", "web", T0 - timedelta(days=1), T0, [C, B], {}),
+                StoredEvent(5, "e5", "web", T0 + timedelta(days=3), T0, [B, C], {}),
             ]
         )
     )
@@ -125,10 +128,10 @@ def test_apply_is_all_or_nothing(store: GraphStore) -> None:
     seed(store)
     broken = ChangeSet(
         new_nodes=[NodeRecord(("email", "new@x.com"), 5, T0, T0)],
-        events=[StoredEvent(3, "e1", "web", T0, T0, [("email", "new@x.com")], {})],
+        events=[StoredEvent(4, "e1", "web", T0, T0, [("email", "new@x.com")], {})],
     )
     with pytest.raises(Exception):  # noqa: B017 - each store raises its own driver error
         store.apply(broken)
     assert store.nodes([("email", "new@x.com")]) == {}
-    assert store.counters() == (4, 1, 2)
+    assert store.counters() == (4, 1, 3)
     assert sorted(k for k, _ in store.assignments()) == sorted([A, B, C, D])

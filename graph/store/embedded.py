@@ -35,6 +35,11 @@ from graph.models import (
     pair,
 )
 
+SCHEMA_VERSION = 2
+
+# The events are the evidence: the graph's edges, and each edge's sources,
+# first and last sighting and count, are derived from them rather than stored
+# twice. So a bulk import writes one row per event and one per new identifier.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS identifiers (
     seq INTEGER PRIMARY KEY,
@@ -45,19 +50,8 @@ CREATE TABLE IF NOT EXISTS identifiers (
     blocked INTEGER NOT NULL,
     shared INTEGER NOT NULL,
     strong_neighbours INTEGER NOT NULL,
-    one_id TEXT,
-    UNIQUE (type, value)
+    one_id TEXT
 );
-CREATE TABLE IF NOT EXISTS edges (
-    a INTEGER NOT NULL,
-    b INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (a, b, source)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS edges_b ON edges (b);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
@@ -67,11 +61,6 @@ CREATE TABLE IF NOT EXISTS events (
     keys TEXT NOT NULL,
     traits TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS event_identifiers (
-    identifier INTEGER NOT NULL,
-    event INTEGER NOT NULL,
-    PRIMARY KEY (identifier, event)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS customers (
     one_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -89,15 +78,18 @@ CREATE TABLE IF NOT EXISTS history (
     event_ids TEXT NOT NULL,
     evidence TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS dirty (
-    identifier INTEGER PRIMARY KEY
-);
 CREATE TABLE IF NOT EXISTS history_index (
     one_id TEXT NOT NULL,
     history INTEGER NOT NULL,
     PRIMARY KEY (one_id, history)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+
+_UNRESOLVED = "unresolved_from"  # meta: the first event seq whose resolution was deferred
 
 
 def _ts(value: datetime) -> str:
@@ -105,10 +97,7 @@ def _ts(value: datetime) -> str:
 
 
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+_dt = datetime.fromisoformat
 
 
 class EmbeddedStore:
@@ -124,13 +113,28 @@ class EmbeddedStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk writes touch many pages
         self._db.execute("PRAGMA foreign_keys=OFF")
+        self._check_version()
         self._db.executescript(_SCHEMA)
         self._load()
+
+    def _check_version(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        (tables,) = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if tables == 0:
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version != SCHEMA_VERSION:
+            self._owner.close()
+            raise StoreUnavailable(
+                f"{self.path} was written by another idgraph version (store format "
+                f"{version}, this one reads {SCHEMA_VERSION}); export it with that version "
+                "and import it into a new data dir"
+            )
 
     def _load(self) -> None:
         self._nodes: dict[Key, NodeRecord] = {}
         self._by_seq: dict[int, Key] = {}
         self._adj: dict[Key, set[Key]] = {}
+        self._events_of: dict[Key, list[int]] = {}
         self._members: dict[str, set[Key]] = {}
         for row in self._db.execute(
             "SELECT seq, type, value, first_seen, last_seen, blocked, shared,"
@@ -143,12 +147,23 @@ class EmbeddedStore:
             self._nodes[key] = node
             self._by_seq[node.seq] = key
             self._adj[key] = set()
+            self._events_of[key] = []
             if node.one_id is not None:
                 self._members.setdefault(node.one_id, set()).add(key)
-        for a, b in self._db.execute("SELECT DISTINCT a, b FROM edges"):
-            ka, kb = self._by_seq[a], self._by_seq[b]
-            self._adj[ka].add(kb)
-            self._adj[kb].add(ka)
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (_UNRESOLVED,)).fetchone()
+        self._unresolved_from: int | None = None if row is None else int(row[0])
+        self._event_ids: set[str] = set()
+        self._dirty: set[Key] = set()
+        self._max_event = 0
+        for seq, event_id, timestamp, keys_text in self._db.execute(
+            "SELECT seq, event_id, timestamp, keys FROM events ORDER BY seq"
+        ):
+            keys: list[Key] = [(k[0], k[1]) for k in json.loads(keys_text)]
+            self._event_ids.add(event_id)
+            self._max_event = seq
+            self._index_event(seq, keys)
+            if self._unresolved_from is not None and seq >= self._unresolved_from:
+                self._widen(keys, _dt(timestamp))
         self._customers: dict[str, CustomerRecord] = {}
         for one_id, seq, created_at, merged_into, retired in self._db.execute(
             "SELECT one_id, seq, created_at, merged_into, retired FROM customers"
@@ -160,14 +175,28 @@ class EmbeddedStore:
         for record in self._customers.values():
             if record.merged_into:
                 self._absorbed.setdefault(record.merged_into, set()).add(record.one_id)
-        self._event_ids: set[str] = {r[0] for r in self._db.execute("SELECT event_id FROM events")}
-        self._dirty: set[Key] = {
-            self._by_seq[r[0]] for r in self._db.execute("SELECT identifier FROM dirty")
-        }
         self._max_node = max(self._by_seq, default=0)
         self._max_customer = max((c.seq for c in self._customers.values()), default=0)
-        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        self._max_event = int(row[0])
+
+    def _index_event(self, seq: int, keys: list[Key]) -> None:
+        """Edges and the per-identifier event index, from one event's identifiers."""
+        adjacency, events_of = self._adj, self._events_of
+        for position, key in enumerate(keys):
+            events_of[key].append(seq)
+            neighbours = adjacency[key]
+            for other in keys[position + 1 :]:
+                neighbours.add(other)
+                adjacency[other].add(key)
+
+    def _widen(self, keys: list[Key], seen: datetime) -> None:
+        """A deferred event's sighting: written to its nodes' rows when they are resolved."""
+        for key in keys:
+            node = self._nodes[key]
+            if seen < node.first_seen:
+                node.first_seen = seen
+            if seen > node.last_seen:
+                node.last_seen = seen
+            self._dirty.add(key)
 
     def close(self) -> None:
         with self._lock:
@@ -239,7 +268,8 @@ class EmbeddedStore:
 
     def dirty_keys(self) -> list[Key]:
         with self._lock:
-            return sorted(self._dirty, key=lambda k: self._nodes[k].seq)
+            nodes = self._nodes
+            return sorted(self._dirty, key=lambda k: nodes[k].seq)
 
     def counters(self) -> tuple[int, int, int]:
         with self._lock:
@@ -265,24 +295,22 @@ class EmbeddedStore:
                 frontier.extend(absorbed)
             return sorted(found)
 
-    def _seqs(self, keys: Iterable[Key]) -> list[int]:
-        return [self._nodes[k].seq for k in keys if k in self._nodes]
+    def _event_rows(self, seqs: Iterable[int], columns: str) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in _chunks(sorted(set(seqs)), 500):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                self._db.execute(f"SELECT {columns} FROM events WHERE seq IN ({marks})", chunk)
+            )
+        return rows
 
     def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
         with self._lock:
-            seqs = self._seqs(keys)
-            rows: list[Any] = []
-            for chunk in _chunks(seqs, 500):
-                marks = ",".join("?" * len(chunk))
-                rows.extend(
-                    self._db.execute(
-                        "SELECT seq, event_id, source, timestamp, received_at, keys, traits"
-                        " FROM events WHERE seq IN (SELECT event FROM event_identifiers"
-                        f" WHERE identifier IN ({marks}))",
-                        chunk,
-                    )
-                )
-            unique = {r[0]: r for r in rows}
+            events_of = self._events_of
+            seqs = [s for k in keys for s in events_of.get(k, ())]
+            rows = self._event_rows(
+                seqs, "seq, event_id, source, timestamp, received_at, keys, traits"
+            )
             return [
                 StoredEvent(
                     r[0],
@@ -293,23 +321,37 @@ class EmbeddedStore:
                     [(k[0], k[1]) for k in json.loads(r[5])],
                     json.loads(r[6]),
                 )
-                for _, r in sorted(unique.items())
+                for r in sorted(rows)
             ]
 
     def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]:
+        """Each source's evidence for each pair: the events that carry both identifiers."""
         with self._lock:
-            found = []
+            nodes, events_of = self._nodes, self._events_of
+            wanted: list[tuple[Key, Key, list[int]]] = []
             for a, b in pairs:
-                if a not in self._nodes or b not in self._nodes:
+                if a not in nodes or b not in nodes:
                     continue
-                sa, sb = self._nodes[a].seq, self._nodes[b].seq
-                lo, hi = (a, b) if sa < sb else (b, a)
-                for source, first, last, count in self._db.execute(
-                    "SELECT source, first_seen, last_seen, count FROM edges"
-                    " WHERE a = ? AND b = ? ORDER BY source",
-                    (min(sa, sb), max(sa, sb)),
-                ):
-                    found.append(EdgeObservation(lo, hi, source, _dt(first), _dt(last), count))
+                lo, hi = (a, b) if nodes[a].seq < nodes[b].seq else (b, a)
+                shorter, longer = sorted((events_of[a], events_of[b]), key=len)
+                common = set(longer).intersection(shorter)
+                if common:
+                    wanted.append((lo, hi, sorted(common)))
+            rows = self._event_rows(
+                (s for *_, seqs in wanted for s in seqs), "seq, source, timestamp"
+            )
+            seen = {seq: (source, timestamp) for seq, source, timestamp in rows}
+            found = []
+            for lo, hi, seqs in wanted:
+                by_source: dict[str, list[str]] = {}
+                for seq in seqs:
+                    source, timestamp = seen[seq]
+                    by_source.setdefault(source, []).append(timestamp)
+                for source, stamps in sorted(by_source.items()):
+                    times = [_dt(t) for t in stamps]
+                    found.append(
+                        EdgeObservation(lo, hi, source, min(times), max(times), len(times))
+                    )
             return found
 
     def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]:
@@ -351,22 +393,16 @@ class EmbeddedStore:
     # --- writes ---------------------------------------------------------------------
     def apply(self, changes: ChangeSet) -> None:
         with self._lock:
-            # Every node a write touches is new, updated or removed: one dict answers all.
-            seq_of = {n.key: n.seq for n in changes.node_updates.values()}
-            seq_of.update((n.key, n.seq) for n in changes.new_nodes)
-            for key in changes.removed_nodes:
-                seq_of.setdefault(key, self._nodes[key].seq)
-            nodes = self._nodes
-
-            def seq(key: Key) -> int:
-                found = seq_of.get(key)
-                return found if found is not None else nodes[key].seq
-
+            duplicate = next(
+                (e.event_id for e in changes.events if e.event_id in self._event_ids), None
+            )
+            if duplicate is not None:
+                raise sqlite3.IntegrityError(f"event {duplicate!r} is already stored")
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._write(db, changes, seq)
+                    self._write(db, changes)
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -377,32 +413,24 @@ class EmbeddedStore:
                 raise StoreUnavailable(f"the embedded store could not write: {exc}") from exc
             self._mirror(changes)
 
-    def _write(self, db: sqlite3.Connection, c: ChangeSet, seq: Any) -> None:
+    def _write(self, db: sqlite3.Connection, c: ChangeSet) -> None:
         texts: dict[datetime, str] = {}
 
         def _ts(value: datetime) -> str:
-            # One batch shares timestamps between events, edges and nodes.
+            # One batch shares timestamps between events and nodes.
             text = texts.get(value)
             if text is None:
                 text = texts[value] = value.isoformat()
             return text
 
+        nodes, events_of = self._nodes, self._events_of
         for key in c.removed_nodes:
-            s = seq(key)
-            events = [
-                r[0]
-                for r in db.execute(
-                    "SELECT event FROM event_identifiers WHERE identifier = ?", (s,)
-                )
-            ]
-            for event in events:
+            for event in events_of[key]:
                 (keys,) = db.execute("SELECT keys FROM events WHERE seq = ?", (event,)).fetchone()
                 kept = [k for k in json.loads(keys) if tuple(k) != key]
-                db.execute("UPDATE events SET keys = ? WHERE seq = ?", (json.dumps(kept), event))
-            db.execute("DELETE FROM event_identifiers WHERE identifier = ?", (s,))
-            db.execute("DELETE FROM dirty WHERE identifier = ?", (s,))
-            db.execute("DELETE FROM edges WHERE a = ? OR b = ?", (s, s))
-            db.execute("DELETE FROM identifiers WHERE seq = ?", (s,))
+                db.execute("UPDATE events SET keys = ? WHERE seq = ?", (_to_json(kept), event))
+            db.execute("DELETE FROM identifiers WHERE seq = ?", (nodes[key].seq,))
+        assignments = c.assignments
         db.executemany(
             "INSERT INTO identifiers (seq, type, value, first_seen, last_seen, blocked, shared,"
             " strong_neighbours, one_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -413,10 +441,10 @@ class EmbeddedStore:
                     n.key[1],
                     _ts(n.first_seen),
                     _ts(n.last_seen),
-                    int(n.blocked),
-                    int(n.shared),
+                    n.blocked,
+                    n.shared,
                     n.strong_neighbours,
-                    c.assignments.get(n.key, n.one_id),
+                    assignments.get(n.key, n.one_id),
                 )
                 for n in c.new_nodes
             ],
@@ -429,8 +457,8 @@ class EmbeddedStore:
                 (
                     _ts(n.last_seen),
                     _ts(n.first_seen),
-                    int(n.blocked),
-                    int(n.shared),
+                    n.blocked,
+                    n.shared,
                     n.strong_neighbours,
                     n.seq,
                 )
@@ -440,20 +468,7 @@ class EmbeddedStore:
         )
         db.executemany(
             "UPDATE identifiers SET one_id = ? WHERE seq = ?",
-            [(one_id, seq(k)) for k, one_id in c.assignments.items() if k not in new],
-        )
-        rows = []
-        for o in c.observations:
-            sa, sb = seq(o.a), seq(o.b)
-            lo, hi = (sa, sb) if sa < sb else (sb, sa)
-            rows.append((lo, hi, o.source, _ts(o.first_seen), _ts(o.last_seen), o.count))
-        db.executemany(
-            "INSERT INTO edges (a, b, source, first_seen, last_seen, count)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (a, b, source) DO UPDATE SET"
-            " first_seen = min(first_seen, excluded.first_seen),"
-            " last_seen = max(last_seen, excluded.last_seen),"
-            " count = count + excluded.count",
-            rows,
+            [(one_id, nodes[k].seq) for k, one_id in assignments.items() if k not in new],
         )
         db.executemany(
             "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys, traits)"
@@ -472,10 +487,6 @@ class EmbeddedStore:
             ],
         )
         db.executemany(
-            "INSERT OR IGNORE INTO event_identifiers (identifier, event) VALUES (?, ?)",
-            [(seq(k), e.seq) for e in c.events for k in e.keys],
-        )
-        db.executemany(
             "INSERT INTO customers (one_id, seq, created_at, merged_into, retired)"
             " VALUES (?, ?, ?, ?, ?)",
             [
@@ -487,10 +498,13 @@ class EmbeddedStore:
             "UPDATE customers SET merged_into = ?, retired = ? WHERE one_id = ?",
             [(x.merged_into, int(x.retired), x.one_id) for x in c.customer_updates],
         )
-        db.executemany("DELETE FROM dirty WHERE identifier = ?", [(seq(k),) for k in c.resolved])
-        db.executemany(
-            "INSERT OR IGNORE INTO dirty (identifier) VALUES (?)", [(seq(k),) for k in c.dirty]
-        )
+        if c.deferred and c.events and self._unresolved_from is None:
+            db.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?)",
+                (_UNRESOLVED, str(min(e.seq for e in c.events))),
+            )
+        if c.settles_deferred:
+            db.execute("DELETE FROM meta WHERE name = ?", (_UNRESOLVED,))
         for h in c.history:
             cursor = db.execute(
                 "INSERT INTO history (kind, one_id, others, at, reason, event_ids, evidence)"
@@ -511,24 +525,28 @@ class EmbeddedStore:
             )
 
     def _mirror(self, c: ChangeSet) -> None:
+        nodes, adjacency, events_of = self._nodes, self._adj, self._events_of
         for key in c.removed_nodes:
-            node = self._nodes.pop(key)
+            node = nodes.pop(key)
             self._by_seq.pop(node.seq, None)
-            for other in self._adj.pop(key, set()):
-                self._adj[other].discard(key)
+            for other in adjacency.pop(key, set()):
+                adjacency[other].discard(key)
+            events_of.pop(key, None)
+            self._dirty.discard(key)
             if node.one_id is not None:
                 self._members.get(node.one_id, set()).discard(key)
         for node in c.new_nodes:
-            self._nodes[node.key] = node
+            nodes[node.key] = node
             self._by_seq[node.seq] = node.key
-            self._adj[node.key] = set()
+            adjacency[node.key] = set()
+            events_of[node.key] = []
             self._max_node = max(self._max_node, node.seq)
         for key, node in c.node_updates.items():
-            if key in self._nodes:
-                node.one_id = self._nodes[key].one_id
-                self._nodes[key] = node
+            if key in nodes:
+                node.one_id = nodes[key].one_id
+                nodes[key] = node
         for key, one_id in c.assignments.items():
-            node = self._nodes[key]
+            node = nodes[key]
             if node.one_id is not None:
                 members = self._members.get(node.one_id)
                 if members is not None:
@@ -538,12 +556,14 @@ class EmbeddedStore:
             node.one_id = one_id
             if one_id is not None:
                 self._members.setdefault(one_id, set()).add(key)
-        for o in c.observations:
-            self._adj[o.a].add(o.b)
-            self._adj[o.b].add(o.a)
+        if c.deferred and c.events and self._unresolved_from is None:
+            self._unresolved_from = min(e.seq for e in c.events)
         for e in c.events:
             self._event_ids.add(e.event_id)
             self._max_event = max(self._max_event, e.seq)
+            self._index_event(e.seq, e.keys)
+            if c.deferred:
+                self._widen(e.keys, e.timestamp)
         for x in c.new_customers:
             self._customers[x.one_id] = x
             self._max_customer = max(self._max_customer, x.seq)
@@ -551,9 +571,9 @@ class EmbeddedStore:
             self._customers[x.one_id] = x
             if x.merged_into:
                 self._absorbed.setdefault(x.merged_into, set()).add(x.one_id)
-        self._dirty -= c.resolved
-        self._dirty -= set(c.removed_nodes)
-        self._dirty |= c.dirty
+        if c.settles_deferred:
+            self._unresolved_from = None
+            self._dirty.clear()
 
 
 def _claim(data_dir: Path) -> Any:
