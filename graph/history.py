@@ -30,11 +30,10 @@ def record_history(
     for k, o in renaming.assignment.items():
         keys_of.setdefault(o, []).append(k)
     crossing_of: dict[str, list[dict[str, str]]] = {}
-    for a, b in result.accepted:
-        if old.get(a) != old.get(b):
-            crossing_of.setdefault(renaming.assignment[a], []).append(
-                {"a": key_text(a), "b": key_text(b)}
-            )
+    for a, b in sorted(p for p in result.accepted if old.get(p[0]) != old.get(p[1])):
+        crossing_of.setdefault(renaming.assignment[a], []).append(
+            {"a": key_text(a), "b": key_text(b)}
+        )
     for survivor, absorbed in renaming.merges.items():
         cause = sorted({e for k in keys_of[survivor] for e in events_by_key.get(k, [])})
         batch.changes.history.append(

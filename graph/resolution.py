@@ -39,23 +39,67 @@ class Partition:
 def partition(
     registry: IdentifierRegistry, nodes: Iterable[Key], edges: Iterable[Pair]
 ) -> Partition:
-    """Constrained connected components over linkable nodes; see the module docstring."""
-    parent: dict[Key, Key] = {}
-    counts: dict[Key, Counter[str]] = {}
+    """Constrained connected components over linkable nodes; see the module docstring.
+
+    Order matters only where a limit can refuse a join: in a plain connected
+    component that holds more identifiers of a limited type than the limit
+    allows. Every other component is taken whole, in any order; only the
+    over-limit ones are joined edge by edge, strongest first.
+    """
     limits = {name: t.limit for name, t in registry.types.items() if t.limit is not None}
-    for key in nodes:
-        parent[key] = key
-        counts[key] = Counter({key[0]: 1}) if key[0] in limits else Counter()
-
-    def find(key: Key) -> Key:
-        root = key
-        while parent[root] != root:
-            root = parent[root]
-        while parent[key] != root:
-            parent[key], key = root, parent[key]
-        return root
-
+    parent = {key: key for key in nodes}
+    live = [e for e in edges if e[0] in parent and e[1] in parent and e[0] != e[1]]
+    for a, b in live:
+        ra, rb = _find(parent, a), _find(parent, b)
+        if ra != rb:
+            parent[rb] = ra
+    counts: Counter[tuple[Key, str]] = Counter(
+        (_find(parent, key), key[0]) for key in parent if key[0] in limits
+    )
+    over = {root for (root, kind), n in counts.items() if n > limits[kind]}
     result = Partition(components=[])
+    groups: dict[Key, list[Key]] = {}
+    for key in parent:
+        groups.setdefault(_find(parent, key), []).append(key)
+    constrained_nodes = [key for root in over for key in groups.pop(root)]
+    result.accepted = [e for e in live if _find(parent, e[0]) not in over]
+    if over:
+        inside = set(constrained_nodes)
+        constrained = _constrained(
+            registry, limits, constrained_nodes, [e for e in live if e[0] in inside]
+        )
+        groups.update(constrained.groups)
+        result.accepted += constrained.accepted
+        result.refused = constrained.refused
+    result.components = sorted((frozenset(g) for g in groups.values()), key=min)
+    return result
+
+
+def _find(parent: dict[Key, Key], key: Key) -> Key:
+    root = key
+    while parent[root] != root:
+        root = parent[root]
+    while parent[key] != root:
+        parent[key], key = root, parent[key]
+    return root
+
+
+@dataclass
+class _Constrained:
+    groups: dict[Key, list[Key]]
+    accepted: list[Pair]
+    refused: list[RefusedLink]
+
+
+def _constrained(
+    registry: IdentifierRegistry,
+    limits: Mapping[str, int],
+    nodes: list[Key],
+    edges: list[Pair],
+) -> _Constrained:
+    """Union-find over edges strongest first, refusing any join that would break a limit."""
+    parent = {key: key for key in nodes}
+    counts = {key: Counter({key[0]: 1}) if key[0] in limits else Counter() for key in nodes}
     priority = {name: kind.priority for name, kind in registry.types.items()}
 
     def strongest_first(edge: Pair) -> tuple[int, int, Pair]:
@@ -63,12 +107,9 @@ def partition(
         pa, pb = priority.get(edge[0][0], 0), priority.get(edge[1][0], 0)
         return (-min(pa, pb), -max(pa, pb), edge)
 
-    ordered = sorted(
-        (e for e in edges if e[0] in parent and e[1] in parent and e[0] != e[1]),
-        key=strongest_first,
-    )
-    for edge in ordered:
-        ra, rb = find(edge[0]), find(edge[1])
+    result = _Constrained({}, [], [])
+    for edge in sorted(edges, key=strongest_first):
+        ra, rb = _find(parent, edge[0]), _find(parent, edge[1])
         if ra == rb:
             continue
         broken = _broken_limit(counts[ra], counts[rb], limits)
@@ -81,10 +122,8 @@ def partition(
         parent[rb] = ra
         counts[ra] += counts.pop(rb)
         result.accepted.append(edge)
-    groups: dict[Key, list[Key]] = {}
     for key in parent:
-        groups.setdefault(find(key), []).append(key)
-    result.components = sorted((frozenset(g) for g in groups.values()), key=min)
+        result.groups.setdefault(_find(parent, key), []).append(key)
     return result
 
 

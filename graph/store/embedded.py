@@ -452,7 +452,7 @@ class EmbeddedStore:
         new = {n.key for n in c.new_nodes}
         db.executemany(
             "UPDATE identifiers SET last_seen = ?, first_seen = ?, blocked = ?, shared = ?,"
-            " strong_neighbours = ? WHERE seq = ?",
+            " strong_neighbours = ?, one_id = ? WHERE seq = ?",
             [
                 (
                     _ts(n.last_seen),
@@ -460,15 +460,20 @@ class EmbeddedStore:
                     n.blocked,
                     n.shared,
                     n.strong_neighbours,
+                    assignments[k] if k in assignments else nodes[k].one_id,
                     n.seq,
                 )
-                for n in c.node_updates.values()
-                if n.key not in new
+                for k, n in c.node_updates.items()
+                if k not in new
             ],
         )
         db.executemany(
             "UPDATE identifiers SET one_id = ? WHERE seq = ?",
-            [(one_id, nodes[k].seq) for k, one_id in assignments.items() if k not in new],
+            [
+                (one_id, nodes[k].seq)
+                for k, one_id in assignments.items()
+                if k not in new and k not in c.node_updates
+            ],
         )
         db.executemany(
             "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys, traits)"
