@@ -19,6 +19,7 @@ from datetime import datetime
 from itertools import islice
 from typing import TextIO
 
+from graph import jsontext
 from graph.config import Config
 from graph.errors import IdgraphError
 from graph.events import CleanEvent, clean_event, event_from_json
@@ -45,7 +46,7 @@ def prepare(
         if not line.strip():
             continue
         try:
-            event = event_from_json(json.loads(line))
+            event = event_from_json(jsontext.loads(line))
             clean = clean_event(len(chunk.events), event, registry, now)
         except json.JSONDecodeError as exc:
             chunk.rejected.append((number, "BAD_JSON", str(exc)))

@@ -99,7 +99,7 @@ class Resolver:
         now: datetime | None = None,
         bulk: bool = False,
     ) -> None:
-        """Apply events already validated by ``clean_event``; ``results[c.index]`` is c's.
+        """Apply events already validated by ``clean_event``; ``results[c.position]`` is c's.
 
         Cleaning is a pure function of the event and the config, so the import
         command runs it in worker processes and hands the clean events here.
@@ -116,7 +116,7 @@ class Resolver:
             in_batch: set[str] = set()
             for c in clean:
                 if c.event_id in known or c.event_id in in_batch:
-                    results[c.index].status = "DUPLICATE"
+                    results[c.position].status = "DUPLICATE"
                 else:
                     in_batch.add(c.event_id)
                     fresh.append(c)
@@ -131,9 +131,9 @@ class Resolver:
                 self._resolve(batch, reason="ingest")
                 self.store.apply(batch.changes)
             for c in clean:
-                results[c.index].one_id = self._one_id_of(c.keys)
-                if results[c.index].one_id is None:
-                    results[c.index].warnings.append(
+                results[c.position].one_id = self._one_id_of(c.keys)
+                if results[c.position].one_id is None:
+                    results[c.position].warnings.append(
                         "no identifier of this event links to a customer (blocked or shared)"
                     )
 

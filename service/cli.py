@@ -69,7 +69,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             for chunk in chunks:
                 rejected.extend(chunk.rejected)
                 results = [
-                    EventResult(c.index, c.event_id, "ACCEPTED", warnings=c.warnings)
+                    EventResult(c.position, c.event_id, "ACCEPTED", warnings=c.warnings)
                     for c in chunk.events
                 ]
                 graph.ingest_clean(chunk.events, results, now)

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from graph import jsontext
 from graph.errors import StoreUnavailable
 from graph.models import (
     ChangeSet,
@@ -96,7 +97,7 @@ def _ts(value: datetime) -> str:
     return value.isoformat()
 
 
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
+_to_json = jsontext.dumps
 _dt = datetime.fromisoformat
 
 
@@ -158,7 +159,7 @@ class EmbeddedStore:
         for seq, event_id, timestamp, keys_text in self._db.execute(
             "SELECT seq, event_id, timestamp, keys FROM events ORDER BY seq"
         ):
-            keys: list[Key] = [(k[0], k[1]) for k in json.loads(keys_text)]
+            keys: list[Key] = [(k[0], k[1]) for k in jsontext.loads(keys_text)]
             self._event_ids.add(event_id)
             self._max_event = seq
             self._index_event(seq, keys)
