@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,6 +34,7 @@ from graph.oneids import rename
 from graph.resolution import partition
 from graph.sharing import refresh_shared
 from graph.store.protocol import GraphStore
+from graph.whole_graph import WholeGraph
 
 
 @dataclass
@@ -215,12 +217,17 @@ class Resolver:
             batch = Batch(self.store, self.registry, now)
             batch.load(dirty)
             batch.changed = set(dirty)
-            # Deferred evidence added edges between dirty nodes only, so only their
-            # counts of strong neighbours can have moved.
-            for key, neighbours in self.store.neighbours(dirty).items():
-                batch.pending[key].strong_neighbours = sum(1 for o in neighbours if batch.strong(o))
-            refresh_shared(batch)
-            self._resolve(batch, reason="import")
+            if len(dirty) == self.store.node_count():  # a first import: judge it whole
+                self._resolve_whole(batch, reason="import")
+            else:
+                # Deferred evidence added edges between dirty nodes only, so only their
+                # counts of strong neighbours can have moved.
+                for key, neighbours in self.store.neighbours(dirty).items():
+                    batch.pending[key].strong_neighbours = sum(
+                        1 for o in neighbours if batch.strong(o)
+                    )
+                refresh_shared(batch)
+                self._resolve(batch, reason="import")
             batch.changes.settles_deferred = True
             self.store.apply(batch.changes)
             return len(dirty)
@@ -259,13 +266,9 @@ class Resolver:
             keys = list(self.store.all_keys())
             batch.load(keys)
             batch.changed = set(keys)
-            adjacency = self.store.neighbours(keys)
             for key, node in batch.pending.items():
                 node.blocked = self.registry.is_blocked(key)
-            for key, node in batch.pending.items():
-                node.strong_neighbours = sum(1 for o in adjacency[key] if batch.strong(o))
-            refresh_shared(batch)
-            self._resolve(batch, reason="rebuild")
+            self._resolve_whole(batch, reason="rebuild")
             batch.changes.settles_deferred = True
             self.store.apply(batch.changes)
 
@@ -298,8 +301,28 @@ class Resolver:
         region -= batch.removed
         return region, edges, records
 
-    def _resolve(self, batch: Batch, reason: str, removed: Key | None = None) -> None:
-        region, edges, records = self._region(batch)
+    def _resolve_whole(self, batch: Batch, reason: str) -> None:
+        """Resolve a batch that holds every node of the graph, judged in one pass."""
+        pending = batch.pending
+        adjacency = self.store.neighbours(pending)
+        whole = WholeGraph(self.registry, {k: n.blocked for k, n in pending.items()}, adjacency)
+        counts, shared = whole.judge()
+        for key, count, is_shared in zip(whole.keys, counts, shared, strict=True):
+            node = pending[key]
+            node.strong_neighbours = count
+            node.shared = is_shared
+        edges = {(a, b) for a, others in adjacency.items() for b in others if a < b}
+        self._resolve(batch, reason, whole=(set(pending), edges, pending))
+
+    def _resolve(
+        self,
+        batch: Batch,
+        reason: str,
+        removed: Key | None = None,
+        whole: tuple[set[Key], set[Pair], Mapping[Key, NodeRecord]] | None = None,
+    ) -> None:
+        """Re-partition the batch's region (``whole``: every node, with all its edges)."""
+        region, edges, records = whole or self._region(batch)
         linkable = batch.linkable()
         nodes = [k for k in region if linkable.get(k, records[k].linkable)]
         result = partition(self.registry, nodes, edges)

@@ -272,6 +272,10 @@ class EmbeddedStore:
             nodes = self._nodes
             return sorted(self._dirty, key=lambda k: nodes[k].seq)
 
+    def node_count(self) -> int:
+        with self._lock:
+            return len(self._nodes)
+
     def counters(self) -> tuple[int, int, int]:
         with self._lock:
             return self._max_node, self._max_customer, self._max_event

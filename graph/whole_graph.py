@@ -1,0 +1,189 @@
+"""The sharing rules of ``graph.sharing``, judged for a whole graph at once.
+
+``sharing.Rejudge`` re-judges what one batch may have changed, reaching the
+graph lazily through the batch. A bulk import or a rebuild has every node
+dirty; walking the graph through those indirections then costs more than the
+rules themselves. This module evaluates the same three rules in one pass over
+integer node ids, numbered in key order so that every "smallest key" and
+"sorted" of the lazy version means the same here. The property tests hold the
+two to the same answer on every graph they generate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Mapping
+
+from graph.identifiers import IdentifierRegistry
+from graph.models import Key
+
+
+class WholeGraph:
+    """Integer view of a closed graph: every neighbour of every node is a node."""
+
+    def __init__(
+        self,
+        registry: IdentifierRegistry,
+        blocked: Mapping[Key, bool],
+        adjacency: Mapping[Key, set[Key]],
+    ) -> None:
+        self.keys = sorted(blocked)
+        index = {key: n for n, key in enumerate(self.keys)}
+        types = registry.types
+        names = sorted({key[0] for key in self.keys})
+        type_of = {name: t for t, name in enumerate(names)}
+        self.type_names = names
+        self.kind = [type_of[key[0]] for key in self.keys]
+        self.blocked = [blocked[key] for key in self.keys]
+        self.adj = [[index[o] for o in adjacency[key]] for key in self.keys]
+        spec = [types.get(name) for name in names]
+        self.strong_type = [s is not None and s.strong for s in spec]
+        self.hub_at = [None if s is None else s.hub_threshold for s in spec]
+        self.threshold = [None if s is None else s.shared_threshold for s in spec]
+        self.capacity = {
+            t: s.capacity for t, s in enumerate(spec) if s is not None and s.capacity is not None
+        }
+        self.corroboration = registry.config.sharing.corroboration
+
+    def judge(self) -> tuple[list[int], list[bool]]:
+        """Each node's count of strong neighbours and its shared flag."""
+        kind, blocked, adj, strong_type = self.kind, self.blocked, self.adj, self.strong_type
+        size = len(kind)
+        strong = [strong_type[kind[n]] and not blocked[n] for n in range(size)]
+        counts = [sum(1 for o in adj[n] if strong[o]) for n in range(size)]
+        hub_at = self.hub_at
+        hub = [(limit := hub_at[kind[n]]) is not None and counts[n] > limit for n in range(size)]
+        anchor0 = [strong[n] and not hub[n] for n in range(size)]
+        shared = [hub[n] and not blocked[n] for n in range(size)]
+        threshold = self.threshold
+        for n in range(size):
+            limit = threshold[kind[n]]
+            if strong_type[kind[n]] and anchor0[n] and limit is not None:
+                shared[n] = self._groups_without(n, anchor0) > limit
+        anchor = [anchor0[n] and not shared[n] for n in range(size)]
+        groups1 = _components(adj, anchor)
+        members1: dict[int, list[int]] = {}
+        for n, g in enumerate(groups1):
+            if g >= 0:
+                members1.setdefault(g, []).append(n)
+        corroborator = [
+            not strong_type[kind[n]] and not blocked[n] and not hub[n] for n in range(size)
+        ]
+        around: dict[int, set[int]] = {}
+        for n in range(size):
+            limit = threshold[kind[n]]
+            if strong_type[kind[n]] or blocked[n] or hub[n] or limit is None:
+                continue
+            names = sorted({groups1[o] for o in adj[n] if anchor[o]})
+            if len(names) < 2:
+                shared[n] = len(names) > limit
+            else:
+                sets = self._corroborated(names, members1, around, corroborator)
+                shared[n] = self._packed(sets) > limit
+        return counts, shared
+
+    def _groups_without(self, k: int, member: list[bool]) -> int:
+        """How many customers the anchor groups around ``k`` make once ``k`` is taken out."""
+        adj = self.adj
+        inside = [o for o in adj[k] if member[o] and o != k]
+        if not inside:
+            return 0
+        label: dict[int, int] = {}
+        for seed in inside:
+            if seed in label:
+                continue
+            found = [seed]
+            seen = {seed}
+            for n in found:
+                for o in adj[n]:
+                    if o != k and o not in seen and member[o]:
+                        seen.add(o)
+                        found.append(o)
+            name = min(seen)
+            for n in seen:
+                label[n] = name
+        names = sorted({label[o] for o in inside})
+        if len(names) < 2:
+            return len(names)
+        members: dict[int, list[int]] = {}
+        for n, name in label.items():
+            members.setdefault(name, []).append(n)
+        return self._packed([self._types(members[name]) for name in names])
+
+    def _types(self, members: list[int]) -> Counter[int]:
+        kind = self.kind
+        return Counter(kind[m] for m in members)
+
+    def _corroborated(
+        self,
+        names: list[int],
+        members: Mapping[int, list[int]],
+        around: dict[int, set[int]],
+        corroborator: list[bool],
+    ) -> list[Counter[int]]:
+        """Merge groups that enough distinct corroborating identifiers have seen together."""
+        needed = self.corroboration
+        if needed < 1:
+            return [self._types(members[name]) for name in names]
+        adj = self.adj
+        touching: dict[int, list[int]] = {}
+        for name in names:
+            near = around.get(name)
+            if near is None:
+                inside = members[name]
+                near = {o for m in inside for o in adj[m]} - set(inside)
+                around[name] = near
+            for other in near:
+                if corroborator[other]:
+                    touching.setdefault(other, []).append(name)
+        seen_together: Counter[tuple[int, int]] = Counter()
+        for groups in touching.values():
+            for pair in itertools.combinations(groups, 2):
+                seen_together[pair] += 1
+        parent = {n: n for n in names}
+
+        def find(n: int) -> int:
+            while parent[n] != n:
+                n = parent[n]
+            return n
+
+        for (a, b), count in sorted(seen_together.items()):
+            if count >= needed:
+                ra, rb = sorted((find(a), find(b)))
+                parent[rb] = ra
+        merged: dict[int, Counter[int]] = {}
+        for n in names:
+            merged.setdefault(find(n), Counter()).update(self._types(members[n]))
+        return [merged[root] for root in sorted(merged)]
+
+    def _packed(self, sets: list[Counter[int]]) -> int:
+        """Pack groups greedily, in order, into customers within each type's capacity."""
+        capacity = self.capacity
+        packed: list[Counter[int]] = []
+        for kinds in sets:
+            for customer in packed:
+                if all(
+                    customer[t] + c <= capacity.get(t, c + customer[t]) for t, c in kinds.items()
+                ):
+                    customer.update(kinds)
+                    break
+            else:
+                packed.append(Counter(kinds))
+        return len(packed)
+
+
+def _components(adj: list[list[int]], member: list[bool]) -> list[int]:
+    """Each member's component over member-to-member edges, named by its smallest node; -1 else."""
+    label = [-1] * len(adj)
+    for start in range(len(adj)):
+        if not member[start] or label[start] >= 0:
+            continue
+        found = [start]
+        label[start] = start  # nodes are visited in increasing order: start is the smallest
+        for n in found:
+            for o in adj[n]:
+                if member[o] and label[o] < 0:
+                    label[o] = start
+                    found.append(o)
+    return label
