@@ -37,42 +37,58 @@ class Partition:
 
 
 def partition(
-    registry: IdentifierRegistry, nodes: Iterable[Key], edges: Iterable[Pair]
+    registry: IdentifierRegistry,
+    nodes: Iterable[Key],
+    edges: Iterable[Pair],
+    plain: list[list[Key]] | None = None,
 ) -> Partition:
     """Constrained connected components over linkable nodes; see the module docstring.
 
     Order matters only where a limit can refuse a join: in a plain connected
     component that holds more identifiers of a limited type than the limit
     allows. Every other component is taken whole, in any order; only the
-    over-limit ones are joined edge by edge, strongest first.
+    over-limit ones are joined edge by edge, strongest first. A caller that
+    already knows the plain components passes them as ``plain``.
     """
     limits = {name: t.limit for name, t in registry.types.items() if t.limit is not None}
+    inside = set(nodes)
+    live = [e for e in edges if e[0] in inside and e[1] in inside and e[0] != e[1]]
+    if plain is None:
+        plain = _plain_components(inside, live)
+    group_of = {key: index for index, group in enumerate(plain) for key in group}
+    over = {index for index, group in enumerate(plain) if _over_limit(group, limits)}
+    result = Partition(components=[])
+    result.accepted = [e for e in live if group_of[e[0]] not in over]
+    groups = [group for index, group in enumerate(plain) if index not in over]
+    if over:
+        constrained_nodes = [key for index in sorted(over) for key in plain[index]]
+        constrained = _constrained(
+            registry, limits, constrained_nodes, [e for e in live if group_of[e[0]] in over]
+        )
+        groups.extend(constrained.groups.values())
+        result.accepted += constrained.accepted
+        result.refused = constrained.refused
+    result.components = sorted((frozenset(g) for g in groups), key=min)
+    return result
+
+
+def _plain_components(nodes: set[Key], edges: list[Pair]) -> list[list[Key]]:
     parent = {key: key for key in nodes}
-    live = [e for e in edges if e[0] in parent and e[1] in parent and e[0] != e[1]]
-    for a, b in live:
+    for a, b in edges:
         ra, rb = _find(parent, a), _find(parent, b)
         if ra != rb:
             parent[rb] = ra
-    counts: Counter[tuple[Key, str]] = Counter(
-        (_find(parent, key), key[0]) for key in parent if key[0] in limits
-    )
-    over = {root for (root, kind), n in counts.items() if n > limits[kind]}
-    result = Partition(components=[])
     groups: dict[Key, list[Key]] = {}
     for key in parent:
         groups.setdefault(_find(parent, key), []).append(key)
-    constrained_nodes = [key for root in over for key in groups.pop(root)]
-    result.accepted = [e for e in live if _find(parent, e[0]) not in over]
-    if over:
-        inside = set(constrained_nodes)
-        constrained = _constrained(
-            registry, limits, constrained_nodes, [e for e in live if e[0] in inside]
-        )
-        groups.update(constrained.groups)
-        result.accepted += constrained.accepted
-        result.refused = constrained.refused
-    result.components = sorted((frozenset(g) for g in groups.values()), key=min)
-    return result
+    return list(groups.values())
+
+
+def _over_limit(group: list[Key], limits: Mapping[str, int]) -> bool:
+    if not limits:
+        return False
+    counts = Counter(key[0] for key in group if key[0] in limits)
+    return any(n > limits[kind] for kind, n in counts.items())
 
 
 def _find(parent: dict[Key, Key], key: Key) -> Key:

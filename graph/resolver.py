@@ -312,20 +312,29 @@ class Resolver:
             node.strong_neighbours = count
             node.shared = is_shared
         edges = {(a, b) for a, others in adjacency.items() for b in others if a < b}
-        self._resolve(batch, reason, whole=(set(pending), edges, pending))
+        plain = whole.linked_components(shared)
+        self._resolve(batch, reason, whole=(set(pending), edges, pending, plain))
 
     def _resolve(
         self,
         batch: Batch,
         reason: str,
         removed: Key | None = None,
-        whole: tuple[set[Key], set[Pair], Mapping[Key, NodeRecord]] | None = None,
+        whole: tuple[set[Key], set[Pair], Mapping[Key, NodeRecord], list[list[Key]]] | None = None,
     ) -> None:
-        """Re-partition the batch's region (``whole``: every node, with all its edges)."""
-        region, edges, records = whole or self._region(batch)
+        """Re-partition the batch's region.
+
+        ``whole`` is every node, with all its edges, its records and its plain
+        linked components, when the batch holds the whole graph.
+        """
+        plain: list[list[Key]] | None = None
+        if whole is not None:
+            region, edges, records, plain = whole
+        else:
+            region, edges, records = self._region(batch)
         linkable = batch.linkable()
         nodes = [k for k in region if linkable.get(k, records[k].linkable)]
-        result = partition(self.registry, nodes, edges)
+        result = partition(self.registry, nodes, edges, plain)
         old = {k: records[k].one_id for k in region}
         old_ids = {o for o in old.values() if o is not None}
         if removed is not None:

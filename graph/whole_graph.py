@@ -83,6 +83,16 @@ class WholeGraph:
                 shared[n] = self._packed(sets) > limit
         return counts, shared
 
+    def linked_components(self, shared: list[bool]) -> list[list[Key]]:
+        """Plain connected components over the nodes that are neither blocked nor shared."""
+        blocked, keys = self.blocked, self.keys
+        linkable = [not (blocked[n] or shared[n]) for n in range(len(keys))]
+        groups: dict[int, list[Key]] = {}
+        for n, label in enumerate(_components(self.adj, linkable)):
+            if label >= 0:
+                groups.setdefault(label, []).append(keys[n])
+        return list(groups.values())
+
     def _groups_without(self, k: int, member: list[bool]) -> int:
         """How many customers the anchor groups around ``k`` make once ``k`` is taken out."""
         adj = self.adj
