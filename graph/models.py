@@ -79,6 +79,8 @@ class StoredEvent:
     received_at: datetime
     keys: list[Key]
     traits: dict[str, Any] = field(default_factory=dict)
+    # Keys the event carried as placeholders, so a deferred event can be replayed.
+    blocked: list[Key] = field(default_factory=list)
 
 
 @dataclass(slots=True)

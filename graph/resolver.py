@@ -179,33 +179,28 @@ class Resolver:
         batch.add_edges({p for p, _ in observed})
 
     def _defer(self, events: list[CleanEvent], now: datetime) -> ChangeSet:
-        """The evidence of a bulk chunk alone: its events and the identifiers new to the graph.
+        """The evidence of a bulk chunk alone: its events, marked for deferred resolution.
 
-        Everything else a node carries (sightings, flags, OneID) is brought up
-        to date by ``resolve_pending``, from the events.
+        The store derives the identifiers they bring and their sightings from
+        the events; ``resolve_pending`` judges and writes them.
         """
-        node_seq, _, event_seq = self.store.counters()
-        node_seqs, event_seqs = itertools.count(node_seq + 1), itertools.count(event_seq + 1)
-        changes = ChangeSet(deferred=True)
-        known = self.store.nodes({k for c in events for k in c.keys})
-        new: dict[Key, NodeRecord] = {}
-        for c in events:
-            seen = c.timestamp
-            for key in c.keys:
-                if key in known:
-                    continue
-                node = new.get(key)
-                if node is None:
-                    new[key] = NodeRecord(key, next(node_seqs), seen, seen, key in c.blocked)
-                elif seen < node.first_seen:
-                    node.first_seen = seen
-                elif seen > node.last_seen:
-                    node.last_seen = seen
-            changes.events.append(
-                StoredEvent(next(event_seqs), c.event_id, c.source, seen, now, c.keys, c.traits)
-            )
-        changes.new_nodes = list(new.values())
-        return changes
+        seqs = itertools.count(self.store.last_event_seq() + 1)
+        return ChangeSet(
+            events=[
+                StoredEvent(
+                    next(seqs),
+                    c.event_id,
+                    c.source,
+                    c.timestamp,
+                    now,
+                    c.keys,
+                    c.traits,
+                    [k for k in c.keys if k in c.blocked],
+                )
+                for c in events
+            ],
+            deferred=True,
+        )
 
     def resolve_pending(self, now: datetime | None = None) -> int:
         """Resolve every node left dirty by bulk ingest; returns how many there were."""

@@ -36,11 +36,13 @@ from graph.models import (
     pair,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The events are the evidence: the graph's edges, and each edge's sources,
 # first and last sighting and count, are derived from them rather than stored
-# twice. So a bulk import writes one row per event and one per new identifier.
+# twice. Identifiers are written once resolved; an identifier that only
+# deferred (bulk) events mention is derived from them when the store opens.
+# So a bulk import writes one row per event, then one per identifier.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS identifiers (
     seq INTEGER PRIMARY KEY,
@@ -60,7 +62,8 @@ CREATE TABLE IF NOT EXISTS events (
     timestamp TEXT NOT NULL,
     received_at TEXT NOT NULL,
     keys TEXT NOT NULL,
-    traits TEXT NOT NULL
+    traits TEXT NOT NULL,
+    blocked TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS customers (
     one_id TEXT PRIMARY KEY,
@@ -132,6 +135,8 @@ class EmbeddedStore:
             )
 
     def _load(self) -> None:
+        self._stale = False
+        self._unwritten: set[Key] = set()  # derived from deferred events, no row yet
         self._nodes: dict[Key, NodeRecord] = {}
         self._by_seq: dict[int, Key] = {}
         self._adj: dict[Key, set[Key]] = {}
@@ -156,15 +161,18 @@ class EmbeddedStore:
         self._event_ids: set[str] = set()
         self._dirty: set[Key] = set()
         self._max_event = 0
-        for seq, event_id, timestamp, keys_text in self._db.execute(
-            "SELECT seq, event_id, timestamp, keys FROM events ORDER BY seq"
+        self._max_node = max(self._by_seq, default=0)
+        unresolved = self._unresolved_from
+        for seq, event_id, timestamp, keys_text, blocked_text in self._db.execute(
+            "SELECT seq, event_id, timestamp, keys, blocked FROM events ORDER BY seq"
         ):
             keys: list[Key] = [(k[0], k[1]) for k in jsontext.loads(keys_text)]
             self._event_ids.add(event_id)
             self._max_event = seq
+            if unresolved is not None and seq >= unresolved:
+                blocked = {(k[0], k[1]) for k in jsontext.loads(blocked_text)}
+                self._replay(keys, _dt(timestamp), blocked)
             self._index_event(seq, keys)
-            if self._unresolved_from is not None and seq >= self._unresolved_from:
-                self._widen(keys, _dt(timestamp))
         self._customers: dict[str, CustomerRecord] = {}
         for one_id, seq, created_at, merged_into, retired in self._db.execute(
             "SELECT one_id, seq, created_at, merged_into, retired FROM customers"
@@ -176,7 +184,6 @@ class EmbeddedStore:
         for record in self._customers.values():
             if record.merged_into:
                 self._absorbed.setdefault(record.merged_into, set()).add(record.one_id)
-        self._max_node = max(self._by_seq, default=0)
         self._max_customer = max((c.seq for c in self._customers.values()), default=0)
 
     def _index_event(self, seq: int, keys: list[Key]) -> None:
@@ -189,15 +196,35 @@ class EmbeddedStore:
                 neighbours.add(other)
                 adjacency[other].add(key)
 
-    def _widen(self, keys: list[Key], seen: datetime) -> None:
-        """A deferred event's sighting: written to its nodes' rows when they are resolved."""
+    def _replay(self, keys: list[Key], seen: datetime, blocked: set[Key]) -> None:
+        """A deferred event's evidence, as the resolver would have staged it.
+
+        New identifiers get the next sequence numbers in event order, exactly as
+        a bulk loader that tracks them itself numbers them; known ones widen
+        their sightings. Rows are written when the identifiers are resolved.
+        """
+        nodes = self._nodes
         for key in keys:
-            node = self._nodes[key]
-            if seen < node.first_seen:
-                node.first_seen = seen
-            if seen > node.last_seen:
-                node.last_seen = seen
+            node = nodes.get(key)
+            if node is None:
+                self._max_node += 1
+                node = NodeRecord(key, self._max_node, seen, seen, key in blocked)
+                nodes[key] = node
+                self._by_seq[node.seq] = key
+                self._adj[key] = set()
+                self._events_of[key] = []
+                self._unwritten.add(key)
+            else:
+                if seen < node.first_seen:
+                    node.first_seen = seen
+                if seen > node.last_seen:
+                    node.last_seen = seen
             self._dirty.add(key)
+
+    def _current(self) -> None:
+        """Rebuild the mirror from the file if deferred writes left it behind."""
+        if self._stale:
+            self._load()
 
     def close(self) -> None:
         with self._lock:
@@ -215,15 +242,18 @@ class EmbeddedStore:
     # --- resolver reads -------------------------------------------------------------
     def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
         with self._lock:
+            self._current()
             nodes = self._nodes
             return {key: nodes[key] for key in keys if key in nodes}
 
     def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]:
         with self._lock:
+            self._current()
             return {p for p in pairs if p[1] in self._adj.get(p[0], ())}
 
     def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
         with self._lock:
+            self._current()
             adjacency, empty = self._adj, set[Key]()
             return {key: adjacency.get(key, empty) for key in keys}
 
@@ -231,6 +261,7 @@ class EmbeddedStore:
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
     ) -> tuple[set[Key], set[Pair]]:
         with self._lock:
+            self._current()
 
             def can_link(key: Key) -> bool:
                 if key in linkable:
@@ -257,10 +288,12 @@ class EmbeddedStore:
 
     def customers(self, one_ids: Iterable[str]) -> dict[str, CustomerRecord]:
         with self._lock:
+            self._current()
             return {o: self._customers[o] for o in one_ids if o in self._customers}
 
     def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
         with self._lock:
+            self._current()
             return {o: set(self._members.get(o, ())) for o in one_ids}
 
     def known_events(self, event_ids: Iterable[str]) -> set[str]:
@@ -269,20 +302,28 @@ class EmbeddedStore:
 
     def dirty_keys(self) -> list[Key]:
         with self._lock:
+            self._current()
             nodes = self._nodes
             return sorted(self._dirty, key=lambda k: nodes[k].seq)
 
+    def last_event_seq(self) -> int:
+        with self._lock:
+            return self._max_event
+
     def node_count(self) -> int:
         with self._lock:
+            self._current()
             return len(self._nodes)
 
     def counters(self) -> tuple[int, int, int]:
         with self._lock:
+            self._current()
             return self._max_node, self._max_customer, self._max_event
 
     # --- API reads ------------------------------------------------------------------
     def canonical_one_id(self, one_id: str) -> str | None:
         with self._lock:
+            self._current()
             seen: set[str] = set()
             current = self._customers.get(one_id)
             while current is not None and current.merged_into and current.one_id not in seen:
@@ -292,6 +333,7 @@ class EmbeddedStore:
 
     def aliases(self, one_id: str) -> list[str]:
         with self._lock:
+            self._current()
             found: set[str] = set()
             frontier = [one_id]
             while frontier:
@@ -311,6 +353,7 @@ class EmbeddedStore:
 
     def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
         with self._lock:
+            self._current()
             events_of = self._events_of
             seqs = [s for k in keys for s in events_of.get(k, ())]
             rows = self._event_rows(
@@ -332,6 +375,7 @@ class EmbeddedStore:
     def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]:
         """Each source's evidence for each pair: the events that carry both identifiers."""
         with self._lock:
+            self._current()
             nodes, events_of = self._nodes, self._events_of
             wanted: list[tuple[Key, Key, list[int]]] = []
             for a, b in pairs:
@@ -361,6 +405,7 @@ class EmbeddedStore:
 
     def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]:
         with self._lock:
+            self._current()
             ids = sorted(set(one_ids))
             rows: dict[int, Any] = {}
             for chunk in _chunks(ids, 500):
@@ -386,6 +431,7 @@ class EmbeddedStore:
 
     def all_keys(self) -> Iterator[Key]:
         with self._lock:
+            self._current()
             keys = sorted(self._nodes, key=lambda k: self._nodes[k].seq)
         yield from keys
 
@@ -403,6 +449,14 @@ class EmbeddedStore:
             )
             if duplicate is not None:
                 raise sqlite3.IntegrityError(f"event {duplicate!r} is already stored")
+            new = {n.key for n in changes.new_nodes}
+            if (
+                changes.removed_nodes
+                or changes.node_updates
+                or changes.customer_updates
+                or any(k not in new for k in changes.assignments)
+            ):
+                self._current()  # these write through the mirror's sequence numbers
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
@@ -416,7 +470,19 @@ class EmbeddedStore:
                 # Disk full, I/O error, file gone: nothing was kept, and the caller
                 # should hear that the store, not its request, is the problem.
                 raise StoreUnavailable(f"the embedded store could not write: {exc}") from exc
-            self._mirror(changes)
+            for e in changes.events:
+                self._event_ids.add(e.event_id)
+                self._max_event = max(self._max_event, e.seq)
+            if changes.deferred and changes.events and self._unresolved_from is None:
+                self._unresolved_from = min(e.seq for e in changes.events)
+            if changes.settles_deferred:
+                self._unresolved_from = None
+            if changes.deferred or self._stale:
+                # Deferred evidence is for a bulk load, which reads nothing until it
+                # resolves; the mirror catches up from the file when it is next read.
+                self._stale = True
+            else:
+                self._mirror(changes)
 
     def _write(self, db: sqlite3.Connection, c: ChangeSet) -> None:
         texts: dict[datetime, str] = {}
@@ -436,6 +502,8 @@ class EmbeddedStore:
                 db.execute("UPDATE events SET keys = ? WHERE seq = ?", (_to_json(kept), event))
             db.execute("DELETE FROM identifiers WHERE seq = ?", (nodes[key].seq,))
         assignments = c.assignments
+        # Identifiers derived from deferred events have no row until resolved.
+        unwritten = [n for k, n in c.node_updates.items() if k in self._unwritten]
         db.executemany(
             "INSERT INTO identifiers (seq, type, value, first_seen, last_seen, blocked, shared,"
             " strong_neighbours, one_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -451,10 +519,11 @@ class EmbeddedStore:
                     n.strong_neighbours,
                     assignments.get(n.key, n.one_id),
                 )
-                for n in c.new_nodes
+                for n in [*c.new_nodes, *unwritten]
             ],
         )
         new = {n.key for n in c.new_nodes}
+        new.update(n.key for n in unwritten)
         db.executemany(
             "UPDATE identifiers SET last_seen = ?, first_seen = ?, blocked = ?, shared = ?,"
             " strong_neighbours = ?, one_id = ? WHERE seq = ?",
@@ -481,19 +550,21 @@ class EmbeddedStore:
             ],
         )
         db.executemany(
-            "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys, traits)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys, traits,"
+            " blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     e.seq,
                     e.event_id,
                     e.source,
-                    _ts(e.timestamp),
-                    _ts(e.received_at),
+                    e.timestamp.isoformat(),
+                    received,
                     _to_json(e.keys),
                     _to_json(e.traits),
+                    _to_json(e.blocked) if e.blocked else "[]",
                 )
                 for e in c.events
+                for received in [_ts(e.received_at)]
             ],
         )
         db.executemany(
@@ -543,6 +614,7 @@ class EmbeddedStore:
                 adjacency[other].discard(key)
             events_of.pop(key, None)
             self._dirty.discard(key)
+            self._unwritten.discard(key)
             if node.one_id is not None:
                 self._members.get(node.one_id, set()).discard(key)
         for node in c.new_nodes:
@@ -566,14 +638,8 @@ class EmbeddedStore:
             node.one_id = one_id
             if one_id is not None:
                 self._members.setdefault(one_id, set()).add(key)
-        if c.deferred and c.events and self._unresolved_from is None:
-            self._unresolved_from = min(e.seq for e in c.events)
         for e in c.events:
-            self._event_ids.add(e.event_id)
-            self._max_event = max(self._max_event, e.seq)
             self._index_event(e.seq, e.keys)
-            if c.deferred:
-                self._widen(e.keys, e.timestamp)
         for x in c.new_customers:
             self._customers[x.one_id] = x
             self._max_customer = max(self._max_customer, x.seq)
@@ -581,8 +647,8 @@ class EmbeddedStore:
             self._customers[x.one_id] = x
             if x.merged_into:
                 self._absorbed.setdefault(x.merged_into, set()).add(x.one_id)
+        self._unwritten.difference_update(c.node_updates)
         if c.settles_deferred:
-            self._unresolved_from = None
             self._dirty.clear()
 
 

@@ -66,6 +66,10 @@ class GraphStore(Protocol):
 
     def node_count(self) -> int: ...
 
+    def last_event_seq(self) -> int:
+        """The highest event sequence number handed out; cheap even during a bulk load."""
+        ...
+
     def counters(self) -> tuple[int, int, int]:
         """The highest node, customer and event sequence numbers handed out so far."""
         ...
