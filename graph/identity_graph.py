@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from graph.bulk_load import BulkLoad
 from graph.config import Config
 from graph.errors import BatchTooLarge, NotFound
-from graph.events import CleanEvent, EventInput, IdentifierInput
+from graph.events import EventInput, IdentifierInput
 from graph.explain import Explanation, explain_link
 from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
 from graph.models import EdgeObservation, Key, NodeRecord, pair
@@ -58,11 +59,9 @@ class IdentityGraph:
     def ingest(self, events: list[EventInput], bulk: bool = False) -> list[EventResult]:
         return self.resolver.ingest(events, bulk=bulk)
 
-    def ingest_clean(
-        self, clean: list[CleanEvent], results: list[EventResult], now: datetime
-    ) -> None:
-        """Write events the import command cleaned in its workers; resolution is deferred."""
-        self.resolver.ingest_clean(clean, results, now, bulk=True)
+    def bulk_load(self, now: datetime) -> BulkLoad:
+        """A bulk import (the import command): chunks written as they come, resolved at the end."""
+        return BulkLoad(self.resolver, now)
 
     def resolve_pending(self) -> int:
         return self.resolver.resolve_pending()

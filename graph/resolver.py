@@ -54,7 +54,7 @@ class Resolver:
     def __init__(self, store: GraphStore, registry: IdentifierRegistry) -> None:
         self.store = store
         self.registry = registry
-        self._write = threading.Lock()
+        self.writing = threading.Lock()  # one writer at a time, whatever the entry point
 
     # --- ingest ---------------------------------------------------------------------
     def ingest(
@@ -112,7 +112,7 @@ class Resolver:
         leaves dirty nodes that the next start resolves.
         """
         now = now or datetime.now(UTC)
-        with self._write:
+        with self.writing:
             known = self.store.known_events(c.event_id for c in clean)
             fresh: list[CleanEvent] = []
             in_batch: set[str] = set()
@@ -124,7 +124,7 @@ class Resolver:
                     fresh.append(c)
             if bulk:
                 if fresh:
-                    self.store.apply(self._defer(fresh, now))
+                    self.store.apply(self.defer(fresh, now))
                 return
             batch = Batch(self.store, self.registry, now)
             if fresh:
@@ -178,7 +178,7 @@ class Resolver:
         batch.changes.observations = list(observed.values())
         batch.add_edges({p for p, _ in observed})
 
-    def _defer(self, events: list[CleanEvent], now: datetime) -> ChangeSet:
+    def defer(self, events: list[CleanEvent], now: datetime) -> ChangeSet:
         """The evidence of a bulk chunk alone: its events, marked for deferred resolution.
 
         The store derives the identifiers they bring and their sightings from
@@ -205,7 +205,7 @@ class Resolver:
     def resolve_pending(self, now: datetime | None = None) -> int:
         """Resolve every node left dirty by bulk ingest; returns how many there were."""
         now = now or datetime.now(UTC)
-        with self._write:
+        with self.writing:
             dirty = self.store.dirty_keys()
             if not dirty:
                 return 0
@@ -231,7 +231,7 @@ class Resolver:
     def remove(self, key: Key, now: datetime | None = None) -> list[str]:
         """Delete an identifier and its evidence; returns the OneIDs its neighbours now have."""
         now = now or datetime.now(UTC)
-        with self._write:
+        with self.writing:
             batch = Batch(self.store, self.registry, now)
             found = self.store.nodes([key]).get(key)
             if found is None:
@@ -256,7 +256,7 @@ class Resolver:
     def rebuild(self, now: datetime | None = None) -> None:
         """Recompute flags and customers for the whole graph, e.g. after a config change."""
         now = now or datetime.now(UTC)
-        with self._write:
+        with self.writing:
             batch = Batch(self.store, self.registry, now)
             keys = list(self.store.all_keys())
             batch.load(keys)
@@ -300,13 +300,13 @@ class Resolver:
         """Resolve a batch that holds every node of the graph, judged in one pass."""
         pending = batch.pending
         adjacency = self.store.neighbours(pending)
-        whole = WholeGraph(self.registry, {k: n.blocked for k, n in pending.items()}, adjacency)
+        whole = WholeGraph.of(self.registry, {k: n.blocked for k, n in pending.items()}, adjacency)
         counts, shared = whole.judge()
         for key, count, is_shared in zip(whole.keys, counts, shared, strict=True):
             node = pending[key]
             node.strong_neighbours = count
             node.shared = is_shared
-        edges = {(a, b) for a, others in adjacency.items() for b in others if a < b}
+        edges = set(whole.linked_edges(shared))
         plain = whole.linked_components(shared)
         self._resolve(batch, reason, whole=(set(pending), edges, pending, plain))
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from graph.identifiers import IdentifierRegistry
-from graph.models import Key
+from graph.models import Key, Pair
 
 
 class WholeGraph:
@@ -25,18 +25,26 @@ class WholeGraph:
     def __init__(
         self,
         registry: IdentifierRegistry,
-        blocked: Mapping[Key, bool],
-        adjacency: Mapping[Key, set[Key]],
+        keys: list[Key],
+        blocked: list[bool],
+        adjacency: list[list[int]],
     ) -> None:
-        self.keys = sorted(blocked)
-        index = {key: n for n, key in enumerate(self.keys)}
+        """``adjacency[n]`` lists node ``n``'s neighbours by position in ``keys`` (repeats allowed).
+
+        Nodes are renumbered in key order; ``order[i]`` is the caller's position
+        of node ``i``.
+        """
+        self.order = sorted(range(len(keys)), key=keys.__getitem__)
+        rank = [0] * len(keys)
+        for new, old in enumerate(self.order):
+            rank[old] = new
+        self.keys = [keys[old] for old in self.order]
+        self.blocked = [blocked[old] for old in self.order]
+        self.adj = [list({rank[o] for o in adjacency[old]}) for old in self.order]
         types = registry.types
         names = sorted({key[0] for key in self.keys})
         type_of = {name: t for t, name in enumerate(names)}
-        self.type_names = names
         self.kind = [type_of[key[0]] for key in self.keys]
-        self.blocked = [blocked[key] for key in self.keys]
-        self.adj = [[index[o] for o in adjacency[key]] for key in self.keys]
         spec = [types.get(name) for name in names]
         self.strong_type = [s is not None and s.strong for s in spec]
         self.hub_at = [None if s is None else s.hub_threshold for s in spec]
@@ -45,6 +53,34 @@ class WholeGraph:
             t: s.capacity for t, s in enumerate(spec) if s is not None and s.capacity is not None
         }
         self.corroboration = registry.config.sharing.corroboration
+
+    @classmethod
+    def of(
+        cls,
+        registry: IdentifierRegistry,
+        blocked: Mapping[Key, bool],
+        adjacency: Mapping[Key, set[Key]],
+    ) -> WholeGraph:
+        keys = list(blocked)
+        index = {key: n for n, key in enumerate(keys)}
+        return cls(
+            registry,
+            keys,
+            [blocked[key] for key in keys],
+            [[index[o] for o in adjacency[key]] for key in keys],
+        )
+
+    def linked_edges(self, shared: list[bool]) -> list[Pair]:
+        """Every edge between two nodes that are neither blocked nor shared, as key pairs."""
+        keys, blocked = self.keys, self.blocked
+        linkable = [not (blocked[n] or shared[n]) for n in range(len(keys))]
+        return [
+            (keys[a], keys[b])
+            for a, others in enumerate(self.adj)
+            if linkable[a]
+            for b in others
+            if a < b and linkable[b]
+        ]
 
     def judge(self) -> tuple[list[int], list[bool]]:
         """Each node's count of strong neighbours and its shared flag."""

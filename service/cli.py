@@ -64,6 +64,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     workers = args.workers or default_workers()
     try:
+        load = graph.bulk_load(now)
         with open(args.file, encoding="utf-8") as handle:
             chunks = prepared_chunks(handle, graph.config, now, args.batch_size, workers)
             for chunk in chunks:
@@ -72,7 +73,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                     EventResult(c.position, c.event_id, "ACCEPTED", warnings=c.warnings)
                     for c in chunk.events
                 ]
-                graph.ingest_clean(chunk.events, results, now)
+                load.add(chunk.events, results)
                 for result in results:
                     counts[result.status] += 1
                     warnings += len(result.warnings)
@@ -87,7 +88,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                     )
         if not args.quiet:
             print("\nresolving customers...", end="", file=sys.stderr, flush=True)
-        graph.resolve_pending()
+        load.finish()
     finally:
         graph.close()
     elapsed = time.perf_counter() - started

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graph.config import Config, load_config
-from graph.events import EventInput, IdentifierInput
+from graph.errors import IdgraphError
+from graph.events import EventInput, IdentifierInput, clean_event
 from graph.identity_graph import IdentityGraph
+from graph.resolver import EventResult
 from graph.store.embedded import EmbeddedStore
 
 UNIVERSE = [
@@ -166,3 +169,68 @@ def test_a_phone_turning_hub_releases_the_device_it_made_shared() -> None:
     assert resolve(config, events, [1] * len(events)) == all_at_once
     _, loose = all_at_once
     assert ("device_id", "device-0000") not in loose, "its other phone is now a hub"
+
+
+def node_state(graph: IdentityGraph) -> list[tuple[object, ...]]:
+    """Every identifier's stored record, OneID aside (OneIDs are minted at random)."""
+    keys = list(graph.store.all_keys())
+    nodes = graph.store.nodes(keys)
+    return [
+        (k, n.seq, n.first_seen, n.last_seen, n.blocked, n.shared, n.strong_neighbours)
+        for k, n in ((k, nodes[k]) for k in keys)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=events_strategy, data=st.data())
+def test_a_first_bulk_load_writes_what_deferred_ingest_writes(
+    name: str, raw: list, data: st.DataObject
+) -> None:
+    """The import command's fast path for an empty store against the resolver's general one."""
+    config = CONFIGS[name]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [
+        EventInput(e.source, e.identifiers, e.event_id, start + timedelta(minutes=m))
+        for e, m in zip(
+            to_events(raw),
+            data.draw(st.lists(st.integers(0, 30), min_size=len(raw), max_size=len(raw))),
+            strict=True,
+        )
+    ]
+    events += data.draw(st.lists(st.sampled_from(events), max_size=3))  # re-sent events
+    now = start + timedelta(days=1)
+    size = data.draw(st.integers(1, 6))
+    chunks = [events[i : i + size] for i in range(0, len(events), size)]
+    with tempfile.TemporaryDirectory() as loaded_dir, tempfile.TemporaryDirectory() as other_dir:
+        loaded = IdentityGraph(config, EmbeddedStore(loaded_dir))
+        deferred = IdentityGraph(config, EmbeddedStore(other_dir))
+        try:
+            load = loaded.bulk_load(now)
+            statuses = []
+            for chunk in chunks:
+                clean = []
+                for position, event in enumerate(chunk):
+                    try:
+                        clean.append(clean_event(position, event, loaded.registry, now))
+                    except IdgraphError:
+                        continue
+                results = [EventResult(c.position, c.event_id, "ACCEPTED") for c in clean]
+                load.add(clean, results)
+                statuses += [r.status for r in results]
+            load.finish()
+            expected = []
+            for chunk in chunks:
+                expected += [
+                    r.status
+                    for r in deferred.resolver.ingest(chunk, now=now, bulk=True)
+                    if r.status != "REJECTED"
+                ]
+            deferred.resolver.resolve_pending(now)
+            assert statuses == expected
+            assert node_state(loaded) == node_state(deferred)
+            assert partition(loaded) == partition(deferred)
+            assert loaded.store.counters() == deferred.store.counters()
+        finally:
+            loaded.close()
+            deferred.close()
