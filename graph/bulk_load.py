@@ -79,9 +79,14 @@ class BulkLoad:
                 elif seen > last[n]:
                     last[n] = seen
                 positions.append(n)
-            for a, b in itertools.combinations(positions, 2):
+            if len(positions) == 2:  # most events: one edge
+                a, b = positions
                 adjacency[a].append(b)
                 adjacency[b].append(a)
+            else:
+                for a, b in itertools.combinations(positions, 2):
+                    adjacency[a].append(b)
+                    adjacency[b].append(a)
 
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""

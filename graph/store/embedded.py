@@ -36,13 +36,15 @@ from graph.models import (
     pair,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The events are the evidence: the graph's edges, and each edge's sources,
 # first and last sighting and count, are derived from them rather than stored
 # twice. Identifiers are written once resolved; an identifier that only
 # deferred (bulk) events mention is derived from them when the store opens.
-# So a bulk import writes one row per event, then one per identifier.
+# So a bulk import writes one row per event, then one per identifier. Event
+# ids are unique by the mirror's set, checked before every write (one process
+# holds the data dir), not by an index every bulk row would have to update.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS identifiers (
     seq INTEGER PRIMARY KEY,
@@ -57,7 +59,7 @@ CREATE TABLE IF NOT EXISTS identifiers (
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
     source TEXT NOT NULL,
     timestamp TEXT NOT NULL,
     received_at TEXT NOT NULL,
