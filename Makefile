@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 GRAPHIQL := service/graphiql
 
-.PHONY: install run test lint bench clean
+NEO4J_BOLT_PORT ?= 7687
+NEO4J_DATA ?= .neo4j/data
+
+.PHONY: install run test lint bench clean neo4j-up neo4j-down
 
 install: $(INSTALLED)
 
@@ -19,8 +22,16 @@ $(INSTALLED): pyproject.toml $(GRAPHIQL)/package.json $(GRAPHIQL)/package-lock.j
 run: install
 	$(BIN)/idgraph serve
 
+# The suite runs against both stores: a real Neo4j is started around it (and the
+# run fails, loudly, if it cannot start).
 test: install lint
-	$(BIN)/python -m pytest
+	$(BIN)/python tests/local_neo4j/launcher.py run -- $(BIN)/python -m pytest
+
+neo4j-up: install
+	$(BIN)/python tests/local_neo4j/launcher.py up --port $(NEO4J_BOLT_PORT) --data $(NEO4J_DATA)
+
+neo4j-down: install
+	$(BIN)/python tests/local_neo4j/launcher.py down --data $(NEO4J_DATA)
 
 lint: install
 	$(BIN)/ruff check .
@@ -33,4 +44,4 @@ bench: install
 	$(BIN)/python -m bench.api_ingest --events 20000
 
 clean:
-	rm -rf $(VENV) $(GRAPHIQL)/node_modules
+	rm -rf $(VENV) $(GRAPHIQL)/node_modules .neo4j

@@ -103,6 +103,8 @@ class ChangeSet:
     new_nodes: list[NodeRecord] = field(default_factory=list)
     node_updates: dict[Key, NodeRecord] = field(default_factory=dict)
     removed_nodes: list[Key] = field(default_factory=list)
+    # The batch's evidence per pair and source, for the resolver's own use: a
+    # store derives evidence from ``events``, so the two can never disagree.
     observations: list[EdgeObservation] = field(default_factory=list)
     events: list[StoredEvent] = field(default_factory=list)
     assignments: dict[Key, str | None] = field(default_factory=dict)

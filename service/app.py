@@ -17,7 +17,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from graph.identity_graph import IdentityGraph
-from graph.store.embedded import EmbeddedStore
 from service.graphiql import AssetFiles, assets_dir, graphiql_page
 from service.http import execute_request
 from service.settings import Settings, ensure_admin_key
@@ -33,7 +32,7 @@ def wants_html(request: Request) -> bool:
 def create_app(settings: Settings, graph: IdentityGraph | None = None) -> Starlette:
     admin_key, _ = ensure_admin_key(settings)
     if graph is None:
-        graph = IdentityGraph(settings.load_config(), EmbeddedStore(settings.data_dir))
+        graph = IdentityGraph(settings.load_config(), settings.open_store())
     service_graph = graph
 
     async def graphql(request: Request) -> Response:

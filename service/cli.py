@@ -17,7 +17,6 @@ from graph.errors import IdgraphError
 from graph.identity_graph import IdentityGraph
 from graph.importer import default_workers, prepared_chunks
 from graph.resolver import EventResult
-from graph.store.embedded import EmbeddedStore
 from service.settings import Settings, ensure_admin_key
 
 
@@ -27,11 +26,14 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.data_dir = Path(args.data_dir)
     if args.config is not None:
         settings.config_path = Path(args.config)
+    for name in ("neo4j_uri", "neo4j_user", "neo4j_password", "neo4j_database"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
     return settings
 
 
 def open_graph(settings: Settings) -> IdentityGraph:
-    return IdentityGraph(settings.load_config(), EmbeddedStore(settings.data_dir))
+    return IdentityGraph(settings.load_config(), settings.open_store())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -166,6 +168,12 @@ def parser() -> argparse.ArgumentParser:
         "--data-dir", help="where the embedded store keeps its data (default: data)"
     )
     common.add_argument("--config", help="a TOML file merged over the shipped defaults")
+    common.add_argument(
+        "--neo4j-uri", help="use the Neo4j store at this Bolt URI (default: the embedded store)"
+    )
+    common.add_argument("--neo4j-user")
+    common.add_argument("--neo4j-password")
+    common.add_argument("--neo4j-database", help="default: neo4j")
     top = argparse.ArgumentParser(prog="idgraph", description="Customer identity graph service.")
     sub = top.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", parents=[common], help="run the GraphQL service")

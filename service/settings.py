@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graph.config import Config, load_config
+from graph.store.embedded import EmbeddedStore
+from graph.store.neo4j_store import Neo4jStore
+from graph.store.protocol import GraphStore
 
 KEY_FILE = "admin.key"
 
@@ -26,9 +29,25 @@ class Settings:
             o.strip() for o in os.environ.get("IDGRAPH_CORS_ORIGINS", "").split(",") if o.strip()
         ]
     )
+    # Without a URI the embedded store in data_dir is used.
+    neo4j_uri: str | None = field(default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_URI"))
+    neo4j_user: str | None = field(default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_USER"))
+    neo4j_password: str | None = field(
+        default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_PASSWORD")
+    )
+    neo4j_database: str | None = field(
+        default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_DATABASE")
+    )
 
     def load_config(self) -> Config:
         return load_config(self.config_path)
+
+    def open_store(self) -> GraphStore:
+        if self.neo4j_uri:
+            return Neo4jStore(
+                self.neo4j_uri, self.neo4j_user, self.neo4j_password, self.neo4j_database
+            )
+        return EmbeddedStore(self.data_dir)
 
 
 def ensure_admin_key(settings: Settings) -> tuple[str, bool]:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import neo4j
 import pytest
 from starlette.testclient import TestClient
 
 from graph.config import load_config
 from graph.store.embedded import EmbeddedStore
+from graph.store.neo4j_store import Neo4jStore
 from graph.store.protocol import GraphStore
 from service.app import create_app
 from service.settings import Settings
+from tests.local_neo4j import launcher
 
 KEY = "test-admin-key"
+STORES = ["embedded", "neo4j"]
 
 INGEST = """
 mutation Ingest($events: [IdentityEventInput!]!) {
@@ -101,13 +106,25 @@ def event(
     return body
 
 
-def make_settings(data_dir: Path, config: Path | None = None) -> Settings:
-    return Settings(data_dir=data_dir, config_path=config, admin_key=KEY)
+def make_settings(
+    data_dir: Path, config: Path | None = None, neo4j_uri: str | None = None
+) -> Settings:
+    return Settings(data_dir=data_dir, config_path=config, admin_key=KEY, neo4j_uri=neo4j_uri)
+
+
+@pytest.fixture(params=STORES)
+def store_uri(request: pytest.FixtureRequest) -> str | None:
+    """The API suite runs on every store: None is the embedded one, else a Neo4j URI."""
+    if request.param == "embedded":
+        return None
+    uri: str = request.getfixturevalue("neo4j_uri")
+    empty_neo4j(uri)
+    return uri
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "data")
+def settings(tmp_path: Path, store_uri: str | None) -> Settings:
+    return make_settings(tmp_path / "data", neo4j_uri=store_uri)
 
 
 @pytest.fixture
@@ -117,7 +134,7 @@ def api(settings: Settings) -> Iterator[Api]:
 
 
 @pytest.fixture
-def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
+def make_api(tmp_path: Path, store_uri: str | None) -> Iterator[Callable[..., Api]]:
     """Builds services on demand, e.g. with a config file, and closes them after the test."""
     clients: list[TestClient] = []
 
@@ -126,7 +143,9 @@ def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
         if config_text is not None:
             config = tmp_path / f"config-{len(clients)}.toml"
             config.write_text(config_text, "utf-8")
-        settings = make_settings(data_dir or tmp_path / f"data-{len(clients)}", config)
+        settings = make_settings(
+            data_dir or tmp_path / f"data-{len(clients)}", config, neo4j_uri=store_uri
+        )
         client = TestClient(create_app(settings))
         client.__enter__()
         clients.append(client)
@@ -137,16 +156,43 @@ def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
         client.__exit__(None, None, None)
 
 
-STORES = ["embedded"]
+@pytest.fixture(scope="session")
+def neo4j_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Neo4j: the one ``make test`` started, else one started for this session.
+
+    It fails, never skips, when Neo4j cannot start: the Neo4j store is tested
+    on every run.
+    """
+    given = os.environ.get("IDGRAPH_TEST_NEO4J_URI")
+    if given:
+        yield given
+        return
+    scratch = tmp_path_factory.mktemp("neo4j")
+    port = launcher.free_port()
+    try:
+        process = launcher.start(scratch / "data", port, scratch / "neo4j.log")
+    except launcher.Neo4jFailed as exc:
+        pytest.fail(f"Neo4j could not start for the Neo4j store tests: {exc}", pytrace=False)
+    yield f"bolt://127.0.0.1:{port}"
+    launcher.stop(process)
+
+
+def empty_neo4j(uri: str) -> None:
+    """Tests share one database (Community has one): each starts from an empty graph."""
+    with neo4j.GraphDatabase.driver(uri, auth=None) as driver:
+        driver.execute_query("MATCH (n) DETACH DELETE n")
 
 
 @pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
     """Every store implementation, for the store contract tests."""
+    opened: GraphStore
     if request.param == "embedded":
-        opened: GraphStore = EmbeddedStore(tmp_path / "store")
-    else:  # pragma: no cover - a new store is added here
-        raise AssertionError(request.param)
+        opened = EmbeddedStore(tmp_path / "store")
+    else:
+        uri = request.getfixturevalue("neo4j_uri")
+        empty_neo4j(uri)
+        opened = Neo4jStore(uri)
     yield opened
     opened.close()
 

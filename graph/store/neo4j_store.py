@@ -1,0 +1,588 @@
+"""The Neo4j store: the identity graph as a graph a Neo4j user can query in Cypher.
+
+    (:Identifier {type, value, seq, firstSeen, lastSeen, blocked, shared, strongNeighbours})
+    (:Identifier)-[:SEEN_WITH {source, firstSeen, lastSeen, count}]->(:Identifier)
+    (:Identifier)-[:BELONGS_TO]->(:Customer {oneId, seq, createdAt, retired})
+    (:Customer)-[:MERGED_INTO]->(:Customer)
+    (:Event {seq, eventId, source, timestamp, receivedAt, keys, traits})-[:SAW]->(:Identifier)
+    (:History {kind, oneId, others, at, reason, eventIds, evidence})-[:CONCERNS]->(:Customer)
+
+``SEEN_WITH`` points from the smaller key to the larger, one relationship per
+source. Every read is one round trip; every ``apply`` is one managed write
+transaction of batched ``UNWIND`` statements, retried by the driver on
+transient errors. Nothing is cached in the process, so several service
+processes can share one database.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, LiteralString, TypeVar
+
+import neo4j
+from neo4j import GraphDatabase, ManagedTransaction, RoutingControl
+from neo4j.exceptions import DriverError, Neo4jError
+
+from graph import jsontext
+from graph.errors import StoreUnavailable
+from graph.models import (
+    ChangeSet,
+    CustomerRecord,
+    EdgeObservation,
+    HistoryEntry,
+    Key,
+    NodeRecord,
+    Pair,
+    StoredEvent,
+    pair,
+)
+
+T = TypeVar("T")
+
+# Community edition has uniqueness constraints (composite ones too) and range indexes.
+_SCHEMA: list[LiteralString] = [
+    "CREATE CONSTRAINT identifier_key IF NOT EXISTS"
+    " FOR (i:Identifier) REQUIRE (i.type, i.value) IS UNIQUE",
+    "CREATE CONSTRAINT customer_one_id IF NOT EXISTS FOR (c:Customer) REQUIRE c.oneId IS UNIQUE",
+    "CREATE CONSTRAINT event_id IF NOT EXISTS FOR (e:Event) REQUIRE e.eventId IS UNIQUE",
+    "CREATE CONSTRAINT event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE",
+    "CREATE INDEX identifier_seq IF NOT EXISTS FOR (i:Identifier) ON (i.seq)",
+    "CREATE INDEX identifier_dirty IF NOT EXISTS FOR (i:Identifier) ON (i.dirty)",
+]
+
+_NODE_FIELDS = (
+    "i.type AS type, i.value AS value, i.seq AS seq, i.firstSeen AS firstSeen,"
+    " i.lastSeen AS lastSeen, i.blocked AS blocked, i.shared AS shared,"
+    " i.strongNeighbours AS strongNeighbours"
+)
+
+
+def _native(value: Any) -> datetime:
+    native: datetime = value.to_native()
+    return native
+
+
+def _key(raw: Any) -> Key:
+    return (raw[0], raw[1])
+
+
+def _node(record: Any, one_id: str | None) -> NodeRecord:
+    return NodeRecord(
+        (record["type"], record["value"]),
+        record["seq"],
+        _native(record["firstSeen"]),
+        _native(record["lastSeen"]),
+        record["blocked"],
+        record["shared"],
+        record["strongNeighbours"],
+        one_id,
+    )
+
+
+def _node_row(node: NodeRecord) -> dict[str, Any]:
+    return {
+        "type": node.key[0],
+        "value": node.key[1],
+        "seq": node.seq,
+        "firstSeen": node.first_seen,
+        "lastSeen": node.last_seen,
+        "blocked": node.blocked,
+        "shared": node.shared,
+        "strongNeighbours": node.strong_neighbours,
+    }
+
+
+class Neo4jStore:
+    """A ``GraphStore`` in a Neo4j database, through the official driver."""
+
+    def __init__(
+        self,
+        uri: str,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+    ) -> None:
+        auth = (user, password or "") if user else None
+        self._driver = GraphDatabase.driver(
+            uri,
+            auth=auth,
+            connection_acquisition_timeout=10,
+            max_transaction_retry_time=15,
+            notifications_min_severity="OFF",  # "property does not exist yet" on a new graph
+        )
+        self._database = database or "neo4j"
+        self._schema_ready = False
+        self._ensure_schema()
+
+    # --- plumbing -------------------------------------------------------------------
+    def _guard(self, work: Callable[[], T]) -> T:
+        """Run ``work``; a database that cannot be reached is the store's problem, typed."""
+        try:
+            return work()
+        except (DriverError, Neo4jError) as exc:
+            if isinstance(exc, Neo4jError) and exc.code and ".ClientError." in exc.code:
+                raise
+            raise StoreUnavailable(f"Neo4j could not serve the request: {exc}") from exc
+
+    def _read(self, query: LiteralString, **params: Any) -> list[neo4j.Record]:
+        self._ensure_schema()
+        return self._guard(
+            lambda: (
+                self._driver.execute_query(
+                    query, params, database_=self._database, routing_=RoutingControl.READ
+                ).records
+            )
+        )
+
+    def _ensure_schema(self) -> None:
+        """Constraints and indexes, idempotently; retried until the database answers once."""
+        if self._schema_ready:
+            return
+        try:
+            for statement in _SCHEMA:
+                self._driver.execute_query(statement, database_=self._database)
+            self._driver.execute_query(
+                "MERGE (s:IdgraphState {id: 1}) ON CREATE SET s.nodeSeq = 0,"
+                " s.customerSeq = 0, s.eventSeq = 0",
+                database_=self._database,
+            )
+        except (DriverError, Neo4jError) as exc:
+            if isinstance(exc, Neo4jError) and exc.code and ".ClientError." in exc.code:
+                raise
+            return  # unreachable now; every later call tries again and reports it typed
+        self._schema_ready = True
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def healthy(self) -> bool:
+        try:
+            self._driver.execute_query("RETURN 1", database_=self._database)
+        except (DriverError, Neo4jError):
+            return False
+        self._ensure_schema()
+        return self._schema_ready
+
+    # --- resolver reads -------------------------------------------------------------
+    def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
+        rows = self._read(
+            "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
+            " OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
+            f" RETURN {_NODE_FIELDS}, c.oneId AS oneId",
+            keys=[list(k) for k in set(keys)],
+        )
+        return {(r["type"], r["value"]): _node(r, r["oneId"]) for r in rows}
+
+    def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]:
+        rows = self._read(
+            "UNWIND $pairs AS p MATCH (a:Identifier {type: p[0][0], value: p[0][1]})"
+            "-[:SEEN_WITH]-(b:Identifier {type: p[1][0], value: p[1][1]})"
+            " RETURN DISTINCT p",
+            pairs=[[list(a), list(b)] for a, b in set(pairs)],
+        )
+        return {(_key(r["p"][0]), _key(r["p"][1])) for r in rows}
+
+    def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
+        wanted = list(set(keys))
+        rows = self._read(
+            "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})-[:SEEN_WITH]-(o)"
+            " RETURN k, collect(DISTINCT [o.type, o.value]) AS others",
+            keys=[list(k) for k in wanted],
+        )
+        found: dict[Key, set[Key]] = {k: set() for k in wanted}
+        for r in rows:
+            found[_key(r["k"])] = {_key(o) for o in r["others"]}
+        return found
+
+    def component(
+        self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
+    ) -> tuple[set[Key], set[Pair]]:
+        """Breadth first, one round trip per level: components are small by design."""
+        seen: set[Key] = set()
+        edges: set[Pair] = set()
+        known = self.nodes(seeds)
+        frontier = [k for k in seeds if k in known or k in linkable]
+        seen.update(frontier)
+
+        def can_link(key: Key, stored: bool) -> bool:
+            return linkable.get(key, stored)
+
+        while frontier:
+            rows = self._read(
+                "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
+                " OPTIONAL MATCH (i)-[:SEEN_WITH]-(o)"
+                " RETURN k, NOT (i.blocked OR i.shared) AS linkable,"
+                " collect(DISTINCT [o.type, o.value, NOT (o.blocked OR o.shared)]) AS others",
+                keys=[list(k) for k in frontier],
+            )
+            stored = {_key(r["k"]): r for r in rows}
+            next_frontier: list[Key] = []
+            for key in frontier:
+                row = stored.get(key)
+                if not can_link(key, row is not None and row["linkable"]) or row is None:
+                    continue
+                for o in row["others"]:
+                    if o[0] is None:
+                        continue
+                    other = (o[0], o[1])
+                    if not can_link(other, o[2]):
+                        continue
+                    edges.add(pair(key, other))
+                    if other not in seen:
+                        seen.add(other)
+                        next_frontier.append(other)
+            frontier = next_frontier
+        return seen, edges
+
+    def customers(self, one_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+        rows = self._read(
+            "UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
+            " OPTIONAL MATCH (c)-[:MERGED_INTO]->(s:Customer)"
+            " RETURN c.oneId AS oneId, c.seq AS seq, c.createdAt AS createdAt,"
+            " s.oneId AS mergedInto, c.retired AS retired",
+            ids=list(set(one_ids)),
+        )
+        return {
+            r["oneId"]: CustomerRecord(
+                r["oneId"], r["seq"], _native(r["createdAt"]), r["mergedInto"], r["retired"]
+            )
+            for r in rows
+        }
+
+    def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
+        wanted = list(set(one_ids))
+        rows = self._read(
+            "UNWIND $ids AS id MATCH (c:Customer {oneId: id})<-[:BELONGS_TO]-(i:Identifier)"
+            " RETURN id, collect([i.type, i.value]) AS keys",
+            ids=wanted,
+        )
+        found: dict[str, set[Key]] = {o: set() for o in wanted}
+        for r in rows:
+            found[r["id"]] = {_key(k) for k in r["keys"]}
+        return found
+
+    def known_events(self, event_ids: Iterable[str]) -> set[str]:
+        rows = self._read(
+            "UNWIND $ids AS id MATCH (e:Event {eventId: id}) RETURN e.eventId AS id",
+            ids=list(set(event_ids)),
+        )
+        return {r["id"] for r in rows}
+
+    def dirty_keys(self) -> list[Key]:
+        rows = self._read(
+            "MATCH (i:Identifier) WHERE i.dirty = true RETURN i.type AS type, i.value AS value"
+            " ORDER BY i.seq"
+        )
+        return [(r["type"], r["value"]) for r in rows]
+
+    def node_count(self) -> int:
+        rows = self._read("MATCH (i:Identifier) RETURN count(i) AS n")
+        count: int = rows[0]["n"]
+        return count
+
+    def last_event_seq(self) -> int:
+        return self.counters()[2]
+
+    def counters(self) -> tuple[int, int, int]:
+        rows = self._read(
+            "MATCH (s:IdgraphState {id: 1}) RETURN s.nodeSeq AS n, s.customerSeq AS c,"
+            " s.eventSeq AS e"
+        )
+        if not rows:
+            return 0, 0, 0
+        return rows[0]["n"], rows[0]["c"], rows[0]["e"]
+
+    # --- API reads ------------------------------------------------------------------
+    def canonical_one_id(self, one_id: str) -> str | None:
+        rows = self._read(
+            "MATCH (c:Customer {oneId: $id})"
+            " OPTIONAL MATCH path = (c)-[:MERGED_INTO*1..]->(s:Customer)"
+            " WHERE NOT (s)-[:MERGED_INTO]->()"
+            " RETURN coalesce(s.oneId, c.oneId) AS oneId",
+            id=one_id,
+        )
+        return rows[0]["oneId"] if rows else None
+
+    def aliases(self, one_id: str) -> list[str]:
+        rows = self._read(
+            "MATCH (:Customer {oneId: $id})<-[:MERGED_INTO*1..]-(a:Customer)"
+            " WHERE a.oneId <> $id RETURN DISTINCT a.oneId AS oneId ORDER BY oneId",
+            id=one_id,
+        )
+        return [r["oneId"] for r in rows]
+
+    def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
+        rows = self._read(
+            "UNWIND $keys AS k MATCH (:Identifier {type: k[0], value: k[1]})<-[:SAW]-(e:Event)"
+            " WITH DISTINCT e RETURN e ORDER BY e.seq",
+            keys=[list(k) for k in set(keys)],
+        )
+        return [_event(r["e"]) for r in rows]
+
+    def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]:
+        """Each pair's evidence, in the order the pairs were asked for, then by source."""
+        pairs = list(pairs)
+        rows = self._read(
+            "UNWIND $pairs AS p MATCH (a:Identifier {type: p[0][0], value: p[0][1]})"
+            "-[r:SEEN_WITH]-(b:Identifier {type: p[1][0], value: p[1][1]})"
+            " RETURN a.seq < b.seq AS ordered, p, r.source AS source, r.firstSeen AS first,"
+            " r.lastSeen AS last, r.count AS count",
+            pairs=[[list(a), list(b)] for a, b in pairs],
+        )
+        position = {p: n for n, p in reversed(list(enumerate(pairs)))}
+        found = []
+        for r in rows:
+            a, b = _key(r["p"][0]), _key(r["p"][1])
+            lo, hi = (a, b) if r["ordered"] else (b, a)
+            observation = EdgeObservation(
+                lo, hi, r["source"], _native(r["first"]), _native(r["last"]), r["count"]
+            )
+            found.append((position[(a, b)], r["source"], observation))
+        return [o for *_, o in sorted(found, key=lambda f: (f[0], f[1]))]
+
+    def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]:
+        rows = self._read(
+            "UNWIND $ids AS id MATCH (:Customer {oneId: id})<-[:CONCERNS]-(h:History)"
+            " WITH DISTINCT h RETURN h ORDER BY h.seq",
+            ids=list(set(one_ids)),
+        )
+        return [
+            HistoryEntry(
+                h["kind"],
+                h["oneId"],
+                list(h["others"]),
+                _native(h["at"]),
+                h["reason"],
+                jsontext.loads(h["eventIds"]),
+                jsontext.loads(h["evidence"]),
+            )
+            for h in (r["h"] for r in rows)
+        ]
+
+    def all_keys(self) -> Iterator[Key]:
+        rows = self._read(
+            "MATCH (i:Identifier) RETURN i.type AS type, i.value AS value ORDER BY i.seq"
+        )
+        for r in rows:
+            yield (r["type"], r["value"])
+
+    def assignments(self) -> Iterator[tuple[Key, str | None]]:
+        rows = self._read(
+            "MATCH (i:Identifier) OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
+            " RETURN i.type AS type, i.value AS value, c.oneId AS oneId ORDER BY i.seq"
+        )
+        for r in rows:
+            yield (r["type"], r["value"]), r["oneId"]
+
+    # --- writes ---------------------------------------------------------------------
+    def apply(self, changes: ChangeSet) -> None:
+        self._ensure_schema()
+
+        def write() -> None:
+            with self._driver.session(database=self._database) as session:
+                session.execute_write(_write, changes)
+
+        self._guard(write)
+
+
+def _event(e: Any) -> StoredEvent:
+    return StoredEvent(
+        e["seq"],
+        e["eventId"],
+        e["source"],
+        _native(e["timestamp"]),
+        _native(e["receivedAt"]),
+        [_key(k) for k in jsontext.loads(e["keys"])],
+        jsontext.loads(e["traits"]),
+        [_key(k) for k in jsontext.loads(e["blocked"])],
+    )
+
+
+def _write(tx: ManagedTransaction, c: ChangeSet) -> None:
+    """One transaction: everything in ``c`` is kept, or none of it."""
+    for key in c.removed_nodes:
+        events = tx.run(
+            "MATCH (:Identifier {type: $t, value: $v})<-[:SAW]-(e:Event)"
+            " RETURN e.seq AS seq, e.keys AS keys",
+            t=key[0],
+            v=key[1],
+        ).data()
+        tx.run(
+            "UNWIND $rows AS r MATCH (e:Event {seq: r.seq}) SET e.keys = r.keys",
+            rows=[
+                {
+                    "seq": e["seq"],
+                    "keys": jsontext.dumps(
+                        [k for k in jsontext.loads(e["keys"]) if _key(k) != key]
+                    ),
+                }
+                for e in events
+            ],
+        )
+        tx.run("MATCH (i:Identifier {type: $t, value: $v}) DETACH DELETE i", t=key[0], v=key[1])
+    tx.run(
+        "UNWIND $rows AS r CREATE (:Customer {oneId: r.oneId, seq: r.seq,"
+        " createdAt: r.createdAt, retired: r.retired})",
+        rows=[
+            {"oneId": x.one_id, "seq": x.seq, "createdAt": x.created_at, "retired": x.retired}
+            for x in c.new_customers
+        ],
+    )
+    deferred_nodes = _deferred_nodes(tx, c) if c.deferred and c.events else []
+    tx.run(
+        "UNWIND $rows AS r MERGE (i:Identifier {type: r.type, value: r.value})"
+        " SET i.seq = r.seq, i.firstSeen = r.firstSeen, i.lastSeen = r.lastSeen,"
+        " i.blocked = r.blocked, i.shared = r.shared, i.strongNeighbours = r.strongNeighbours",
+        rows=[_node_row(n) for n in [*c.new_nodes, *c.node_updates.values(), *deferred_nodes]],
+    )
+    assigned = dict(c.assignments)
+    for n in c.new_nodes:
+        if n.key not in assigned and n.one_id is not None:
+            assigned[n.key] = n.one_id
+    tx.run(
+        "UNWIND $rows AS r MATCH (i:Identifier {type: r.type, value: r.value})"
+        " OPTIONAL MATCH (i)-[old:BELONGS_TO]->() DELETE old"
+        " WITH i, r WHERE r.oneId IS NOT NULL"
+        " MATCH (c:Customer {oneId: r.oneId}) CREATE (i)-[:BELONGS_TO]->(c)",
+        rows=[{"type": k[0], "value": k[1], "oneId": o} for k, o in assigned.items()],
+    )
+    # The events are the evidence (as in every store): each source's SEEN_WITH
+    # relationship accumulates the events that carried both identifiers.
+    tx.run(
+        "UNWIND $rows AS r"
+        " MATCH (a:Identifier {type: r.a[0], value: r.a[1]}),"
+        " (b:Identifier {type: r.b[0], value: r.b[1]})"
+        " MERGE (a)-[s:SEEN_WITH {source: r.source}]->(b)"
+        " ON CREATE SET s.firstSeen = r.first, s.lastSeen = r.last, s.count = r.count"
+        " ON MATCH SET s.firstSeen = CASE WHEN r.first < s.firstSeen THEN r.first"
+        " ELSE s.firstSeen END, s.lastSeen = CASE WHEN r.last > s.lastSeen THEN r.last"
+        " ELSE s.lastSeen END, s.count = s.count + r.count",
+        rows=[
+            {
+                "a": list(o.a),
+                "b": list(o.b),
+                "source": o.source,
+                "first": o.first_seen,
+                "last": o.last_seen,
+                "count": o.count,
+            }
+            for o in _evidence(c.events)
+        ],
+    )
+    tx.run(
+        "UNWIND $rows AS r CREATE (e:Event {seq: r.seq, eventId: r.eventId, source: r.source,"
+        " timestamp: r.timestamp, receivedAt: r.receivedAt, keys: r.keys, traits: r.traits,"
+        " blocked: r.blocked})"
+        " WITH e, r UNWIND r.saw AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
+        " CREATE (e)-[:SAW]->(i)",
+        rows=[
+            {
+                "seq": e.seq,
+                "eventId": e.event_id,
+                "source": e.source,
+                "timestamp": e.timestamp,
+                "receivedAt": e.received_at,
+                "keys": jsontext.dumps(e.keys),
+                "traits": jsontext.dumps(e.traits),
+                "blocked": jsontext.dumps(e.blocked),
+                "saw": [list(k) for k in dict.fromkeys(e.keys)],
+            }
+            for e in c.events
+        ],
+    )
+    tx.run(
+        "UNWIND $rows AS r MATCH (c:Customer {oneId: r.oneId}) SET c.retired = r.retired"
+        " WITH c, r WHERE r.mergedInto IS NOT NULL"
+        " MATCH (s:Customer {oneId: r.mergedInto}) MERGE (c)-[:MERGED_INTO]->(s)",
+        rows=[
+            {"oneId": x.one_id, "retired": x.retired, "mergedInto": x.merged_into}
+            for x in c.customer_updates
+        ],
+    )
+    if c.history:
+        (start,) = tx.run("MATCH (h:History) RETURN count(h) AS n").single() or (0,)
+        tx.run(
+            "UNWIND $rows AS r CREATE (h:History {seq: r.seq, kind: r.kind, oneId: r.oneId,"
+            " others: r.others, at: r.at, reason: r.reason, eventIds: r.eventIds,"
+            " evidence: r.evidence})"
+            " WITH h, r UNWIND r.subjects AS id MATCH (c:Customer {oneId: id})"
+            " MERGE (h)-[:CONCERNS]->(c)",
+            rows=[
+                {
+                    "seq": start + n,
+                    "kind": h.kind,
+                    "oneId": h.one_id,
+                    "others": h.others,
+                    "at": h.at,
+                    "reason": h.reason,
+                    "eventIds": jsontext.dumps(h.event_ids),
+                    "evidence": jsontext.dumps(h.evidence),
+                    "subjects": sorted({h.one_id, *h.others}),
+                }
+                for n, h in enumerate(c.history)
+            ],
+        )
+    if c.deferred and c.events:
+        tx.run(
+            "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]}) SET i.dirty = true",
+            keys=[list(k) for k in {k for e in c.events for k in e.keys}],
+        )
+    if c.settles_deferred:
+        tx.run("MATCH (i:Identifier) WHERE i.dirty = true REMOVE i.dirty")
+    tx.run(
+        "MATCH (s:IdgraphState {id: 1})"
+        " SET s.nodeSeq = CASE WHEN $node > s.nodeSeq THEN $node ELSE s.nodeSeq END,"
+        " s.customerSeq = CASE WHEN $customer > s.customerSeq THEN $customer"
+        " ELSE s.customerSeq END,"
+        " s.eventSeq = CASE WHEN $event > s.eventSeq THEN $event ELSE s.eventSeq END",
+        node=max((n.seq for n in [*c.new_nodes, *deferred_nodes]), default=0),
+        customer=max((x.seq for x in c.new_customers), default=0),
+        event=max((e.seq for e in c.events), default=0),
+    )
+
+
+def _deferred_nodes(tx: ManagedTransaction, c: ChangeSet) -> list[NodeRecord]:
+    """The identifiers deferred events bring or widen, as a loader numbering them would.
+
+    New identifiers get the next sequence numbers in event order; known ones
+    widen their first and last sightings.
+    """
+    keys = list(dict.fromkeys(k for e in c.events for k in e.keys))
+    rows = tx.run(
+        f"UNWIND $keys AS k MATCH (i:Identifier {{type: k[0], value: k[1]}}) RETURN {_NODE_FIELDS}",
+        keys=[list(k) for k in keys],
+    ).data()
+    known = {(r["type"], r["value"]): _node(r, None) for r in rows}
+    record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.nodeSeq AS n").single()
+    seqs = itertools.count((record["n"] if record else 0) + 1)
+    touched: dict[Key, NodeRecord] = {}
+    for e in c.events:
+        blocked = set(e.blocked)
+        for key in e.keys:
+            node = touched.get(key) or known.get(key)
+            if node is None:
+                node = NodeRecord(key, next(seqs), e.timestamp, e.timestamp, key in blocked)
+            node.first_seen = min(node.first_seen, e.timestamp)
+            node.last_seen = max(node.last_seen, e.timestamp)
+            touched[key] = node
+    return list(touched.values())
+
+
+def _evidence(events: list[StoredEvent]) -> list[EdgeObservation]:
+    """Each source's evidence per pair, aggregated over ``events``."""
+    found: dict[tuple[Pair, str], EdgeObservation] = {}
+    for e in events:
+        for a, b in itertools.combinations(dict.fromkeys(e.keys), 2):
+            p = pair(a, b)
+            seen = found.get((p, e.source))
+            if seen is None:
+                found[(p, e.source)] = EdgeObservation(
+                    p[0], p[1], e.source, e.timestamp, e.timestamp
+                )
+            else:
+                seen.first_seen = min(seen.first_seen, e.timestamp)
+                seen.last_seen = max(seen.last_seen, e.timestamp)
+                seen.count += 1
+    return list(found.values())
