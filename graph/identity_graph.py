@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
 from graph.bulk_load import BulkLoad
 from graph.config import Config
-from graph.errors import BatchTooLarge, NotFound
+from graph.errors import BatchTooLarge, NotFound, StoreUnavailable
 from graph.events import EventInput, IdentifierInput
 from graph.explain import Explanation, explain_link
 from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
@@ -49,14 +50,23 @@ class IdentityGraph:
         self.registry = IdentifierRegistry(config)
         self.store = store
         self.resolver = Resolver(store, self.registry)
-        # Finish a bulk import that stopped before it resolved what it loaded.
-        self.resolver.resolve_pending()
+        self._settled = False
+        # A database that is down now: serve health checks, settle on the first write.
+        with contextlib.suppress(StoreUnavailable):
+            self._settle()
+
+    def _settle(self) -> None:
+        """Finish a bulk import that stopped before it resolved what it loaded."""
+        if not self._settled:
+            self.resolver.resolve_pending()
+            self._settled = True
 
     def close(self) -> None:
         self.store.close()
 
     # --- writes ---------------------------------------------------------------------
     def ingest(self, events: list[EventInput], bulk: bool = False) -> list[EventResult]:
+        self._settle()
         return self.resolver.ingest(events, bulk=bulk)
 
     def bulk_load(self, now: datetime) -> BulkLoad:
@@ -70,6 +80,7 @@ class IdentityGraph:
         n = self.registry.normalise(identifier.type, identifier.value)
         if n.value is None:
             raise NotFound(f"{identifier.type}={identifier.value!r} is not a valid identifier")
+        self._settle()
         return self.resolver.remove(n.key)
 
     def rebuild(self) -> None:

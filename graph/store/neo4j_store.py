@@ -108,8 +108,9 @@ class Neo4jStore:
         self._driver = GraphDatabase.driver(
             uri,
             auth=auth,
+            connection_timeout=5,
             connection_acquisition_timeout=10,
-            max_transaction_retry_time=15,
+            max_transaction_retry_time=5,  # rides out a blip; an outage is reported
             notifications_min_severity="OFF",  # "property does not exist yet" on a new graph
         )
         self._database = database or "neo4j"
@@ -159,7 +160,8 @@ class Neo4jStore:
 
     def healthy(self) -> bool:
         try:
-            self._driver.execute_query("RETURN 1", database_=self._database)
+            with self._driver.session(database=self._database) as session:
+                session.run("RETURN 1").consume()  # one try: a health check must answer fast
         except (DriverError, Neo4jError):
             return False
         self._ensure_schema()
