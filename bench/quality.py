@@ -28,11 +28,20 @@ from graph.events import event_from_json
 from graph.identifiers import IdentifierRegistry, IdentifierStatus
 from graph.identity_graph import IdentityGraph
 from graph.store.embedded import EmbeddedStore
+from graph.store.neo4j_store import Neo4jStore
+from graph.store.protocol import GraphStore
 
 
-def resolve_with_idgraph(events: list[dict], config_path: str | None) -> dict[Key, str]:
+def resolve_with_idgraph(
+    events: list[dict], config_path: str | None, neo4j_uri: str | None = None
+) -> dict[Key, str]:
+    """idgraph's OneIDs for the events, on the embedded store or an empty Neo4j database."""
     with tempfile.TemporaryDirectory() as data_dir:
-        graph = IdentityGraph(load_config(config_path), EmbeddedStore(data_dir))
+        store: GraphStore = Neo4jStore(neo4j_uri) if neo4j_uri else EmbeddedStore(data_dir)
+        graph = IdentityGraph(load_config(config_path), store)
+        if graph.store.node_count():
+            graph.close()
+            raise SystemExit("the Neo4j database is not empty; score into an empty one")
         for start in range(0, len(events), 5000):
             graph.ingest([event_from_json(e) for e in events[start : start + 5000]], bulk=True)
         graph.resolve_pending()
@@ -76,19 +85,21 @@ def resolvable_truth(data: Dataset, registry: IdentifierRegistry) -> dict[Key, H
     return {key: (owner, find(key)) for key, owner in data.truth.items()}
 
 
-def report(persons: int, seed: int, config_path: str | None) -> dict[str, tuple[Score, Score]]:
+def report(
+    persons: int, seed: int, config_path: str | None, neo4j_uri: str | None = None
+) -> dict[str, tuple[Score, Score]]:
     data = generate(persons, seed)
     registry = IdentifierRegistry(load_config(config_path))
     resolvable = resolvable_truth(data, registry)
     person: dict[Hashable, Hashable] = dict(data.truth)
     started = time.perf_counter()
-    ours = resolve_with_idgraph(data.events, config_path)
+    ours = resolve_with_idgraph(data.events, config_path, neo4j_uri)
     took = time.perf_counter() - started
     naive = naive_components(data.events, registry)
     rows: dict[str, tuple[Score, Score]] = {}
     for name, predicted in (
         ("naive connected components", naive),
-        ("idgraph (default config)", ours),
+        (f"idgraph (default config, {'Neo4j' if neo4j_uri else 'embedded'} store)", ours),
     ):
         as_hashable: dict[Hashable, Hashable] = dict(predicted)
         rows[name] = (pairwise(dict(resolvable), as_hashable), pairwise(person, as_hashable))
@@ -111,8 +122,9 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--config", help="an idgraph config file to score instead of the defaults")
+    parser.add_argument("--neo4j-uri", help="resolve in this (empty) Neo4j database instead")
     args = parser.parse_args()
-    report(args.persons, args.seed, args.config)
+    report(args.persons, args.seed, args.config, args.neo4j_uri)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@
     (:History {kind, oneId, others, at, reason, eventIds, evidence})-[:CONCERNS]->(:Customer)
 
 ``SEEN_WITH`` points from the smaller key to the larger, one relationship per
-source. Every read is one round trip; every ``apply`` is one managed write
-transaction of batched ``UNWIND`` statements, retried by the driver on
-transient errors. Nothing is cached in the process, so several service
-processes can share one database.
+source. The ``(:IdgraphState)`` node keeps the sequence counters and, during a
+bulk load, the first event whose resolution is deferred. Every read is one
+round trip; every ``apply`` is one managed write transaction of batched
+``UNWIND`` statements, retried by the driver on transient errors. Nothing is
+cached in the process, so several service processes can share one database.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ _SCHEMA: list[LiteralString] = [
     "CREATE CONSTRAINT event_id IF NOT EXISTS FOR (e:Event) REQUIRE e.eventId IS UNIQUE",
     "CREATE CONSTRAINT event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE",
     "CREATE INDEX identifier_seq IF NOT EXISTS FOR (i:Identifier) ON (i.seq)",
-    "CREATE INDEX identifier_dirty IF NOT EXISTS FOR (i:Identifier) ON (i.dirty)",
 ]
 
 _NODE_FIELDS = (
@@ -273,9 +273,11 @@ class Neo4jStore:
         return {r["id"] for r in rows}
 
     def dirty_keys(self) -> list[Key]:
+        """The identifiers of events whose resolution was deferred (from a watermark)."""
         rows = self._read(
-            "MATCH (i:Identifier) WHERE i.dirty = true RETURN i.type AS type, i.value AS value"
-            " ORDER BY i.seq"
+            "MATCH (s:IdgraphState {id: 1}) WHERE s.unresolvedFrom IS NOT NULL"
+            " MATCH (e:Event)-[:SAW]->(i:Identifier) WHERE e.seq >= s.unresolvedFrom"
+            " WITH DISTINCT i RETURN i.type AS type, i.value AS value ORDER BY i.seq"
         )
         return [(r["type"], r["value"]) for r in rows]
 
@@ -432,13 +434,15 @@ def _write(tx: ManagedTransaction, c: ChangeSet) -> None:
             for x in c.new_customers
         ],
     )
-    deferred_nodes = _deferred_nodes(tx, c) if c.deferred and c.events else []
     tx.run(
         "UNWIND $rows AS r MERGE (i:Identifier {type: r.type, value: r.value})"
         " SET i.seq = r.seq, i.firstSeen = r.firstSeen, i.lastSeen = r.lastSeen,"
         " i.blocked = r.blocked, i.shared = r.shared, i.strongNeighbours = r.strongNeighbours",
-        rows=[_node_row(n) for n in [*c.new_nodes, *c.node_updates.values(), *deferred_nodes]],
+        rows=[_node_row(n) for n in [*c.new_nodes, *c.node_updates.values()]],
     )
+    last_node = max((n.seq for n in c.new_nodes), default=0)
+    if c.deferred and c.events:
+        last_node = _defer_identifiers(tx, c.events)
     assigned = dict(c.assignments)
     for n in c.new_nodes:
         if n.key not in assigned and n.one_id is not None:
@@ -528,48 +532,55 @@ def _write(tx: ManagedTransaction, c: ChangeSet) -> None:
         )
     if c.deferred and c.events:
         tx.run(
-            "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]}) SET i.dirty = true",
-            keys=[list(k) for k in {k for e in c.events for k in e.keys}],
+            "MATCH (s:IdgraphState {id: 1}) WHERE s.unresolvedFrom IS NULL"
+            " SET s.unresolvedFrom = $first",
+            first=min(e.seq for e in c.events),
         )
     if c.settles_deferred:
-        tx.run("MATCH (i:Identifier) WHERE i.dirty = true REMOVE i.dirty")
+        tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.unresolvedFrom")
     tx.run(
         "MATCH (s:IdgraphState {id: 1})"
         " SET s.nodeSeq = CASE WHEN $node > s.nodeSeq THEN $node ELSE s.nodeSeq END,"
         " s.customerSeq = CASE WHEN $customer > s.customerSeq THEN $customer"
         " ELSE s.customerSeq END,"
         " s.eventSeq = CASE WHEN $event > s.eventSeq THEN $event ELSE s.eventSeq END",
-        node=max((n.seq for n in [*c.new_nodes, *deferred_nodes]), default=0),
+        node=last_node,
         customer=max((x.seq for x in c.new_customers), default=0),
         event=max((e.seq for e in c.events), default=0),
     )
 
 
-def _deferred_nodes(tx: ManagedTransaction, c: ChangeSet) -> list[NodeRecord]:
-    """The identifiers deferred events bring or widen, as a loader numbering them would.
+def _defer_identifiers(tx: ManagedTransaction, events: list[StoredEvent]) -> int:
+    """Bring in the identifiers of deferred events in one statement; returns the last seq.
 
-    New identifiers get the next sequence numbers in event order; known ones
-    widen their first and last sightings.
+    Every key gets a candidate sequence number in order of first sighting in the
+    chunk; one that is new keeps it, so identifiers are numbered in arrival
+    order (with gaps where a key was known). Known identifiers widen their
+    sightings. Flags and customers come when the chunk is resolved.
     """
-    keys = list(dict.fromkeys(k for e in c.events for k in e.keys))
-    rows = tx.run(
-        f"UNWIND $keys AS k MATCH (i:Identifier {{type: k[0], value: k[1]}}) RETURN {_NODE_FIELDS}",
-        keys=[list(k) for k in keys],
-    ).data()
-    known = {(r["type"], r["value"]): _node(r, None) for r in rows}
     record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.nodeSeq AS n").single()
-    seqs = itertools.count((record["n"] if record else 0) + 1)
-    touched: dict[Key, NodeRecord] = {}
-    for e in c.events:
+    last = record["n"] if record else 0
+    seen: dict[Key, list[Any]] = {}
+    for e in events:
         blocked = set(e.blocked)
         for key in e.keys:
-            node = touched.get(key) or known.get(key)
-            if node is None:
-                node = NodeRecord(key, next(seqs), e.timestamp, e.timestamp, key in blocked)
-            node.first_seen = min(node.first_seen, e.timestamp)
-            node.last_seen = max(node.last_seen, e.timestamp)
-            touched[key] = node
-    return list(touched.values())
+            row = seen.get(key)
+            if row is None:
+                last += 1
+                seen[key] = [key[0], key[1], last, e.timestamp, e.timestamp, key in blocked]
+            elif e.timestamp < row[3]:
+                row[3] = e.timestamp
+            elif e.timestamp > row[4]:
+                row[4] = e.timestamp
+    tx.run(
+        "UNWIND $rows AS r MERGE (i:Identifier {type: r[0], value: r[1]})"
+        " ON CREATE SET i.seq = r[2], i.firstSeen = r[3], i.lastSeen = r[4], i.blocked = r[5],"
+        " i.shared = false, i.strongNeighbours = 0"
+        " ON MATCH SET i.firstSeen = CASE WHEN r[3] < i.firstSeen THEN r[3] ELSE i.firstSeen END,"
+        " i.lastSeen = CASE WHEN r[4] > i.lastSeen THEN r[4] ELSE i.lastSeen END",
+        rows=list(seen.values()),
+    )
+    return last
 
 
 def _evidence(events: list[StoredEvent]) -> list[EdgeObservation]:
