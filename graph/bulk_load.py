@@ -44,7 +44,7 @@ class BulkLoad:
 
     def add(self, events: list[CleanEvent], results: list[EventResult]) -> None:
         """Write a chunk durably; ``results[c.position]`` is the result of event ``c``."""
-        with self.resolver.writing:
+        with self.resolver.writing, self.store.exclusive():
             known = self.store.known_events(c.event_id for c in events)
             fresh: list[CleanEvent] = []
             for c in events:
@@ -92,7 +92,7 @@ class BulkLoad:
         """Resolve what the chunks brought; returns how many identifiers that was."""
         if not self.empty:
             return self.resolver.resolve_pending(self.now)
-        with self.resolver.writing:
+        with self.resolver.writing, self.store.exclusive():
             if not self._keys:
                 return 0
             registry = self.resolver.registry

@@ -47,3 +47,7 @@ class NotFound(IdgraphError):
 
 class StoreUnavailable(IdgraphError):
     code = "STORE_UNAVAILABLE"
+
+
+class StoreConflict(StoreUnavailable):
+    """Another writer got in the way (a deadlock, a lost leader); the whole write may be retried."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from graph.bulk_load import BulkLoad
 from graph.config import Config
-from graph.errors import BatchTooLarge, NotFound, StoreUnavailable
+from graph.errors import BatchTooLarge, NotFound, StoreConflict, StoreUnavailable
 from graph.events import EventInput, IdentifierInput
 from graph.explain import Explanation, explain_link
 from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
@@ -66,8 +69,11 @@ class IdentityGraph:
 
     # --- writes ---------------------------------------------------------------------
     def ingest(self, events: list[EventInput], bulk: bool = False) -> list[EventResult]:
-        self._settle()
-        return self.resolver.ingest(events, bulk=bulk)
+        def write() -> list[EventResult]:
+            self._settle()
+            return self.resolver.ingest(events, bulk=bulk)
+
+        return _retried(write)
 
     def bulk_load(self, now: datetime) -> BulkLoad:
         """A bulk import (the import command): chunks written as they come, resolved at the end."""
@@ -80,8 +86,13 @@ class IdentityGraph:
         n = self.registry.normalise(identifier.type, identifier.value)
         if n.value is None:
             raise NotFound(f"{identifier.type}={identifier.value!r} is not a valid identifier")
-        self._settle()
-        return self.resolver.remove(n.key)
+        key = n.key
+
+        def write() -> list[str]:
+            self._settle()
+            return self.resolver.remove(key)
+
+        return _retried(write)
 
     def rebuild(self) -> None:
         self.resolver.rebuild()
@@ -165,3 +176,22 @@ class IdentityGraph:
 
     def explain(self, a: IdentifierInput, b: IdentifierInput) -> Explanation:
         return explain_link(self.store, self.registry, self.normalise(a), self.normalise(b))
+
+
+T = TypeVar("T")
+
+
+def _retried(write: Callable[[], T], attempts: int = 5) -> T:
+    """A write another writer got in the way of was rolled back whole: run it again.
+
+    Ingest is idempotent by eventId and removal by key, so a second run does
+    exactly what the first would have.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except StoreConflict:
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")

@@ -112,7 +112,7 @@ class Resolver:
         leaves dirty nodes that the next start resolves.
         """
         now = now or datetime.now(UTC)
-        with self.writing:
+        with self.writing, self.store.exclusive():
             known = self.store.known_events(c.event_id for c in clean)
             fresh: list[CleanEvent] = []
             in_batch: set[str] = set()
@@ -205,7 +205,7 @@ class Resolver:
     def resolve_pending(self, now: datetime | None = None) -> int:
         """Resolve every node left dirty by bulk ingest; returns how many there were."""
         now = now or datetime.now(UTC)
-        with self.writing:
+        with self.writing, self.store.exclusive():
             dirty = self.store.dirty_keys()
             if not dirty:
                 return 0
@@ -231,7 +231,7 @@ class Resolver:
     def remove(self, key: Key, now: datetime | None = None) -> list[str]:
         """Delete an identifier and its evidence; returns the OneIDs its neighbours now have."""
         now = now or datetime.now(UTC)
-        with self.writing:
+        with self.writing, self.store.exclusive():
             batch = Batch(self.store, self.registry, now)
             found = self.store.nodes([key]).get(key)
             if found is None:
@@ -256,7 +256,7 @@ class Resolver:
     def rebuild(self, now: datetime | None = None) -> None:
         """Recompute flags and customers for the whole graph, e.g. after a config change."""
         now = now or datetime.now(UTC)
-        with self.writing:
+        with self.writing, self.store.exclusive():
             batch = Batch(self.store, self.registry, now)
             keys = list(self.store.all_keys())
             batch.load(keys)

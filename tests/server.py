@@ -25,7 +25,7 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    data_dir: Path, key: str | None = "server-key"
+    data_dir: Path, key: str | None = "server-key", extra: list[str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     env = dict(os.environ)
@@ -42,6 +42,7 @@ def running_server(
             str(port),
             "--log-level",
             "warning",
+            *(extra or []),
         ],
         env=env,
         stdout=subprocess.PIPE,

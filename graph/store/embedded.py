@@ -12,12 +12,14 @@ leaves both untouched.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -232,6 +234,9 @@ class EmbeddedStore:
         with self._lock:
             self._db.close()
             self._owner.close()
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # one process holds the data dir: it is the only writer
 
     def healthy(self) -> bool:
         with self._lock:

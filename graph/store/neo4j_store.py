@@ -17,17 +17,19 @@ cached in the process, so several service processes can share one database.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, LiteralString, TypeVar
 
 import neo4j
 from neo4j import GraphDatabase, ManagedTransaction, RoutingControl
-from neo4j.exceptions import DriverError, Neo4jError
+from neo4j.exceptions import DriverError, Neo4jError, TransientError
 
 from graph import jsontext
-from graph.errors import StoreUnavailable
+from graph.errors import StoreConflict, StoreUnavailable
 from graph.models import (
     ChangeSet,
     CustomerRecord,
@@ -44,6 +46,7 @@ T = TypeVar("T")
 
 # Community edition has uniqueness constraints (composite ones too) and range indexes.
 _SCHEMA: list[LiteralString] = [
+    "CREATE CONSTRAINT state_id IF NOT EXISTS FOR (s:IdgraphState) REQUIRE s.id IS UNIQUE",
     "CREATE CONSTRAINT identifier_key IF NOT EXISTS"
     " FOR (i:Identifier) REQUIRE (i.type, i.value) IS UNIQUE",
     "CREATE CONSTRAINT customer_one_id IF NOT EXISTS FOR (c:Customer) REQUIRE c.oneId IS UNIQUE",
@@ -114,7 +117,9 @@ class Neo4jStore:
             notifications_min_severity="OFF",  # "property does not exist yet" on a new graph
         )
         self._database = database or "neo4j"
+        self._local = threading.local()  # the exclusive batch this thread is in, if any
         self._schema_ready = False
+        self._lock_id = ""
         self._ensure_schema()
 
     # --- plumbing -------------------------------------------------------------------
@@ -125,10 +130,15 @@ class Neo4jStore:
         except (DriverError, Neo4jError) as exc:
             if isinstance(exc, Neo4jError) and exc.code and ".ClientError." in exc.code:
                 raise
+            if isinstance(exc, TransientError):
+                raise StoreConflict(f"Neo4j asked to retry: {exc}") from exc
             raise StoreUnavailable(f"Neo4j could not serve the request: {exc}") from exc
 
     def _read(self, query: LiteralString, **params: Any) -> list[neo4j.Record]:
         self._ensure_schema()
+        tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
+        if tx is not None:  # inside an exclusive batch: read what it has written so far
+            return self._guard(lambda: list(tx.run(query, params)))
         return self._guard(
             lambda: (
                 self._driver.execute_query(
@@ -137,6 +147,44 @@ class Neo4jStore:
             )
         )
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One explicit transaction that first takes the write lock of the lock node.
+
+        Every idgraph writer takes that lock first, so batches from several
+        processes run one after another and cannot deadlock one another. If
+        the batch fails it is rolled back whole; ingest is idempotent by
+        eventId, so the client sends it again.
+        """
+        if getattr(self._local, "tx", None) is not None:
+            yield
+            return
+        self._ensure_schema()
+        session = self._guard(lambda: self._driver.session(database=self._database))
+        try:
+            tx = self._guard(session.begin_transaction)
+            # Found by id, not by an index: a writer waiting here holds no label lock
+            # that the writer it waits for could need (that would be a deadlock).
+            self._guard(
+                lambda: tx.run(
+                    "MATCH (l) WHERE elementId(l) = $lock"
+                    " SET l.batches = coalesce(l.batches, 0) + 1",
+                    lock=self._lock_id,
+                ).consume()
+            )
+            self._local.tx = tx
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(DriverError, Neo4jError):
+                    tx.rollback()
+                raise
+            finally:
+                self._local.tx = None
+            self._guard(tx.commit)
+        finally:
+            session.close()
+
     def _ensure_schema(self) -> None:
         """Constraints and indexes, idempotently; retried until the database answers once."""
         if self._schema_ready:
@@ -144,11 +192,13 @@ class Neo4jStore:
         try:
             for statement in _SCHEMA:
                 self._driver.execute_query(statement, database_=self._database)
-            self._driver.execute_query(
+            found = self._driver.execute_query(
                 "MERGE (s:IdgraphState {id: 1}) ON CREATE SET s.nodeSeq = 0,"
-                " s.customerSeq = 0, s.eventSeq = 0",
+                " s.customerSeq = 0, s.eventSeq = 0"
+                " MERGE (s)-[:WRITE_LOCK]->(l:IdgraphLock) RETURN elementId(l) AS lock",
                 database_=self._database,
             )
+            self._lock_id = found.records[0]["lock"]
         except (DriverError, Neo4jError) as exc:
             if isinstance(exc, Neo4jError) and exc.code and ".ClientError." in exc.code:
                 raise
@@ -383,6 +433,10 @@ class Neo4jStore:
     # --- writes ---------------------------------------------------------------------
     def apply(self, changes: ChangeSet) -> None:
         self._ensure_schema()
+        tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
+        if tx is not None:  # committed with the batch that holds the lock
+            self._guard(lambda: _write(tx, changes))
+            return
 
         def write() -> None:
             with self._driver.session(database=self._database) as session:
@@ -404,7 +458,7 @@ def _event(e: Any) -> StoredEvent:
     )
 
 
-def _write(tx: ManagedTransaction, c: ChangeSet) -> None:
+def _write(tx: ManagedTransaction | neo4j.Transaction, c: ChangeSet) -> None:
     """One transaction: everything in ``c`` is kept, or none of it."""
     for key in c.removed_nodes:
         events = tx.run(
@@ -550,7 +604,9 @@ def _write(tx: ManagedTransaction, c: ChangeSet) -> None:
     )
 
 
-def _defer_identifiers(tx: ManagedTransaction, events: list[StoredEvent]) -> int:
+def _defer_identifiers(
+    tx: ManagedTransaction | neo4j.Transaction, events: list[StoredEvent]
+) -> int:
     """Bring in the identifiers of deferred events in one statement; returns the last seq.
 
     Every key gets a candidate sequence number in order of first sighting in the

@@ -8,6 +8,7 @@ Python, once; a store applies a ``ChangeSet`` whole or not at all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from graph.models import (
@@ -24,6 +25,16 @@ from graph.models import (
 
 class GraphStore(Protocol):
     def close(self) -> None: ...
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Be the only writer for one batch: its reads and its ``apply`` form one transaction.
+
+        The resolver reads a region, decides, and writes; a second writer
+        changing the region in between would make the decision stale. A store
+        that several processes share serialises those batches here; a store
+        one process owns (the embedded one) has nothing to do.
+        """
+        ...
 
     def healthy(self) -> bool:
         """True when reads and writes can be served right now."""

@@ -1,0 +1,147 @@
+"""Several writers on one Neo4j: concurrent ingests and a killed service leave it consistent."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import neo4j
+
+from bench.generator import generate
+from graph.config import load_config
+from graph.events import EventInput, event_from_json
+from graph.identity_graph import IdentityGraph
+from graph.models import Key
+from graph.store.embedded import EmbeddedStore
+from graph.store.neo4j_store import Neo4jStore
+from tests.conftest import INGEST, empty_neo4j
+from tests.server import running_server
+
+Groups = set[frozenset[Key]]
+
+
+def groups(graph: IdentityGraph) -> Groups:
+    found: dict[str, set[Key]] = {}
+    for key, one_id in graph.store.assignments():
+        if one_id is not None:
+            found.setdefault(one_id, set()).add(key)
+    return {frozenset(keys) for keys in found.values()}
+
+
+INVARIANTS = {
+    "an identifier belongs to several customers": "MATCH (i:Identifier)-[r:BELONGS_TO]->()"
+    " WITH i, count(r) AS n WHERE n > 1 RETURN count(i) AS broken",
+    "an identifier belongs to a merged or retired OneID": "MATCH (i:Identifier)"
+    "-[:BELONGS_TO]->(c:Customer) WHERE c.retired OR EXISTS { (c)-[:MERGED_INTO]->() }"
+    " RETURN count(i) AS broken",
+    "a blocked or shared identifier belongs to a customer": "MATCH (i:Identifier)"
+    "-[:BELONGS_TO]->() WHERE i.blocked OR i.shared RETURN count(i) AS broken",
+    "a customer merged into two": "MATCH (c:Customer)-[r:MERGED_INTO]->()"
+    " WITH c, count(r) AS n WHERE n > 1 RETURN count(c) AS broken",
+    "an event without its identifiers": "MATCH (e:Event) WHERE NOT EXISTS { (e)-[:SAW]->() }"
+    " AND e.keys <> '[]' RETURN count(e) AS broken",
+}
+
+
+def check_invariants(uri: str) -> Groups:
+    """What must hold after any interleaving or crash; returns the partition."""
+    with neo4j.GraphDatabase.driver(uri, auth=None) as driver:
+        for broken, query in INVARIANTS.items():
+            assert driver.execute_query(query).records[0]["broken"] == 0, broken
+    graph = IdentityGraph(load_config(), Neo4jStore(uri))
+    try:
+        before = groups(graph)
+        graph.rebuild()
+        assert groups(graph) == before, "the stored customers are not what the evidence gives"
+        return before
+    finally:
+        graph.close()
+
+
+def sequential(events: list[EventInput], tmp_path: Path) -> Groups:
+    graph = IdentityGraph(load_config(), EmbeddedStore(tmp_path / "reference"))
+    try:
+        graph.ingest(events, bulk=True)
+        graph.resolve_pending()
+        return groups(graph)
+    finally:
+        graph.close()
+
+
+def test_concurrent_writers_touching_the_same_customers(tmp_path: Path, neo4j_uri: str) -> None:
+    empty_neo4j(neo4j_uri)
+    events = [event_from_json(e) for e in generate(120, seed=21).events]
+    shuffled = {n: random.Random(n).sample(events, len(events)) for n in range(3)}
+    failures: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        graph = IdentityGraph(load_config(), Neo4jStore(neo4j_uri))  # as another process would
+        try:
+            mine = shuffled[n]
+            for start in range(0, len(mine), 40):
+                graph.ingest(mine[start : start + 40])
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+        finally:
+            graph.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in shuffled]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert check_invariants(neo4j_uri) == sequential(events, tmp_path)
+
+
+def post(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": "Bearer server-key", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_a_service_killed_mid_ingest_leaves_a_consistent_graph(
+    tmp_path: Path, neo4j_uri: str
+) -> None:
+    empty_neo4j(neo4j_uri)
+    raw = generate(200, seed=8).events
+    acknowledged: list[str] = []
+    extra = ["--neo4j-uri", neo4j_uri]
+    with running_server(tmp_path / "d", extra=extra) as (url, process):
+
+        def send() -> None:
+            for start in range(0, len(raw), 50):
+                try:
+                    body = post(
+                        url, {"query": INGEST, "variables": {"events": raw[start : start + 50]}}
+                    )
+                except OSError:
+                    return  # the service is gone
+                acknowledged.extend(r["eventId"] for r in body["data"]["ingestEvents"]["results"])
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        while len(acknowledged) < 300:
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        sender.join()
+    partition = check_invariants(neo4j_uri)
+    assert partition
+    with running_server(tmp_path / "d", extra=extra) as (url, _):
+        again = post(url, {"query": INGEST, "variables": {"events": raw[:50]}})
+        statuses = {r["status"] for r in again["data"]["ingestEvents"]["results"]}
+        assert statuses <= {"DUPLICATE", "REJECTED"}, "an acknowledged event was lost"
+        for start in range(0, len(raw), 500):  # everything, the acknowledged part again
+            post(url, {"query": INGEST, "variables": {"events": raw[start : start + 500]}})
+    assert check_invariants(neo4j_uri) == sequential([event_from_json(e) for e in raw], tmp_path)
