@@ -45,8 +45,11 @@ INVARIANTS = {
     "-[:BELONGS_TO]->() WHERE i.blocked OR i.shared RETURN count(i) AS broken",
     "a customer merged into two": "MATCH (c:Customer)-[r:MERGED_INTO]->()"
     " WITH c, count(r) AS n WHERE n > 1 RETURN count(c) AS broken",
-    "an event without its identifiers": "MATCH (e:Event) WHERE NOT EXISTS { (e)-[:SAW]->() }"
-    " AND e.keys <> '[]' RETURN count(e) AS broken",
+    "an identifier lists an event that is not stored": "MATCH (i:Identifier)"
+    " UNWIND i.events AS seq OPTIONAL MATCH (e:Event {seq: seq}) WITH e WHERE e IS NULL"
+    " RETURN count(*) AS broken",
+    "a deferred event left unresolved": "MATCH (s:IdgraphState)"
+    " WHERE s.unresolvedFrom IS NOT NULL OR s.pendingFrom IS NOT NULL RETURN count(s) AS broken",
 }
 
 

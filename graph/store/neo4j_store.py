@@ -1,14 +1,16 @@
 """The Neo4j store: the identity graph as a graph a Neo4j user can query in Cypher.
 
-    (:Identifier {type, value, seq, firstSeen, lastSeen, blocked, shared, strongNeighbours})
+    (:Identifier {type, value, seq, firstSeen, lastSeen, blocked, shared, strongNeighbours,
+                  events})
     (:Identifier)-[:SEEN_WITH {source, firstSeen, lastSeen, count}]->(:Identifier)
     (:Identifier)-[:BELONGS_TO]->(:Customer {oneId, seq, createdAt, retired})
     (:Customer)-[:MERGED_INTO]->(:Customer)
-    (:Event {seq, eventId, source, timestamp, receivedAt, keys, traits})-[:SAW]->(:Identifier)
+    (:Event {seq, eventId, source, timestamp, receivedAt, keys, traits, blocked})
     (:History {kind, oneId, others, at, reason, eventIds, evidence})-[:CONCERNS]->(:Customer)
 
 ``SEEN_WITH`` points from the smaller key to the larger, one relationship per
-source. The ``(:IdgraphState)`` node keeps the sequence counters and, during a
+source; an identifier's ``events`` lists the sequence numbers of the events
+that carried it. The ``(:IdgraphState)`` node keeps the sequence counters and, during a
 bulk load, the first event whose resolution is deferred. Every read is one
 round trip; every ``apply`` is one managed write transaction of batched
 ``UNWIND`` statements, retried by the driver on transient errors. Nothing is
@@ -323,13 +325,30 @@ class Neo4jStore:
         return {r["id"] for r in rows}
 
     def dirty_keys(self) -> list[Key]:
-        """The identifiers of events whose resolution was deferred (from a watermark)."""
+        """The identifiers of events whose resolution was deferred, materialised first."""
+        tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
+
+        def materialise(work: Tx) -> None:
+            first = _pending_from(work)
+            if first is not None:
+                _materialise(work, first, {})
+
+        if tx is not None:
+            self._guard(lambda: materialise(tx))
+        else:
+
+            def write() -> None:
+                with self._driver.session(database=self._database) as session:
+                    session.execute_write(materialise)
+
+            self._guard(write)
         rows = self._read(
             "MATCH (s:IdgraphState {id: 1}) WHERE s.unresolvedFrom IS NOT NULL"
-            " MATCH (e:Event)-[:SAW]->(i:Identifier) WHERE e.seq >= s.unresolvedFrom"
-            " WITH DISTINCT i RETURN i.type AS type, i.value AS value ORDER BY i.seq"
+            " MATCH (e:Event) WHERE e.seq >= s.unresolvedFrom RETURN e.keys AS keys"
         )
-        return [(r["type"], r["value"]) for r in rows]
+        keys = {_key(k) for r in rows for k in jsontext.loads(r["keys"])}
+        nodes = self.nodes(keys)
+        return sorted(nodes, key=lambda k: nodes[k].seq)
 
     def node_count(self) -> int:
         rows = self._read("MATCH (i:Identifier) RETURN count(i) AS n")
@@ -369,8 +388,9 @@ class Neo4jStore:
 
     def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
         rows = self._read(
-            "UNWIND $keys AS k MATCH (:Identifier {type: k[0], value: k[1]})<-[:SAW]-(e:Event)"
-            " WITH DISTINCT e RETURN e ORDER BY e.seq",
+            "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
+            " UNWIND i.events AS seq WITH DISTINCT seq MATCH (e:Event {seq: seq})"
+            " RETURN e ORDER BY e.seq",
             keys=[list(k) for k in set(keys)],
         )
         return [_event(r["e"]) for r in rows]
@@ -458,14 +478,20 @@ def _event(e: Any) -> StoredEvent:
     )
 
 
-def _write(tx: ManagedTransaction | neo4j.Transaction, c: ChangeSet) -> None:
+Tx = ManagedTransaction | neo4j.Transaction
+
+
+def _write(tx: Tx, c: ChangeSet) -> None:
     """One transaction: everything in ``c`` is kept, or none of it."""
     for key in c.removed_nodes:
-        events = tx.run(
-            "MATCH (:Identifier {type: $t, value: $v})<-[:SAW]-(e:Event)"
-            " RETURN e.seq AS seq, e.keys AS keys",
+        found = tx.run(
+            "MATCH (i:Identifier {type: $t, value: $v}) RETURN coalesce(i.events, []) AS seqs",
             t=key[0],
             v=key[1],
+        ).single()
+        events = tx.run(
+            "UNWIND $seqs AS seq MATCH (e:Event {seq: seq}) RETURN e.seq AS seq, e.keys AS keys",
+            seqs=found["seqs"] if found else [],
         ).data()
         tx.run(
             "UNWIND $rows AS r MATCH (e:Event {seq: r.seq}) SET e.keys = r.keys",
@@ -488,15 +514,21 @@ def _write(tx: ManagedTransaction | neo4j.Transaction, c: ChangeSet) -> None:
             for x in c.new_customers
         ],
     )
+    created: set[Key] = set()
+    last_node = max((n.seq for n in c.new_nodes), default=0)
+    if c.settles_deferred:
+        pending = _pending_from(tx)
+        if pending is not None:
+            created, last = _materialise(tx, pending, {n.key: n for n in c.new_nodes})
+            last_node = max(last_node, last)
     tx.run(
         "UNWIND $rows AS r MERGE (i:Identifier {type: r.type, value: r.value})"
         " SET i.seq = r.seq, i.firstSeen = r.firstSeen, i.lastSeen = r.lastSeen,"
         " i.blocked = r.blocked, i.shared = r.shared, i.strongNeighbours = r.strongNeighbours",
-        rows=[_node_row(n) for n in [*c.new_nodes, *c.node_updates.values()]],
+        rows=[
+            _node_row(n) for n in [*c.new_nodes, *c.node_updates.values()] if n.key not in created
+        ],
     )
-    last_node = max((n.seq for n in c.new_nodes), default=0)
-    if c.deferred and c.events:
-        last_node = _defer_identifiers(tx, c.events)
     assigned = dict(c.assignments)
     for n in c.new_nodes:
         if n.key not in assigned and n.one_id is not None:
@@ -506,37 +538,16 @@ def _write(tx: ManagedTransaction | neo4j.Transaction, c: ChangeSet) -> None:
         " OPTIONAL MATCH (i)-[old:BELONGS_TO]->() DELETE old"
         " WITH i, r WHERE r.oneId IS NOT NULL"
         " MATCH (c:Customer {oneId: r.oneId}) CREATE (i)-[:BELONGS_TO]->(c)",
-        rows=[{"type": k[0], "value": k[1], "oneId": o} for k, o in assigned.items()],
-    )
-    # The events are the evidence (as in every store): each source's SEEN_WITH
-    # relationship accumulates the events that carried both identifiers.
-    tx.run(
-        "UNWIND $rows AS r"
-        " MATCH (a:Identifier {type: r.a[0], value: r.a[1]}),"
-        " (b:Identifier {type: r.b[0], value: r.b[1]})"
-        " MERGE (a)-[s:SEEN_WITH {source: r.source}]->(b)"
-        " ON CREATE SET s.firstSeen = r.first, s.lastSeen = r.last, s.count = r.count"
-        " ON MATCH SET s.firstSeen = CASE WHEN r.first < s.firstSeen THEN r.first"
-        " ELSE s.firstSeen END, s.lastSeen = CASE WHEN r.last > s.lastSeen THEN r.last"
-        " ELSE s.lastSeen END, s.count = s.count + r.count",
         rows=[
-            {
-                "a": list(o.a),
-                "b": list(o.b),
-                "source": o.source,
-                "first": o.first_seen,
-                "last": o.last_seen,
-                "count": o.count,
-            }
-            for o in _evidence(c.events)
+            {"type": k[0], "value": k[1], "oneId": o}
+            for k, o in assigned.items()
+            if not (k in created and o is None)
         ],
     )
     tx.run(
         "UNWIND $rows AS r CREATE (e:Event {seq: r.seq, eventId: r.eventId, source: r.source,"
         " timestamp: r.timestamp, receivedAt: r.receivedAt, keys: r.keys, traits: r.traits,"
-        " blocked: r.blocked})"
-        " WITH e, r UNWIND r.saw AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
-        " CREATE (e)-[:SAW]->(i)",
+        " blocked: r.blocked})",
         rows=[
             {
                 "seq": e.seq,
@@ -547,11 +558,20 @@ def _write(tx: ManagedTransaction | neo4j.Transaction, c: ChangeSet) -> None:
                 "keys": jsontext.dumps(e.keys),
                 "traits": jsontext.dumps(e.traits),
                 "blocked": jsontext.dumps(e.blocked),
-                "saw": [list(k) for k in dict.fromkeys(e.keys)],
             }
             for e in c.events
         ],
     )
+    if c.deferred and c.events:
+        # Deferred (bulk) events are kept as they are; their identifiers, evidence
+        # and event lists are materialised when they are resolved.
+        tx.run(
+            "MATCH (s:IdgraphState {id: 1}) SET s.unresolvedFrom = coalesce(s.unresolvedFrom,"
+            " $first), s.pendingFrom = coalesce(s.pendingFrom, $first)",
+            first=min(e.seq for e in c.events),
+        )
+    else:
+        _link(tx, [(e.seq, e.source, e.timestamp, e.keys) for e in c.events], merge=True)
     tx.run(
         "UNWIND $rows AS r MATCH (c:Customer {oneId: r.oneId}) SET c.retired = r.retired"
         " WITH c, r WHERE r.mergedInto IS NOT NULL"
@@ -584,12 +604,6 @@ def _write(tx: ManagedTransaction | neo4j.Transaction, c: ChangeSet) -> None:
                 for n, h in enumerate(c.history)
             ],
         )
-    if c.deferred and c.events:
-        tx.run(
-            "MATCH (s:IdgraphState {id: 1}) WHERE s.unresolvedFrom IS NULL"
-            " SET s.unresolvedFrom = $first",
-            first=min(e.seq for e in c.events),
-        )
     if c.settles_deferred:
         tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.unresolvedFrom")
     tx.run(
@@ -604,54 +618,124 @@ def _write(tx: ManagedTransaction | neo4j.Transaction, c: ChangeSet) -> None:
     )
 
 
-def _defer_identifiers(
-    tx: ManagedTransaction | neo4j.Transaction, events: list[StoredEvent]
-) -> int:
-    """Bring in the identifiers of deferred events in one statement; returns the last seq.
+EventRow = tuple[int, str, datetime, list[Key]]
 
-    Every key gets a candidate sequence number in order of first sighting in the
-    chunk; one that is new keeps it, so identifiers are numbered in arrival
-    order (with gaps where a key was known). Known identifiers widen their
-    sightings. Flags and customers come when the chunk is resolved.
+
+def _pending_from(tx: Tx) -> int | None:
+    record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.pendingFrom AS p").single()
+    return None if record is None else record["p"]
+
+
+def _materialise(tx: Tx, first: int, given: Mapping[Key, NodeRecord]) -> tuple[set[Key], int]:
+    """Bring in the identifiers, evidence and event lists of deferred events from ``first`` on.
+
+    When the resolver hands over a new record for every identifier they
+    mention (a first bulk load), those are created as they are, in one pass.
+    Otherwise known identifiers widen their sightings and new ones are numbered
+    in order of first sighting, like a loader numbering them would. Returns
+    the keys created from ``given`` and the last sequence number used.
     """
+    rows = tx.run(
+        "MATCH (e:Event) WHERE e.seq >= $first RETURN e.seq AS seq, e.source AS source,"
+        " e.timestamp AS ts, e.keys AS keys, e.blocked AS blocked ORDER BY seq",
+        first=first,
+    ).data()
+    events: list[EventRow] = []
+    blocked: set[Key] = set()
+    for r in rows:
+        events.append(
+            (r["seq"], r["source"], _native(r["ts"]), [_key(k) for k in jsontext.loads(r["keys"])])
+        )
+        blocked.update(_key(k) for k in jsontext.loads(r["blocked"]))
+    keys = dict.fromkeys(k for *_, ks in events for k in ks)
+    tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")
+    if keys and all(k in given for k in keys):
+        tx.run(
+            "UNWIND $rows AS r CREATE (:Identifier {type: r.type, value: r.value, seq: r.seq,"
+            " firstSeen: r.firstSeen, lastSeen: r.lastSeen, blocked: r.blocked,"
+            " shared: r.shared, strongNeighbours: r.strongNeighbours, events: []})",
+            rows=[_node_row(given[k]) for k in keys],
+        )
+        _link(tx, events, merge=False)
+        return set(keys), max((given[k].seq for k in keys), default=0)
     record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.nodeSeq AS n").single()
     last = record["n"] if record else 0
     seen: dict[Key, list[Any]] = {}
-    for e in events:
-        blocked = set(e.blocked)
-        for key in e.keys:
+    for _, _, ts, event_keys in events:
+        for key in event_keys:
             row = seen.get(key)
             if row is None:
                 last += 1
-                seen[key] = [key[0], key[1], last, e.timestamp, e.timestamp, key in blocked]
-            elif e.timestamp < row[3]:
-                row[3] = e.timestamp
-            elif e.timestamp > row[4]:
-                row[4] = e.timestamp
+                seen[key] = [key[0], key[1], last, ts, ts, key in blocked]
+            elif ts < row[3]:
+                row[3] = ts
+            elif ts > row[4]:
+                row[4] = ts
     tx.run(
         "UNWIND $rows AS r MERGE (i:Identifier {type: r[0], value: r[1]})"
         " ON CREATE SET i.seq = r[2], i.firstSeen = r[3], i.lastSeen = r[4], i.blocked = r[5],"
-        " i.shared = false, i.strongNeighbours = 0"
+        " i.shared = false, i.strongNeighbours = 0, i.events = []"
         " ON MATCH SET i.firstSeen = CASE WHEN r[3] < i.firstSeen THEN r[3] ELSE i.firstSeen END,"
         " i.lastSeen = CASE WHEN r[4] > i.lastSeen THEN r[4] ELSE i.lastSeen END",
         rows=list(seen.values()),
     )
-    return last
+    _link(tx, events, merge=True)
+    return set(), last
 
 
-def _evidence(events: list[StoredEvent]) -> list[EdgeObservation]:
+def _link(tx: Tx, events: list[EventRow], merge: bool) -> None:
+    """Each identifier's list of events, and each source's SEEN_WITH evidence per pair.
+
+    ``merge=False`` creates the relationships outright: only for identifiers
+    created in this transaction, which cannot have any yet.
+    """
+    seqs: dict[Key, list[int]] = {}
+    for seq, _, _, keys in events:
+        for key in dict.fromkeys(keys):
+            seqs.setdefault(key, []).append(seq)
+    tx.run(
+        "UNWIND $rows AS r MATCH (i:Identifier {type: r[0], value: r[1]})"
+        " SET i.events = coalesce(i.events, []) + r[2]",
+        rows=[[k[0], k[1], s] for k, s in seqs.items()],
+    )
+    evidence = [
+        [list(o.a), list(o.b), o.source, o.first_seen, o.last_seen, o.count]
+        for o in _evidence(events)
+    ]
+    if not merge:
+        tx.run(
+            "UNWIND $rows AS r MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
+            " (b:Identifier {type: r[1][0], value: r[1][1]})"
+            " CREATE (a)-[:SEEN_WITH {source: r[2], firstSeen: r[3], lastSeen: r[4],"
+            " count: r[5]}]->(b)",
+            rows=evidence,
+        )
+        return
+    # The events are the evidence (as in every store): each source's SEEN_WITH
+    # relationship accumulates the events that carried both identifiers.
+    tx.run(
+        "UNWIND $rows AS r MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
+        " (b:Identifier {type: r[1][0], value: r[1][1]})"
+        " MERGE (a)-[s:SEEN_WITH {source: r[2]}]->(b)"
+        " ON CREATE SET s.firstSeen = r[3], s.lastSeen = r[4], s.count = r[5]"
+        " ON MATCH SET s.firstSeen = CASE WHEN r[3] < s.firstSeen THEN r[3]"
+        " ELSE s.firstSeen END, s.lastSeen = CASE WHEN r[4] > s.lastSeen THEN r[4]"
+        " ELSE s.lastSeen END, s.count = s.count + r[5]",
+        rows=evidence,
+    )
+
+
+def _evidence(events: list[EventRow]) -> list[EdgeObservation]:
     """Each source's evidence per pair, aggregated over ``events``."""
     found: dict[tuple[Pair, str], EdgeObservation] = {}
-    for e in events:
-        for a, b in itertools.combinations(dict.fromkeys(e.keys), 2):
+    for _, source, ts, keys in events:
+        for a, b in itertools.combinations(dict.fromkeys(keys), 2):
             p = pair(a, b)
-            seen = found.get((p, e.source))
+            seen = found.get((p, source))
             if seen is None:
-                found[(p, e.source)] = EdgeObservation(
-                    p[0], p[1], e.source, e.timestamp, e.timestamp
-                )
+                found[(p, source)] = EdgeObservation(p[0], p[1], source, ts, ts)
             else:
-                seen.first_seen = min(seen.first_seen, e.timestamp)
-                seen.last_seen = max(seen.last_seen, e.timestamp)
+                seen.first_seen = min(seen.first_seen, ts)
+                seen.last_seen = max(seen.last_seen, ts)
                 seen.count += 1
     return list(found.values())
