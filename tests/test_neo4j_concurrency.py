@@ -1,4 +1,4 @@
-"""Several writers on one Neo4j: concurrent ingests and a killed service leave it consistent."""
+"""One Neo4j, several writers, crashes: the graph stays consistent and complete."""
 
 from __future__ import annotations
 
@@ -148,3 +148,17 @@ def test_a_service_killed_mid_ingest_leaves_a_consistent_graph(
         for start in range(0, len(raw), 500):  # everything, the acknowledged part again
             post(url, {"query": INGEST, "variables": {"events": raw[start : start + 500]}})
     assert check_invariants(neo4j_uri) == sequential([event_from_json(e) for e in raw], tmp_path)
+
+
+def test_a_bulk_load_cut_short_is_finished_by_the_next_start(
+    tmp_path: Path, neo4j_uri: str
+) -> None:
+    """The deferred events are read back from Neo4j, materialised and resolved."""
+    empty_neo4j(neo4j_uri)
+    events = [event_from_json(e) for e in generate(150, seed=9).events]
+    cut = IdentityGraph(load_config(), Neo4jStore(neo4j_uri))
+    cut.ingest(events[:1000], bulk=True)
+    cut.ingest(events[1000:], bulk=True)
+    cut.close()  # as if killed before the final resolution
+    IdentityGraph(load_config(), Neo4jStore(neo4j_uri)).close()  # the next start
+    assert check_invariants(neo4j_uri) == sequential(events, tmp_path)

@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, LiteralString, TypeVar
 
@@ -99,6 +100,18 @@ def _node_row(node: NodeRecord) -> dict[str, Any]:
     }
 
 
+EventRow = tuple[int, str, datetime, list[Key]]  # seq, source, timestamp, keys
+
+
+@dataclass
+class _Deferred:
+    """Deferred events this process wrote, from the first one pending on."""
+
+    first: int
+    rows: list[EventRow]
+    blocked: set[Key]
+
+
 class Neo4jStore:
     """A ``GraphStore`` in a Neo4j database, through the official driver."""
 
@@ -120,6 +133,7 @@ class Neo4jStore:
         )
         self._database = database or "neo4j"
         self._local = threading.local()  # the exclusive batch this thread is in, if any
+        self._deferred: _Deferred | None = None
         self._schema_ready = False
         self._lock_id = ""
         self._ensure_schema()
@@ -175,15 +189,23 @@ class Neo4jStore:
                 ).consume()
             )
             self._local.tx = tx
+            self._local.committed = []
             try:
                 yield
             except BaseException:
+                self._deferred = None
                 with contextlib.suppress(DriverError, Neo4jError):
                     tx.rollback()
                 raise
             finally:
                 self._local.tx = None
-            self._guard(tx.commit)
+            try:
+                self._guard(tx.commit)
+            except BaseException:
+                self._deferred = None
+                raise
+            for done in self._local.committed:
+                done()
         finally:
             session.close()
 
@@ -328,10 +350,12 @@ class Neo4jStore:
         """The identifiers of events whose resolution was deferred, materialised first."""
         tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
 
+        remembered = self._deferred
+
         def materialise(work: Tx) -> None:
             first = _pending_from(work)
             if first is not None:
-                _materialise(work, first, {})
+                _materialise(work, first, {}, remembered)
 
         if tx is not None:
             self._guard(lambda: materialise(tx))
@@ -453,16 +477,34 @@ class Neo4jStore:
     # --- writes ---------------------------------------------------------------------
     def apply(self, changes: ChangeSet) -> None:
         self._ensure_schema()
+        remembered = self._deferred
         tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
         if tx is not None:  # committed with the batch that holds the lock
-            self._guard(lambda: _write(tx, changes))
+            before = self._guard(lambda: _write(tx, changes, remembered))
+            self._local.committed.append(lambda: self._remember(changes, before))
             return
 
-        def write() -> None:
+        def write() -> int | None:
             with self._driver.session(database=self._database) as session:
-                session.execute_write(_write, changes)
+                return session.execute_write(_write, changes, remembered)
 
-        self._guard(write)
+        self._remember(changes, self._guard(write))
+
+    def _remember(self, c: ChangeSet, pending_before: int | None) -> None:
+        """Keep the deferred events this process wrote, once committed, to spare reading them."""
+        if c.settles_deferred:
+            self._deferred = None
+        if not (c.deferred and c.events):
+            return
+        rows = [(e.seq, e.source, e.timestamp, e.keys) for e in c.events]
+        blocked = {k for e in c.events for k in e.blocked}
+        if pending_before is None:
+            self._deferred = _Deferred(rows[0][0], rows, blocked)
+        elif self._deferred is not None and self._deferred.first == pending_before:
+            self._deferred.rows.extend(rows)
+            self._deferred.blocked.update(blocked)
+        else:
+            self._deferred = None  # events deferred by someone else: read them when needed
 
 
 def _event(e: Any) -> StoredEvent:
@@ -481,8 +523,12 @@ def _event(e: Any) -> StoredEvent:
 Tx = ManagedTransaction | neo4j.Transaction
 
 
-def _write(tx: Tx, c: ChangeSet) -> None:
-    """One transaction: everything in ``c`` is kept, or none of it."""
+def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | None:
+    """One transaction: everything in ``c`` is kept, or none of it.
+
+    Returns the first pending deferred event before a deferred write (None if
+    there was none), so the store knows whether it has seen them all.
+    """
     for key in c.removed_nodes:
         found = tx.run(
             "MATCH (i:Identifier {type: $t, value: $v}) RETURN coalesce(i.events, []) AS seqs",
@@ -519,7 +565,7 @@ def _write(tx: Tx, c: ChangeSet) -> None:
     if c.settles_deferred:
         pending = _pending_from(tx)
         if pending is not None:
-            created, last = _materialise(tx, pending, {n.key: n for n in c.new_nodes})
+            created, last = _materialise(tx, pending, {n.key: n for n in c.new_nodes}, remembered)
             last_node = max(last_node, last)
     tx.run(
         "UNWIND $rows AS r MERGE (i:Identifier {type: r.type, value: r.value})"
@@ -541,7 +587,7 @@ def _write(tx: Tx, c: ChangeSet) -> None:
         rows=[
             {"type": k[0], "value": k[1], "oneId": o}
             for k, o in assigned.items()
-            if not (k in created and o is None)
+            if k not in created
         ],
     )
     tx.run(
@@ -562,14 +608,17 @@ def _write(tx: Tx, c: ChangeSet) -> None:
             for e in c.events
         ],
     )
+    pending_before: int | None = None
     if c.deferred and c.events:
         # Deferred (bulk) events are kept as they are; their identifiers, evidence
         # and event lists are materialised when they are resolved.
-        tx.run(
-            "MATCH (s:IdgraphState {id: 1}) SET s.unresolvedFrom = coalesce(s.unresolvedFrom,"
-            " $first), s.pendingFrom = coalesce(s.pendingFrom, $first)",
+        record = tx.run(
+            "MATCH (s:IdgraphState {id: 1}) WITH s, s.pendingFrom AS before"
+            " SET s.unresolvedFrom = coalesce(s.unresolvedFrom, $first),"
+            " s.pendingFrom = coalesce(s.pendingFrom, $first) RETURN before",
             first=min(e.seq for e in c.events),
-        )
+        ).single()
+        pending_before = record["before"] if record else None
     else:
         _link(tx, [(e.seq, e.source, e.timestamp, e.keys) for e in c.events], merge=True)
     tx.run(
@@ -616,9 +665,7 @@ def _write(tx: Tx, c: ChangeSet) -> None:
         customer=max((x.seq for x in c.new_customers), default=0),
         event=max((e.seq for e in c.events), default=0),
     )
-
-
-EventRow = tuple[int, str, datetime, list[Key]]
+    return pending_before
 
 
 def _pending_from(tx: Tx) -> int | None:
@@ -626,35 +673,44 @@ def _pending_from(tx: Tx) -> int | None:
     return None if record is None else record["p"]
 
 
-def _materialise(tx: Tx, first: int, given: Mapping[Key, NodeRecord]) -> tuple[set[Key], int]:
+def _materialise(
+    tx: Tx, first: int, given: Mapping[Key, NodeRecord], remembered: _Deferred | None
+) -> tuple[set[Key], int]:
     """Bring in the identifiers, evidence and event lists of deferred events from ``first`` on.
 
     When the resolver hands over a new record for every identifier they
-    mention (a first bulk load), those are created as they are, in one pass.
-    Otherwise known identifiers widen their sightings and new ones are numbered
-    in order of first sighting, like a loader numbering them would. Returns
-    the keys created from ``given`` and the last sequence number used.
+    mention (a first bulk load), those are created as they are, with their
+    event lists and customers, in one pass. Otherwise known identifiers widen
+    their sightings and new ones are numbered in order of first sighting, like
+    a loader numbering them would. ``remembered`` spares reading back events
+    this process wrote itself. Returns the keys created from ``given`` and the
+    last sequence number used.
     """
-    rows = tx.run(
-        "MATCH (e:Event) WHERE e.seq >= $first RETURN e.seq AS seq, e.source AS source,"
-        " e.timestamp AS ts, e.keys AS keys, e.blocked AS blocked ORDER BY seq",
-        first=first,
-    ).data()
-    events: list[EventRow] = []
-    blocked: set[Key] = set()
-    for r in rows:
-        events.append(
-            (r["seq"], r["source"], _native(r["ts"]), [_key(k) for k in jsontext.loads(r["keys"])])
-        )
-        blocked.update(_key(k) for k in jsontext.loads(r["blocked"]))
+    if remembered is not None and remembered.first == first:
+        events, blocked = remembered.rows, remembered.blocked
+    else:
+        events, blocked = [], set()
+        for r in tx.run(
+            "MATCH (e:Event) WHERE e.seq >= $first RETURN e.seq AS seq, e.source AS source,"
+            " e.timestamp AS ts, e.keys AS keys, e.blocked AS blocked ORDER BY seq",
+            first=first,
+        ):
+            carried = [_key(k) for k in jsontext.loads(r["keys"])]
+            events.append((r["seq"], r["source"], _native(r["ts"]), carried))
+            blocked.update(_key(k) for k in jsontext.loads(r["blocked"]))
     keys = dict.fromkeys(k for *_, ks in events for k in ks)
     tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")
     if keys and all(k in given for k in keys):
+        seqs = _event_lists(events)
         tx.run(
-            "UNWIND $rows AS r CREATE (:Identifier {type: r.type, value: r.value, seq: r.seq,"
+            "UNWIND $rows AS r CREATE (i:Identifier {type: r.type, value: r.value, seq: r.seq,"
             " firstSeen: r.firstSeen, lastSeen: r.lastSeen, blocked: r.blocked,"
-            " shared: r.shared, strongNeighbours: r.strongNeighbours, events: []})",
-            rows=[_node_row(given[k]) for k in keys],
+            " shared: r.shared, strongNeighbours: r.strongNeighbours, events: r.events})"
+            " WITH i, r WHERE r.oneId IS NOT NULL"
+            " MATCH (c:Customer {oneId: r.oneId}) CREATE (i)-[:BELONGS_TO]->(c)",
+            rows=[
+                {**_node_row(given[k]), "events": seqs[k], "oneId": given[k].one_id} for k in keys
+            ],
         )
         _link(tx, events, merge=False)
         return set(keys), max((given[k].seq for k in keys), default=0)
@@ -684,20 +740,17 @@ def _materialise(tx: Tx, first: int, given: Mapping[Key, NodeRecord]) -> tuple[s
 
 
 def _link(tx: Tx, events: list[EventRow], merge: bool) -> None:
-    """Each identifier's list of events, and each source's SEEN_WITH evidence per pair.
+    """Each source's SEEN_WITH evidence per pair, and (``merge``) each identifier's events.
 
     ``merge=False`` creates the relationships outright: only for identifiers
-    created in this transaction, which cannot have any yet.
+    created in this transaction with their event lists, which have none yet.
     """
-    seqs: dict[Key, list[int]] = {}
-    for seq, _, _, keys in events:
-        for key in dict.fromkeys(keys):
-            seqs.setdefault(key, []).append(seq)
-    tx.run(
-        "UNWIND $rows AS r MATCH (i:Identifier {type: r[0], value: r[1]})"
-        " SET i.events = coalesce(i.events, []) + r[2]",
-        rows=[[k[0], k[1], s] for k, s in seqs.items()],
-    )
+    if merge:
+        tx.run(
+            "UNWIND $rows AS r MATCH (i:Identifier {type: r[0], value: r[1]})"
+            " SET i.events = coalesce(i.events, []) + r[2]",
+            rows=[[k[0], k[1], s] for k, s in _event_lists(events).items()],
+        )
     evidence = [
         [list(o.a), list(o.b), o.source, o.first_seen, o.last_seen, o.count]
         for o in _evidence(events)
@@ -723,6 +776,14 @@ def _link(tx: Tx, events: list[EventRow], merge: bool) -> None:
         " ELSE s.lastSeen END, s.count = s.count + r[5]",
         rows=evidence,
     )
+
+
+def _event_lists(events: list[EventRow]) -> dict[Key, list[int]]:
+    seqs: dict[Key, list[int]] = {}
+    for seq, _, _, keys in events:
+        for key in dict.fromkeys(keys):
+            seqs.setdefault(key, []).append(seq)
+    return seqs
 
 
 def _evidence(events: list[EventRow]) -> list[EdgeObservation]:
