@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from tempfile import TemporaryDirectory
 import neo4j
 
 from bench.generator import generate
+from bench.import_speed import idgraph_import
 from graph.config import load_config
 from graph.errors import IdgraphError
 from graph.events import CleanEvent, clean_event, event_from_json
@@ -77,25 +76,7 @@ def with_idgraph(uri: str, raw: list[dict]) -> float:
     with TemporaryDirectory() as scratch:
         path = Path(scratch) / "events.ndjson"
         path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in raw), "utf-8")
-        started = time.perf_counter()
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("idgraph")),
-                "import",
-                str(path),
-                "--quiet",
-                "--neo4j-uri",
-                uri,
-                "--data-dir",
-                scratch,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        took = time.perf_counter() - started
-    # Exit 1 means some lines were rejected: the generator writes a few bad ones on purpose.
-    assert done.returncode in (0, 1), done.stderr[-2000:]
-    return took
+        return idgraph_import(path, "--neo4j-uri", uri)
 
 
 @contextmanager

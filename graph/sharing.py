@@ -24,11 +24,59 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from graph.batch import Batch
 from graph.models import Key, NodeRecord
 
 Neighbours = Callable[[Iterable[Key]], dict[Key, set[Key]]]
+
+
+Name = TypeVar("Name", Key, int)  # a group's name: its smallest member
+Kind = TypeVar("Kind", str, int)  # an identifier type
+
+
+def corroborated(
+    names: list[Name], touching: Iterable[list[Name]], needed: int
+) -> list[list[Name]]:
+    """Groups seen together on at least ``needed`` distinct identifiers count as one.
+
+    ``touching`` holds, for each corroborating identifier, the groups it is
+    next to (in ``names`` order). Returns the merged groups, in a canonical
+    order, each as the names it joins.
+    """
+    seen_together: Counter[tuple[Name, Name]] = Counter()
+    for groups in touching:
+        for pair in itertools.combinations(groups, 2):
+            seen_together[pair] += 1
+    parent = {n: n for n in names}
+
+    def find(n: Name) -> Name:
+        while parent[n] != n:
+            n = parent[n]
+        return n
+
+    for (a, b), count in sorted(seen_together.items()):
+        if count >= needed:
+            ra, rb = sorted((find(a), find(b)))
+            parent[rb] = ra
+    merged: dict[Name, list[Name]] = {}
+    for n in names:
+        merged.setdefault(find(n), []).append(n)
+    return [merged[root] for root in sorted(merged)]
+
+
+def packed(sets: list[Counter[Kind]], capacity: Mapping[Kind, int]) -> int:
+    """How many customers the groups make, packed greedily in order within each capacity."""
+    customers: list[Counter[Kind]] = []
+    for kinds in sets:
+        for customer in customers:
+            if all(customer[t] + c <= capacity.get(t, c + customer[t]) for t, c in kinds.items()):
+                customer.update(kinds)
+                break
+        else:
+            customers.append(Counter(kinds))
+    return len(customers)
 
 
 class AnchorGroups:
@@ -81,18 +129,7 @@ class AnchorGroups:
         names = sorted({self.group[n] for n in inside})
         if len(names) < 2:
             return len(names)
-        sets = self._corroborated(names, corroborating, corroboration)
-        packed: list[Counter[str]] = []
-        for kinds in sets:
-            for customer in packed:
-                if all(
-                    customer[t] + c <= capacity.get(t, c + customer[t]) for t, c in kinds.items()
-                ):
-                    customer.update(kinds)
-                    break
-            else:
-                packed.append(Counter(kinds))
-        return len(packed)
+        return packed(self._corroborated(names, corroborating, corroboration), capacity)
 
     def _corroborated(
         self, names: list[Key], corroborating: Callable[[Key], bool] | None, needed: int
@@ -105,25 +142,10 @@ class AnchorGroups:
             for other in self._around(name):
                 if corroborating(other):
                     touching.setdefault(other, []).append(name)
-        seen_together: Counter[tuple[Key, Key]] = Counter()
-        for groups in touching.values():
-            for pair in itertools.combinations(groups, 2):
-                seen_together[pair] += 1
-        parent = {n: n for n in names}
-
-        def find(n: Key) -> Key:
-            while parent[n] != n:
-                n = parent[n]
-            return n
-
-        for (a, b), count in sorted(seen_together.items()):
-            if count >= needed:
-                ra, rb = sorted((find(a), find(b)))
-                parent[rb] = ra
-        merged: dict[Key, Counter[str]] = {}
-        for n in names:
-            merged.setdefault(find(n), Counter()).update(self.types(n))
-        return [merged[root] for root in sorted(merged)]
+        return [
+            sum((self.types(n) for n in together), Counter())
+            for together in corroborated(names, touching.values(), needed)
+        ]
 
     def types(self, name: Key) -> Counter[str]:
         """How many identifiers of each type a group holds (needed only to pack groups)."""

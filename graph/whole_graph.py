@@ -11,12 +11,12 @@ two to the same answer on every graph they generate.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Mapping
 
 from graph.identifiers import IdentifierRegistry
 from graph.models import Key, Pair
+from graph.sharing import corroborated, packed
 
 
 class WholeGraph:
@@ -183,40 +183,13 @@ class WholeGraph:
             for other in near:
                 if corroborator[other]:
                     touching.setdefault(other, []).append(name)
-        seen_together: Counter[tuple[int, int]] = Counter()
-        for groups in touching.values():
-            for pair in itertools.combinations(groups, 2):
-                seen_together[pair] += 1
-        parent = {n: n for n in names}
-
-        def find(n: int) -> int:
-            while parent[n] != n:
-                n = parent[n]
-            return n
-
-        for (a, b), count in sorted(seen_together.items()):
-            if count >= needed:
-                ra, rb = sorted((find(a), find(b)))
-                parent[rb] = ra
-        merged: dict[int, Counter[int]] = {}
-        for n in names:
-            merged.setdefault(find(n), Counter()).update(self._types(members[n]))
-        return [merged[root] for root in sorted(merged)]
+        return [
+            sum((self._types(members[n]) for n in together), Counter())
+            for together in corroborated(names, touching.values(), needed)
+        ]
 
     def _packed(self, sets: list[Counter[int]]) -> int:
-        """Pack groups greedily, in order, into customers within each type's capacity."""
-        capacity = self.capacity
-        packed: list[Counter[int]] = []
-        for kinds in sets:
-            for customer in packed:
-                if all(
-                    customer[t] + c <= capacity.get(t, c + customer[t]) for t, c in kinds.items()
-                ):
-                    customer.update(kinds)
-                    break
-            else:
-                packed.append(Counter(kinds))
-        return len(packed)
+        return packed(sets, self.capacity)
 
 
 def _components(adj: list[list[int]], member: list[bool]) -> list[int]:
