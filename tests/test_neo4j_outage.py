@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from starlette.testclient import TestClient
@@ -9,6 +10,7 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from tests.conftest import INGEST, KEY, RESOLVE, event, make_settings
 from tests.local_neo4j import launcher
+from tests.server import IDGRAPH
 
 
 def test_health_and_errors_follow_neo4j_and_the_service_recovers(tmp_path: Path) -> None:
@@ -43,3 +45,24 @@ def test_health_and_errors_follow_neo4j_and_the_service_recovers(tmp_path: Path)
             assert body["data"]["resolveIdentifiers"][0]["status"] == "LINKED"
     finally:
         launcher.stop(neo4j)
+
+
+def test_a_database_that_does_not_exist_is_named_in_the_error(
+    tmp_path: Path, neo4j_uri: str
+) -> None:
+    done = subprocess.run(
+        [
+            IDGRAPH,
+            "export",
+            str(tmp_path / "out.csv"),
+            "--neo4j-uri",
+            neo4j_uri,
+            "--neo4j-database",
+            "nosuchdb",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "STORE_UNAVAILABLE" in done.stderr and "--neo4j-database" in done.stderr

@@ -144,6 +144,7 @@ class Neo4jStore:
         try:
             return work()
         except (DriverError, Neo4jError) as exc:
+            _refused(exc)
             if isinstance(exc, Neo4jError) and exc.code and ".ClientError." in exc.code:
                 raise
             if isinstance(exc, TransientError):
@@ -224,6 +225,7 @@ class Neo4jStore:
             )
             self._lock_id = found.records[0]["lock"]
         except (DriverError, Neo4jError) as exc:
+            _refused(exc)
             if isinstance(exc, Neo4jError) and exc.code and ".ClientError." in exc.code:
                 raise
             return  # unreachable now; every later call tries again and reports it typed
@@ -276,6 +278,7 @@ class Neo4jStore:
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
     ) -> tuple[set[Key], set[Pair]]:
         """Breadth first, one round trip per level: components are small by design."""
+        seeds = list(seeds)
         seen: set[Key] = set()
         edges: set[Pair] = set()
         known = self.nodes(seeds)
@@ -505,6 +508,19 @@ class Neo4jStore:
             self._deferred.blocked.update(blocked)
         else:
             self._deferred = None  # events deferred by someone else: read them when needed
+
+
+def _refused(exc: Exception) -> None:
+    """Wrong credentials or a missing database: say which setting to fix."""
+    code = getattr(exc, "code", None) or ""
+    if ".ClientError.Security." in code:
+        raise StoreUnavailable(
+            f"Neo4j refused the credentials (check --neo4j-user/--neo4j-password): {exc}"
+        ) from exc
+    if code.endswith("Database.DatabaseNotFound"):
+        raise StoreUnavailable(
+            f"Neo4j has no such database (check --neo4j-database): {exc}"
+        ) from exc
 
 
 def _event(e: Any) -> StoredEvent:
