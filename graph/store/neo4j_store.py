@@ -636,7 +636,7 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
         ).single()
         pending_before = record["before"] if record else None
     else:
-        _link(tx, [(e.seq, e.source, e.timestamp, e.keys) for e in c.events], merge=True)
+        _link(tx, [(e.seq, e.source, e.timestamp, e.keys) for e in c.events])
     tx.run(
         "UNWIND $rows AS r MATCH (c:Customer {oneId: r.oneId}) SET c.retired = r.retired"
         " WITH c, r WHERE r.mergedInto IS NOT NULL"
@@ -718,17 +718,30 @@ def _materialise(
     tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")
     if keys and all(k in given for k in keys):
         seqs = _event_lists(events)
-        tx.run(
+        made = tx.run(
             "UNWIND $rows AS r CREATE (i:Identifier {type: r.type, value: r.value, seq: r.seq,"
             " firstSeen: r.firstSeen, lastSeen: r.lastSeen, blocked: r.blocked,"
             " shared: r.shared, strongNeighbours: r.strongNeighbours, events: r.events})"
-            " WITH i, r WHERE r.oneId IS NOT NULL"
-            " MATCH (c:Customer {oneId: r.oneId}) CREATE (i)-[:BELONGS_TO]->(c)",
+            " WITH i, r OPTIONAL MATCH (c:Customer {oneId: r.oneId})"
+            " FOREACH (_ IN CASE WHEN c IS NULL THEN [] ELSE [1] END |"
+            " CREATE (i)-[:BELONGS_TO]->(c))"
+            " RETURN r.type AS type, r.value AS value, elementId(i) AS id",
             rows=[
                 {**_node_row(given[k]), "events": seqs[k], "oneId": given[k].one_id} for k in keys
             ],
         )
-        _link(tx, events, merge=False)
+        ids = {(r["type"], r["value"]): r["id"] for r in made}
+        # Relationships straight between the nodes just made, found by id, not by index.
+        tx.run(
+            "UNWIND $rows AS r MATCH (a) WHERE elementId(a) = r[0]"
+            " MATCH (b) WHERE elementId(b) = r[1]"
+            " CREATE (a)-[:SEEN_WITH {source: r[2], firstSeen: r[3], lastSeen: r[4],"
+            " count: r[5]}]->(b)",
+            rows=[
+                [ids[o.a], ids[o.b], o.source, o.first_seen, o.last_seen, o.count]
+                for o in _evidence(events)
+            ],
+        )
         return set(keys), max((given[k].seq for k in keys), default=0)
     record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.nodeSeq AS n").single()
     last = record["n"] if record else 0
@@ -751,37 +764,21 @@ def _materialise(
         " i.lastSeen = CASE WHEN r[4] > i.lastSeen THEN r[4] ELSE i.lastSeen END",
         rows=list(seen.values()),
     )
-    _link(tx, events, merge=True)
+    _link(tx, events)
     return set(), last
 
 
-def _link(tx: Tx, events: list[EventRow], merge: bool) -> None:
-    """Each source's SEEN_WITH evidence per pair, and (``merge``) each identifier's events.
+def _link(tx: Tx, events: list[EventRow]) -> None:
+    """Each identifier's list of events, and each source's SEEN_WITH evidence per pair.
 
-    ``merge=False`` creates the relationships outright: only for identifiers
-    created in this transaction with their event lists, which have none yet.
+    The events are the evidence (as in every store): each source's SEEN_WITH
+    relationship accumulates the events that carried both identifiers.
     """
-    if merge:
-        tx.run(
-            "UNWIND $rows AS r MATCH (i:Identifier {type: r[0], value: r[1]})"
-            " SET i.events = coalesce(i.events, []) + r[2]",
-            rows=[[k[0], k[1], s] for k, s in _event_lists(events).items()],
-        )
-    evidence = [
-        [list(o.a), list(o.b), o.source, o.first_seen, o.last_seen, o.count]
-        for o in _evidence(events)
-    ]
-    if not merge:
-        tx.run(
-            "UNWIND $rows AS r MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
-            " (b:Identifier {type: r[1][0], value: r[1][1]})"
-            " CREATE (a)-[:SEEN_WITH {source: r[2], firstSeen: r[3], lastSeen: r[4],"
-            " count: r[5]}]->(b)",
-            rows=evidence,
-        )
-        return
-    # The events are the evidence (as in every store): each source's SEEN_WITH
-    # relationship accumulates the events that carried both identifiers.
+    tx.run(
+        "UNWIND $rows AS r MATCH (i:Identifier {type: r[0], value: r[1]})"
+        " SET i.events = coalesce(i.events, []) + r[2]",
+        rows=[[k[0], k[1], s] for k, s in _event_lists(events).items()],
+    )
     tx.run(
         "UNWIND $rows AS r MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
         " (b:Identifier {type: r[1][0], value: r[1][1]})"
@@ -790,7 +787,10 @@ def _link(tx: Tx, events: list[EventRow], merge: bool) -> None:
         " ON MATCH SET s.firstSeen = CASE WHEN r[3] < s.firstSeen THEN r[3]"
         " ELSE s.firstSeen END, s.lastSeen = CASE WHEN r[4] > s.lastSeen THEN r[4]"
         " ELSE s.lastSeen END, s.count = s.count + r[5]",
-        rows=evidence,
+        rows=[
+            [list(o.a), list(o.b), o.source, o.first_seen, o.last_seen, o.count]
+            for o in _evidence(events)
+        ],
     )
 
 
