@@ -115,13 +115,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     data = Path(args.data).resolve()
     pid_file = data / "neo4j.pid"
     if pid_file.exists():
-        print(f"Neo4j already runs from {data} (pid {pid_file.read_text().strip()})")
-        return 0
+        pid = int(pid_file.read_text())
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pid_file.unlink()  # left by a Neo4j that died: start a new one
+        else:
+            print(f"Neo4j already runs from {data} (pid {pid})")
+            return 0
     process = start(data, args.port, data.parent / f"{data.name}.log")
     pid_file.write_text(str(process.pid))
-    print(f"Neo4j {args.port}: bolt://127.0.0.1:{args.port} (authentication off: any user and")
-    print("password are accepted)")
-    print(f"  idgraph serve --neo4j-uri bolt://127.0.0.1:{args.port}")
+    print(f"Neo4j is up: bolt://127.0.0.1:{args.port}, data in {data}")
+    print("Authentication is off: no user or password is needed (any are accepted).")
+    print(f"  .venv/bin/idgraph serve --neo4j-uri bolt://127.0.0.1:{args.port}")
     return 0
 
 
