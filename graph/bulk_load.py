@@ -34,6 +34,10 @@ class BulkLoad:
         self.now = now
         self.empty = self.store.last_event_seq() == 0 and self.store.node_count() == 0
         self._seen: set[str] = set()
+        # Sequence numbers are shared with any other writer: all of those since the
+        # start being ours means the loader's view of the graph is the whole graph.
+        self._first_event = self.store.last_event_seq()
+        self._written = 0
         # The graph so far, by position of first sighting (sequence number - 1).
         self._ids: dict[Key, int] = {}
         self._keys: list[Key] = []
@@ -55,7 +59,9 @@ class BulkLoad:
                     fresh.append(c)
             if not fresh:
                 return
-            self.store.apply(self.resolver.defer(fresh, self.now))
+            changes = self.resolver.defer(fresh, self.now)
+            self.store.apply(changes)
+            self._written += len(changes.events)
             if self.empty:
                 self._follow(fresh)
 
@@ -90,43 +96,49 @@ class BulkLoad:
 
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""
-        if not self.empty:
-            return self.resolver.resolve_pending(self.now)
-        with self.resolver.writing, self.store.exclusive():
-            if not self._keys:
-                return 0
-            registry = self.resolver.registry
-            whole = WholeGraph(registry, self._keys, self._blocked, self._adjacency)
-            counts, shared = whole.judge()
-            linkable = [
-                k for k, b, s in zip(whole.keys, whole.blocked, shared, strict=True) if not (b or s)
-            ]
-            result = partition(
-                registry, linkable, whole.linked_edges(shared), whole.linked_components(shared)
-            )
-            changes = ChangeSet(settles_deferred=True)
-            one_id_of: dict[Key, str] = {}
-            for seq, component in enumerate(result.components, start=1):
-                one_id = new_one_id()
-                changes.new_customers.append(CustomerRecord(one_id, seq, self.now))
-                for key in component:
-                    one_id_of[key] = one_id
-            node_of = [0] * len(self._keys)  # caller's position -> key-order position
-            for position, original in enumerate(whole.order):
-                node_of[original] = position
-            for n, key in enumerate(self._keys):
-                i = node_of[n]
-                changes.new_nodes.append(
-                    NodeRecord(
-                        key,
-                        n + 1,
-                        self._first[n],
-                        self._last[n],
-                        self._blocked[n],
-                        shared[i],
-                        counts[i],
-                        one_id_of.get(key),
-                    )
+        if self.empty:
+            with self.resolver.writing, self.store.exclusive():
+                # Another writer (a store several processes share) may have added
+                # evidence since: then only the general path knows the whole graph.
+                if self.store.last_event_seq() == self._first_event + self._written:
+                    return self._finish_alone()
+        return self.resolver.resolve_pending(self.now)
+
+    def _finish_alone(self) -> int:
+        if not self._keys:
+            return 0
+        registry = self.resolver.registry
+        whole = WholeGraph(registry, self._keys, self._blocked, self._adjacency)
+        counts, shared = whole.judge()
+        linkable = [
+            k for k, b, s in zip(whole.keys, whole.blocked, shared, strict=True) if not (b or s)
+        ]
+        result = partition(
+            registry, linkable, whole.linked_edges(shared), whole.linked_components(shared)
+        )
+        changes = ChangeSet(settles_deferred=True)
+        one_id_of: dict[Key, str] = {}
+        for seq, component in enumerate(result.components, start=1):
+            one_id = new_one_id()
+            changes.new_customers.append(CustomerRecord(one_id, seq, self.now))
+            for key in component:
+                one_id_of[key] = one_id
+        node_of = [0] * len(self._keys)  # caller's position -> key-order position
+        for position, original in enumerate(whole.order):
+            node_of[original] = position
+        for n, key in enumerate(self._keys):
+            i = node_of[n]
+            changes.new_nodes.append(
+                NodeRecord(
+                    key,
+                    n + 1,
+                    self._first[n],
+                    self._last[n],
+                    self._blocked[n],
+                    shared[i],
+                    counts[i],
+                    one_id_of.get(key),
                 )
-            self.store.apply(changes)
-            return len(self._keys)
+            )
+        self.store.apply(changes)
+        return len(self._keys)

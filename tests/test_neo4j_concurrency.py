@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -9,6 +10,7 @@ import signal
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,11 @@ import neo4j
 
 from bench.generator import generate
 from graph.config import load_config
-from graph.events import EventInput, event_from_json
+from graph.errors import IdgraphError
+from graph.events import EventInput, clean_event, event_from_json
 from graph.identity_graph import IdentityGraph
 from graph.models import Key
+from graph.resolver import EventResult
 from graph.store.embedded import EmbeddedStore
 from graph.store.neo4j_store import Neo4jStore
 from tests.conftest import INGEST, empty_neo4j
@@ -161,4 +165,28 @@ def test_a_bulk_load_cut_short_is_finished_by_the_next_start(
     cut.ingest(events[1000:], bulk=True)
     cut.close()  # as if killed before the final resolution
     IdentityGraph(load_config(), Neo4jStore(neo4j_uri)).close()  # the next start
+    assert check_invariants(neo4j_uri) == sequential(events, tmp_path)
+
+
+def test_a_first_bulk_load_with_another_writer_meanwhile(tmp_path: Path, neo4j_uri: str) -> None:
+    """The loader's own view of the graph is then incomplete: it resolves the general way."""
+    empty_neo4j(neo4j_uri)
+    events = [event_from_json(e) for e in generate(120, seed=13).events]
+    now = datetime.now(UTC)
+    loader = IdentityGraph(load_config(), Neo4jStore(neo4j_uri))
+    other = IdentityGraph(load_config(), Neo4jStore(neo4j_uri))
+    try:
+        load = loader.bulk_load(now)
+        half = len(events) // 2
+        for chunk in (events[:half], events[half:]):
+            clean = []
+            for event in chunk:
+                with contextlib.suppress(IdgraphError):
+                    clean.append(clean_event(len(clean), event, loader.registry, now))
+            load.add(clean, [EventResult(c.position, c.event_id, "ACCEPTED") for c in clean])
+            other.ingest([events[0], events[-1]])  # the same people, through the API
+        load.finish()
+    finally:
+        loader.close()
+        other.close()
     assert check_invariants(neo4j_uri) == sequential(events, tmp_path)

@@ -29,9 +29,9 @@ def load(graph: IdentityGraph, events: list[dict[str, Any]], now: datetime) -> N
     bulk = graph.bulk_load(now)
     for start in range(0, cut, 5000):
         clean = []
-        for position, raw in enumerate(events[start : min(start + 5000, cut)]):
+        for raw in events[start : min(start + 5000, cut)]:
             try:
-                clean.append(clean_event(position, event_from_json(raw), graph.registry, now))
+                clean.append(clean_event(len(clean), event_from_json(raw), graph.registry, now))
             except IdgraphError:
                 continue
         bulk.add(clean, [EventResult(c.position, c.event_id, "ACCEPTED") for c in clean])
