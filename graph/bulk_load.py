@@ -32,11 +32,11 @@ class BulkLoad:
         self.resolver = resolver
         self.store = resolver.store
         self.now = now
-        self.empty = self.store.last_event_seq() == 0 and self.store.node_count() == 0
-        self._seen: set[str] = set()
         # Sequence numbers are shared with any other writer: all of those since the
         # start being ours means the loader's view of the graph is the whole graph.
         self._first_event = self.store.last_event_seq()
+        self.empty = self._first_event == 0 and self.store.node_count() == 0
+        self._seen: set[str] = set()
         self._written = 0
         # The graph so far, by position of first sighting (sequence number - 1).
         self._ids: dict[Key, int] = {}
@@ -49,14 +49,7 @@ class BulkLoad:
     def add(self, events: list[CleanEvent], results: list[EventResult]) -> None:
         """Write a chunk durably; ``results[c.position]`` is the result of event ``c``."""
         with self.resolver.writing, self.store.exclusive():
-            known = self.store.known_events(c.event_id for c in events)
-            fresh: list[CleanEvent] = []
-            for c in events:
-                if c.event_id in known or c.event_id in self._seen:
-                    results[c.position].status = "DUPLICATE"
-                else:
-                    self._seen.add(c.event_id)
-                    fresh.append(c)
+            fresh = self.resolver.unseen(events, results, self._seen)
             if not fresh:
                 return
             changes = self.resolver.defer(fresh, self.now)

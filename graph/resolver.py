@@ -113,15 +113,7 @@ class Resolver:
         """
         now = now or datetime.now(UTC)
         with self.writing, self.store.exclusive():
-            known = self.store.known_events(c.event_id for c in clean)
-            fresh: list[CleanEvent] = []
-            in_batch: set[str] = set()
-            for c in clean:
-                if c.event_id in known or c.event_id in in_batch:
-                    results[c.position].status = "DUPLICATE"
-                else:
-                    in_batch.add(c.event_id)
-                    fresh.append(c)
+            fresh = self.unseen(clean, results, set())
             if bulk:
                 if fresh:
                     self.store.apply(self.defer(fresh, now))
@@ -177,6 +169,24 @@ class Resolver:
                     seen.count += 1
         batch.changes.observations = list(observed.values())
         batch.add_edges({p for p, _ in observed})
+
+    def unseen(
+        self, clean: list[CleanEvent], results: list[EventResult], seen: set[str]
+    ) -> list[CleanEvent]:
+        """The events neither stored nor in ``seen``; the others are marked DUPLICATE.
+
+        ``seen`` (event ids already taken in this batch or load) grows with the
+        events returned, so a re-sent id counts once.
+        """
+        known = self.store.known_events(c.event_id for c in clean)
+        fresh: list[CleanEvent] = []
+        for c in clean:
+            if c.event_id in known or c.event_id in seen:
+                results[c.position].status = "DUPLICATE"
+            else:
+                seen.add(c.event_id)
+                fresh.append(c)
+        return fresh
 
     def defer(self, events: list[CleanEvent], now: datetime) -> ChangeSet:
         """The evidence of a bulk chunk alone: its events, marked for deferred resolution.
