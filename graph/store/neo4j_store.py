@@ -24,7 +24,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, LiteralString, TypeVar
 
 import neo4j
@@ -65,6 +65,25 @@ _NODE_FIELDS = (
 )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _instant(moment: datetime) -> list[int]:
+    """A moment sent as [epoch seconds, nanoseconds], made a DateTime again by ``_at``.
+
+    The driver encodes datetime parameters in Python, at tens of microseconds
+    each: on a bulk load that was most of the time spent writing events. Two
+    integers cost next to nothing and Cypher stores the same DateTime.
+    """
+    delta = moment - _EPOCH
+    return [delta.days * 86_400 + delta.seconds, delta.microseconds * 1000]
+
+
+def _at(sent: str) -> str:
+    """Cypher turning a parameter made by ``_instant`` back into a DateTime."""
+    return f"datetime({{epochSeconds: {sent}[0], nanosecond: {sent}[1]}})"
+
+
 def _native(value: Any) -> datetime:
     native: datetime = value.to_native()
     return native
@@ -92,8 +111,8 @@ def _node_row(node: NodeRecord) -> dict[str, Any]:
         "type": node.key[0],
         "value": node.key[1],
         "seq": node.seq,
-        "firstSeen": node.first_seen,
-        "lastSeen": node.last_seen,
+        "firstSeen": _instant(node.first_seen),
+        "lastSeen": _instant(node.last_seen),
         "blocked": node.blocked,
         "shared": node.shared,
         "strongNeighbours": node.strong_neighbours,
@@ -245,11 +264,14 @@ class Neo4jStore:
 
     # --- resolver reads -------------------------------------------------------------
     def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
+        wanted = [list(k) for k in set(keys)]
+        if not wanted:
+            return {}
         rows = self._read(
             "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
             " OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
             f" RETURN {_NODE_FIELDS}, c.oneId AS oneId",
-            keys=[list(k) for k in set(keys)],
+            keys=wanted,
         )
         return {(r["type"], r["value"]): _node(r, r["oneId"]) for r in rows}
 
@@ -351,6 +373,12 @@ class Neo4jStore:
 
     def dirty_keys(self) -> list[Key]:
         """The identifiers of events whose resolution was deferred, materialised first."""
+        state = self._read(
+            "MATCH (s:IdgraphState {id: 1})"
+            " RETURN s.pendingFrom IS NULL AND s.unresolvedFrom IS NULL AS settled"
+        )
+        if not state or state[0]["settled"]:
+            return []  # the common case, in one read
         tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
 
         remembered = self._deferred
@@ -555,7 +583,8 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
             "UNWIND $seqs AS seq MATCH (e:Event {seq: seq}) RETURN e.seq AS seq, e.keys AS keys",
             seqs=found["seqs"] if found else [],
         ).data()
-        tx.run(
+        _unwind(
+            tx,
             "UNWIND $rows AS r MATCH (e:Event {seq: r.seq}) SET e.keys = r.keys",
             rows=[
                 {
@@ -568,11 +597,17 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
             ],
         )
         tx.run("MATCH (i:Identifier {type: $t, value: $v}) DETACH DELETE i", t=key[0], v=key[1])
-    tx.run(
+    _unwind(
+        tx,
         "UNWIND $rows AS r CREATE (:Customer {oneId: r.oneId, seq: r.seq,"
-        " createdAt: r.createdAt, retired: r.retired})",
+        f" createdAt: {_at('r.createdAt')}, retired: r.retired}})",
         rows=[
-            {"oneId": x.one_id, "seq": x.seq, "createdAt": x.created_at, "retired": x.retired}
+            {
+                "oneId": x.one_id,
+                "seq": x.seq,
+                "createdAt": _instant(x.created_at),
+                "retired": x.retired,
+            }
             for x in c.new_customers
         ],
     )
@@ -583,9 +618,11 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
         if pending is not None:
             created, last = _materialise(tx, pending, {n.key: n for n in c.new_nodes}, remembered)
             last_node = max(last_node, last)
-    tx.run(
+    _unwind(
+        tx,
         "UNWIND $rows AS r MERGE (i:Identifier {type: r.type, value: r.value})"
-        " SET i.seq = r.seq, i.firstSeen = r.firstSeen, i.lastSeen = r.lastSeen,"
+        f" SET i.seq = r.seq, i.firstSeen = {_at('r.firstSeen')},"
+        f" i.lastSeen = {_at('r.lastSeen')},"
         " i.blocked = r.blocked, i.shared = r.shared, i.strongNeighbours = r.strongNeighbours",
         rows=[
             _node_row(n) for n in [*c.new_nodes, *c.node_updates.values()] if n.key not in created
@@ -595,7 +632,8 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
     for n in c.new_nodes:
         if n.key not in assigned and n.one_id is not None:
             assigned[n.key] = n.one_id
-    tx.run(
+    _unwind(
+        tx,
         "UNWIND $rows AS r MATCH (i:Identifier {type: r.type, value: r.value})"
         " OPTIONAL MATCH (i)-[old:BELONGS_TO]->() DELETE old"
         " WITH i, r WHERE r.oneId IS NOT NULL"
@@ -606,17 +644,19 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
             if k not in created
         ],
     )
-    tx.run(
+    _unwind(
+        tx,
         "UNWIND $rows AS r CREATE (e:Event {seq: r.seq, eventId: r.eventId, source: r.source,"
-        " timestamp: r.timestamp, receivedAt: r.receivedAt, keys: r.keys, traits: r.traits,"
+        f" timestamp: {_at('r.timestamp')}, receivedAt: {_at('r.receivedAt')},"
+        " keys: r.keys, traits: r.traits,"
         " blocked: r.blocked})",
         rows=[
             {
                 "seq": e.seq,
                 "eventId": e.event_id,
                 "source": e.source,
-                "timestamp": e.timestamp,
-                "receivedAt": e.received_at,
+                "timestamp": _instant(e.timestamp),
+                "receivedAt": _instant(e.received_at),
                 "keys": jsontext.dumps(e.keys),
                 "traits": jsontext.dumps(e.traits),
                 "blocked": jsontext.dumps(e.blocked),
@@ -637,7 +677,8 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
         pending_before = record["before"] if record else None
     else:
         _link(tx, [(e.seq, e.source, e.timestamp, e.keys) for e in c.events])
-    tx.run(
+    _unwind(
+        tx,
         "UNWIND $rows AS r MATCH (c:Customer {oneId: r.oneId}) SET c.retired = r.retired"
         " WITH c, r WHERE r.mergedInto IS NOT NULL"
         " MATCH (s:Customer {oneId: r.mergedInto}) MERGE (c)-[:MERGED_INTO]->(s)",
@@ -648,9 +689,10 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
     )
     if c.history:
         (start,) = tx.run("MATCH (h:History) RETURN count(h) AS n").single() or (0,)
-        tx.run(
+        _unwind(
+            tx,
             "UNWIND $rows AS r CREATE (h:History {seq: r.seq, kind: r.kind, oneId: r.oneId,"
-            " others: r.others, at: r.at, reason: r.reason, eventIds: r.eventIds,"
+            f" others: r.others, at: {_at('r.at')}, reason: r.reason, eventIds: r.eventIds,"
             " evidence: r.evidence})"
             " WITH h, r UNWIND r.subjects AS id MATCH (c:Customer {oneId: id})"
             " MERGE (h)-[:CONCERNS]->(c)",
@@ -660,7 +702,7 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
                     "kind": h.kind,
                     "oneId": h.one_id,
                     "others": h.others,
-                    "at": h.at,
+                    "at": _instant(h.at),
                     "reason": h.reason,
                     "eventIds": jsontext.dumps(h.event_ids),
                     "evidence": jsontext.dumps(h.evidence),
@@ -682,6 +724,15 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
         event=max((e.seq for e in c.events), default=0),
     )
     return pending_before
+
+
+def _unwind(tx: Tx, query: LiteralString, rows: list[Any]) -> list[neo4j.Record]:
+    """Run an ``UNWIND $rows`` statement, unless there is nothing to unwind.
+
+    Every statement costs a round trip, and query planning the first time it
+    is seen; a bulk load's batches leave most statements with no rows.
+    """
+    return list(tx.run(query, rows=rows)) if rows else []
 
 
 def _pending_from(tx: Tx) -> int | None:
@@ -718,9 +769,10 @@ def _materialise(
     tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")
     if keys and all(k in given for k in keys):
         seqs = _event_lists(events)
-        made = tx.run(
+        made = _unwind(
+            tx,
             "UNWIND $rows AS r CREATE (i:Identifier {type: r.type, value: r.value, seq: r.seq,"
-            " firstSeen: r.firstSeen, lastSeen: r.lastSeen, blocked: r.blocked,"
+            f" firstSeen: {_at('r.firstSeen')}, lastSeen: {_at('r.lastSeen')}, blocked: r.blocked,"
             " shared: r.shared, strongNeighbours: r.strongNeighbours, events: r.events})"
             " WITH i, r OPTIONAL MATCH (c:Customer {oneId: r.oneId})"
             " FOREACH (_ IN CASE WHEN c IS NULL THEN [] ELSE [1] END |"
@@ -732,13 +784,22 @@ def _materialise(
         )
         ids = {(r["type"], r["value"]): r["id"] for r in made}
         # Relationships straight between the nodes just made, found by id, not by index.
-        tx.run(
+        _unwind(
+            tx,
             "UNWIND $rows AS r MATCH (a) WHERE elementId(a) = r[0]"
             " MATCH (b) WHERE elementId(b) = r[1]"
-            " CREATE (a)-[:SEEN_WITH {source: r[2], firstSeen: r[3], lastSeen: r[4],"
+            f" CREATE (a)-[:SEEN_WITH {{source: r[2], firstSeen: {_at('r[3]')},"
+            f" lastSeen: {_at('r[4]')},"
             " count: r[5]}]->(b)",
             rows=[
-                [ids[o.a], ids[o.b], o.source, o.first_seen, o.last_seen, o.count]
+                [
+                    ids[o.a],
+                    ids[o.b],
+                    o.source,
+                    _instant(o.first_seen),
+                    _instant(o.last_seen),
+                    o.count,
+                ]
                 for o in _evidence(events)
             ],
         )
@@ -756,13 +817,15 @@ def _materialise(
                 row[3] = ts
             elif ts > row[4]:
                 row[4] = ts
-    tx.run(
-        "UNWIND $rows AS r MERGE (i:Identifier {type: r[0], value: r[1]})"
-        " ON CREATE SET i.seq = r[2], i.firstSeen = r[3], i.lastSeen = r[4], i.blocked = r[5],"
+    _unwind(
+        tx,
+        f"UNWIND $rows AS r WITH r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
+        " MERGE (i:Identifier {type: r[0], value: r[1]})"
+        " ON CREATE SET i.seq = r[2], i.firstSeen = first, i.lastSeen = last, i.blocked = r[5],"
         " i.shared = false, i.strongNeighbours = 0, i.events = []"
-        " ON MATCH SET i.firstSeen = CASE WHEN r[3] < i.firstSeen THEN r[3] ELSE i.firstSeen END,"
-        " i.lastSeen = CASE WHEN r[4] > i.lastSeen THEN r[4] ELSE i.lastSeen END",
-        rows=list(seen.values()),
+        " ON MATCH SET i.firstSeen = CASE WHEN first < i.firstSeen THEN first ELSE i.firstSeen END,"
+        " i.lastSeen = CASE WHEN last > i.lastSeen THEN last ELSE i.lastSeen END",
+        rows=[[*row[:3], _instant(row[3]), _instant(row[4]), row[5]] for row in seen.values()],
     )
     _link(tx, events)
     return set(), last
@@ -774,21 +837,24 @@ def _link(tx: Tx, events: list[EventRow]) -> None:
     The events are the evidence (as in every store): each source's SEEN_WITH
     relationship accumulates the events that carried both identifiers.
     """
-    tx.run(
+    _unwind(
+        tx,
         "UNWIND $rows AS r MATCH (i:Identifier {type: r[0], value: r[1]})"
         " SET i.events = coalesce(i.events, []) + r[2]",
         rows=[[k[0], k[1], s] for k, s in _event_lists(events).items()],
     )
-    tx.run(
-        "UNWIND $rows AS r MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
+    _unwind(
+        tx,
+        f"UNWIND $rows AS r WITH r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
+        " MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
         " (b:Identifier {type: r[1][0], value: r[1][1]})"
         " MERGE (a)-[s:SEEN_WITH {source: r[2]}]->(b)"
-        " ON CREATE SET s.firstSeen = r[3], s.lastSeen = r[4], s.count = r[5]"
-        " ON MATCH SET s.firstSeen = CASE WHEN r[3] < s.firstSeen THEN r[3]"
-        " ELSE s.firstSeen END, s.lastSeen = CASE WHEN r[4] > s.lastSeen THEN r[4]"
+        " ON CREATE SET s.firstSeen = first, s.lastSeen = last, s.count = r[5]"
+        " ON MATCH SET s.firstSeen = CASE WHEN first < s.firstSeen THEN first"
+        " ELSE s.firstSeen END, s.lastSeen = CASE WHEN last > s.lastSeen THEN last"
         " ELSE s.lastSeen END, s.count = s.count + r[5]",
         rows=[
-            [list(o.a), list(o.b), o.source, o.first_seen, o.last_seen, o.count]
+            [list(o.a), list(o.b), o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
             for o in _evidence(events)
         ],
     )
