@@ -77,26 +77,44 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
-def prepared_chunks(
-    handle: TextIO, config: Config, now: datetime, chunk_size: int, workers: int
-) -> Iterator[PreparedChunk]:
-    """Chunks of ``handle``'s lines, prepared by ``workers`` processes, in file order.
+class PreparedChunks:
+    """Chunks of a file's lines, prepared by worker processes, in file order.
 
-    At most two chunks per worker are in flight, so a file of any size is read
-    as fast as it is written, never loaded whole.
+    Workers start on the first chunks as soon as this is made, so parsing
+    overlaps whatever the importer does before it asks for them (opening a
+    store, setting up its schema). At most two chunks per worker are in
+    flight, so a file of any size is read as fast as it is written, never
+    loaded whole. Use it as a context manager: leaving stops the workers.
     """
-    numbered = enumerate(handle, start=1)
-    context = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(config, now)
-    ) as pool:
-        pending: deque[Future[PreparedChunk]] = deque()
-        while True:
-            while len(pending) < 2 * workers:
-                lines = list(islice(numbered, chunk_size))
-                if not lines:
-                    break
-                pending.append(pool.submit(_prepare_in_worker, lines))
-            if not pending:
+
+    def __init__(
+        self, handle: TextIO, config: Config, now: datetime, chunk_size: int, workers: int
+    ) -> None:
+        self._numbered = enumerate(handle, start=1)
+        self._chunk_size = chunk_size
+        self._in_flight = 2 * workers
+        context = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
+        self._pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(config, now)
+        )
+        self._pending: deque[Future[PreparedChunk]] = deque()
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._pending) < self._in_flight:
+            lines = list(islice(self._numbered, self._chunk_size))
+            if not lines:
                 return
-            yield pending.popleft().result()
+            self._pending.append(self._pool.submit(_prepare_in_worker, lines))
+
+    def __iter__(self) -> Iterator[PreparedChunk]:
+        while self._pending:
+            chunk = self._pending.popleft().result()
+            self._fill()
+            yield chunk
+
+    def __enter__(self) -> PreparedChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(cancel_futures=True)

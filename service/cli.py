@@ -15,7 +15,7 @@ from typing import Any
 
 from graph.errors import IdgraphError
 from graph.identity_graph import IdentityGraph
-from graph.importer import default_workers, prepared_chunks
+from graph.importer import PreparedChunks, default_workers
 from graph.resolver import EventResult
 from service.settings import Settings, ensure_admin_key
 
@@ -58,17 +58,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    graph = open_graph(_settings(args))
+    settings = _settings(args)
+    config = settings.load_config()
     rejected: list[tuple[int, str, str]] = []
     counts = {"ACCEPTED": 0, "DUPLICATE": 0, "REJECTED": 0}
     warnings = 0
     started = time.perf_counter()
     now = datetime.now(UTC)
     workers = args.workers or default_workers()
-    try:
-        load = graph.bulk_load(now)
-        with open(args.file, encoding="utf-8") as handle:
-            chunks = prepared_chunks(handle, graph.config, now, args.batch_size, workers)
+    with (
+        open(args.file, encoding="utf-8") as handle,
+        # Workers parse the first chunks while the store opens.
+        PreparedChunks(handle, config, now, args.batch_size, workers) as chunks,
+    ):
+        graph = IdentityGraph(config, settings.open_store())
+        try:
+            load = graph.bulk_load(now)
             for chunk in chunks:
                 rejected.extend(chunk.rejected)
                 results = [
@@ -88,11 +93,11 @@ def cmd_import(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-        if not args.quiet:
-            print("\nresolving customers...", end="", file=sys.stderr, flush=True)
-        load.finish()
-    finally:
-        graph.close()
+            if not args.quiet:
+                print("\nresolving customers...", end="", file=sys.stderr, flush=True)
+            load.finish()
+        finally:
+            graph.close()
     elapsed = time.perf_counter() - started
     if not args.quiet:
         print(file=sys.stderr)
