@@ -1,14 +1,21 @@
 """Ingest into Neo4j through idgraph against plain ``UNWIND ... MERGE`` of the same graph.
 
-    python -m bench.neo4j_ingest --persons 2000 [--neo4j-uri bolt://127.0.0.1:7687]
+    python -m bench.neo4j_ingest --persons 2000 [--rounds 3] [--neo4j-uri bolt://...]
 
-Both run in one process against the same (emptied) database, on the same
-generated events. The baseline writes the identifiers (already normalised, for
-free) and one SEEN_WITH relationship per pair and source with ``UNWIND ...
-MERGE``: no events, no rules, no customers. idgraph is ``idgraph import``
-from the raw events, process start included: normalisation, every event
-stored, sharing rules, limits, OneIDs and customers written. Without
-``--neo4j-uri`` a local Neo4j is started for the run.
+The baseline writes the identifiers (already normalised, for free) and one
+SEEN_WITH relationship per pair and source with ``UNWIND ... MERGE``: no
+events, no rules, no customers. idgraph is ``idgraph import`` from the raw
+events, process start included: normalisation, every event stored, sharing
+rules, limits, OneIDs and customers written.
+
+Both are measured the same way, so that neither pays the other's warm-up:
+
+- *first load*: each into a Neo4j of its own, just started, schema included
+  (only when the benchmark starts Neo4j itself, not with ``--neo4j-uri``);
+- *warm*: one Neo4j, after a warm-up round of each on a smaller data set
+  (query plans cached and the JVM warm, as on a server that has been up a
+  while); the median of ``--rounds`` alternating rounds, the database emptied
+  before each.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,11 +53,11 @@ def empty(driver: neo4j.Driver) -> None:
 
 def baseline(driver: neo4j.Driver, events: list[CleanEvent]) -> float:
     """Seconds to MERGE the identifiers and SEEN_WITH relationships, chunk by chunk."""
+    started = time.perf_counter()
     driver.execute_query(
         "CREATE CONSTRAINT identifier_key IF NOT EXISTS"
         " FOR (i:Identifier) REQUIRE (i.type, i.value) IS UNIQUE"
     )
-    started = time.perf_counter()
     for start in range(0, len(events), CHUNK):
         chunk = events[start : start + CHUNK]
         keys = list(dict.fromkeys(k for c in chunk for k in c.keys))
@@ -80,10 +88,7 @@ def with_idgraph(uri: str, raw: list[dict]) -> float:
 
 
 @contextmanager
-def local_neo4j(uri: str | None) -> Iterator[str]:
-    if uri:
-        yield uri
-        return
+def fresh_neo4j() -> Iterator[str]:
     from tests.local_neo4j import launcher
 
     with TemporaryDirectory() as scratch:
@@ -95,38 +100,81 @@ def local_neo4j(uri: str | None) -> Iterator[str]:
             launcher.stop(process)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--persons", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--neo4j-uri", help="an empty Neo4j to use (default: start one)")
-    args = parser.parse_args()
-    data = generate(args.persons, args.seed)
+@contextmanager
+def given_or_fresh(uri: str | None) -> Iterator[str]:
+    if uri:
+        yield uri
+    else:
+        with fresh_neo4j() as started:
+            yield started
+
+
+def cleaned(raw: list[dict]) -> list[CleanEvent]:
+    """The events as the baseline gets them: normalised, at no cost to it."""
     registry = IdentifierRegistry(load_config())
     now = datetime.now(UTC)
     clean = []
-    for position, event in enumerate(data.events):
+    for position, event in enumerate(raw):
         try:
             clean.append(clean_event(position, event_from_json(event), registry, now))
         except IdgraphError:
             continue
-    with local_neo4j(args.neo4j_uri) as uri, neo4j.GraphDatabase.driver(uri, auth=None) as driver:
-        empty(driver)
+    return clean
+
+
+def first_load(raw: list[dict], clean: list[CleanEvent]) -> tuple[float, float]:
+    """Each method into a Neo4j of its own, just started."""
+    with fresh_neo4j() as uri, neo4j.GraphDatabase.driver(uri, auth=None) as driver:
         base = baseline(driver, clean)
+    with fresh_neo4j() as uri:
+        ours = with_idgraph(uri, raw)
+    return base, ours
+
+
+def warm(
+    uri: str, raw: list[dict], clean: list[CleanEvent], warm_up: list[dict], rounds: int
+) -> tuple[float, float]:
+    """Medians over alternating rounds on one Neo4j, after a warm-up round of each."""
+    bases, ours = [], []
+    with neo4j.GraphDatabase.driver(uri, auth=None) as driver:
         empty(driver)
-        ours = with_idgraph(uri, data.events)
+        baseline(driver, cleaned(warm_up))
+        empty(driver)
+        with_idgraph(uri, warm_up)
+        for _ in range(rounds):
+            empty(driver)
+            bases.append(baseline(driver, clean))
+            empty(driver)
+            ours.append(with_idgraph(uri, raw))
+        empty(driver)
+    return statistics.median(bases), statistics.median(ours)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--persons", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--neo4j-uri", help="an empty Neo4j to use (default: start one)")
+    args = parser.parse_args()
+    data = generate(args.persons, args.seed)
+    clean = cleaned(data.events)
+    warm_up = generate(max(50, args.persons // 10), args.seed + 1).events
+    results = []
+    if not args.neo4j_uri:
+        results.append(("first load, each into a fresh Neo4j", *first_load(data.events, clean)))
+    with given_or_fresh(args.neo4j_uri) as uri:
+        base, ours = warm(uri, data.events, clean, warm_up, args.rounds)
+    results.append((f"warm, median of {args.rounds} rounds", base, ours))
     n = len(data.events)
     print(f"{n} events from {args.persons} persons\n")
-    print("| method | seconds | events/s | vs baseline |")
-    print("|---|---|---|---|")
-    base_rate = f"{n / base:,.0f}"
-    print(
-        f"| UNWIND ... MERGE identifiers and edges (baseline) | {base:.1f} | {base_rate} | 1.00x |"
-    )
-    print(
-        f"| idgraph into Neo4j (events, rules, customers) | {ours:.1f} | {n / ours:,.0f} | "
-        f"{base / ours:.2f}x |"
-    )
+    print("| run | baseline s | idgraph s | baseline events/s | idgraph events/s | ratio |")
+    print("|---|---|---|---|---|---|")
+    for name, base, ours in results:
+        print(
+            f"| {name} | {base:.1f} | {ours:.1f} | {n / base:,.0f} | {n / ours:,.0f} |"
+            f" {base / ours:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,11 @@ class Batch:
         # that only repeats known edges changes no rule's input, so it is not here.
         self.changed: set[Key] = set()
         self.new_edges: dict[Key, set[Key]] = {}
+        # What this batch read from the store: the store does not change under a batch
+        # (it holds the write lock), and a networked store pays a round trip per read.
         self._records: dict[Key, NodeRecord] = {}
+        self._absent: set[Key] = set()
+        self._stored_neighbours: dict[Key, set[Key]] = {}
         node_seq, customer_seq, event_seq = store.counters()
         self.node_seq = itertools.count(node_seq + 1)
         self.customer_seq = itertools.count(customer_seq + 1)
@@ -60,22 +64,42 @@ class Batch:
 
     def record(self, key: Key) -> NodeRecord | None:
         found = self.pending.get(key) or self._records.get(key)
-        if found is None and key not in self.removed:
-            found = self.store.nodes([key]).get(key)
-            if found is not None:
-                self._records[key] = found
+        if found is None and key not in self.removed and key not in self._absent:
+            self._read_records([key])
+            found = self._records.get(key)
         return found
 
+    def _read_records(self, keys: Iterable[Key]) -> None:
+        wanted = {
+            k for k in keys if k not in self.pending and k not in self._records
+        } - self._absent
+        if wanted:
+            found = self.store.nodes(wanted)
+            self._records.update(found)
+            self._absent |= wanted - found.keys()
+
     def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
-        """Stored neighbours plus this batch's new edges, minus removed nodes."""
+        """Stored neighbours plus this batch's new edges, minus removed nodes.
+
+        Reads the neighbours' records too, in the same breath: the sharing rules
+        look at each neighbour next, and one read per level beats one per node.
+        """
         keys = list(keys)
-        found = self.store.neighbours(keys)
+        stored = self._stored_neighbours
+        missing = [k for k in dict.fromkeys(keys) if k not in stored]
+        if missing:
+            fresh = self.store.neighbours(missing)
+            stored.update(fresh)
+            self._read_records(itertools.chain.from_iterable(fresh.values()))
         new_edges, removed = self.new_edges, self.removed
+        found: dict[Key, set[Key]] = {}
         for key in keys:
+            around = stored.get(key, set())
             if key in new_edges:
-                found[key] = (found[key] | new_edges[key]) - removed
+                around = (around | new_edges[key]) - removed
             elif removed:
-                found[key] = found[key] - removed
+                around = around - removed
+            found[key] = around
         return found
 
     def strong(self, key: Key) -> bool:

@@ -9,7 +9,9 @@ partition); it only skips reading back what it already holds. Into a store
 that holds data, it leaves resolution to the resolver's general path.
 
 Either way each chunk is durable when ``add`` returns, and a load cut short
-is finished by the next start, which resolves the deferred events.
+is finished by the next start, which resolves the deferred events. A store
+that caps the size of a transaction (``resolve_every``) has the load resolved
+every so many events, the first part as above and the rest the general way.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class BulkLoad:
         self.empty = self._first_event == 0 and self.store.node_count() == 0
         self._seen: set[str] = set()
         self._written = 0
+        self._unresolved = 0  # events written since the last resolution
         # The graph so far, by position of first sighting (sequence number - 1).
         self._ids: dict[Key, int] = {}
         self._keys: list[Key] = []
@@ -55,8 +58,18 @@ class BulkLoad:
             changes = self.resolver.defer(fresh, self.now)
             self.store.apply(changes)
             self._written += len(changes.events)
+            self._unresolved += len(changes.events)
             if self.empty:
                 self._follow(fresh)
+        limit = self.store.resolve_every
+        if limit is not None and self._unresolved >= limit:
+            self.finish()
+
+    def _forget(self) -> None:
+        """The graph is in the store now: later parts are resolved the general way."""
+        self.empty = False
+        self._ids, self._keys, self._adjacency = {}, [], []
+        self._first, self._last, self._blocked = [], [], []
 
     def _follow(self, events: list[CleanEvent]) -> None:
         ids, keys, adjacency = self._ids, self._keys, self._adjacency
@@ -89,12 +102,16 @@ class BulkLoad:
 
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""
+        self._unresolved = 0
         if self.empty:
             with self.resolver.writing, self.store.exclusive():
                 # Another writer (a store several processes share) may have added
                 # evidence since: then only the general path knows the whole graph.
                 if self.store.last_event_seq() == self._first_event + self._written:
-                    return self._finish_alone()
+                    resolved = self._finish_alone()
+                    self._forget()
+                    return resolved
+            self._forget()
         return self.resolver.resolve_pending(self.now)
 
     def _finish_alone(self) -> int:

@@ -82,7 +82,9 @@ class PreparedChunks:
 
     Workers start on the first chunks as soon as this is made, so parsing
     overlaps whatever the importer does before it asks for them (opening a
-    store, setting up its schema). At most two chunks per worker are in
+    store, setting up its schema). The first chunk is an eighth of the size,
+    so writing starts soon instead of waiting for a whole chunk to be parsed.
+    At most two chunks per worker are in
     flight, so a file of any size is read as fast as it is written, never
     loaded whole. Use it as a context manager: leaving stops the workers.
     """
@@ -92,6 +94,7 @@ class PreparedChunks:
     ) -> None:
         self._numbered = enumerate(handle, start=1)
         self._chunk_size = chunk_size
+        self._next_size = max(1, chunk_size // 8)
         self._in_flight = 2 * workers
         context = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
         self._pool = ProcessPoolExecutor(
@@ -102,9 +105,10 @@ class PreparedChunks:
 
     def _fill(self) -> None:
         while len(self._pending) < self._in_flight:
-            lines = list(islice(self._numbered, self._chunk_size))
+            lines = list(islice(self._numbered, self._next_size))
             if not lines:
                 return
+            self._next_size = self._chunk_size
             self._pending.append(self._pool.submit(_prepare_in_worker, lines))
 
     def __iter__(self) -> Iterator[PreparedChunk]:

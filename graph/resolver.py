@@ -227,7 +227,7 @@ class Resolver:
             else:
                 # Deferred evidence added edges between dirty nodes only, so only their
                 # counts of strong neighbours can have moved.
-                for key, neighbours in self.store.neighbours(dirty).items():
+                for key, neighbours in batch.neighbours(dirty).items():
                     batch.pending[key].strong_neighbours = sum(
                         1 for o in neighbours if batch.strong(o)
                     )

@@ -90,19 +90,34 @@ class AnchorGroups:
         self._neighbourhood: dict[Key, set[Key]] = {}
 
     def label(self, seeds: Iterable[Key]) -> None:
-        for seed in seeds:
-            if seed in self.group or not self._member(seed):
+        """Label the groups of ``seeds``, reading neighbours one level at a time for all.
+
+        A networked store pays a round trip per read, so the groups of every
+        seed are explored together and told apart afterwards.
+        """
+        todo = [s for s in dict.fromkeys(seeds) if s not in self.group and self._member(s)]
+        adjacency: dict[Key, list[Key]] = {}
+        reached = set(todo)
+        frontier = todo
+        while frontier:
+            found = self._neighbours(frontier)
+            frontier = []
+            for key, others in found.items():
+                inside = adjacency[key] = [o for o in others if o in reached or self._member(o)]
+                for other in inside:
+                    if other not in reached:
+                        reached.add(other)
+                        frontier.append(other)
+        for seed in todo:
+            if seed in self.group:
                 continue
             members = {seed}
-            frontier = [seed]
-            while frontier:
-                found = self._neighbours(frontier)
-                frontier = []
-                for others in found.values():
-                    for other in others:
-                        if other not in members and self._member(other):
-                            members.add(other)
-                            frontier.append(other)
+            stack = [seed]
+            while stack:
+                for other in adjacency.get(stack.pop(), ()):
+                    if other not in members:
+                        members.add(other)
+                        stack.append(other)
             name = min(members)
             for m in members:
                 self.group[m] = name

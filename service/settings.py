@@ -38,6 +38,10 @@ class Settings:
     neo4j_database: str | None = field(
         default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_DATABASE")
     )
+    # A bulk import into Neo4j resolves every so many events: one transaction each.
+    neo4j_resolve_every: int = field(
+        default_factory=lambda: int(os.environ.get("IDGRAPH_NEO4J_RESOLVE_EVERY", "40000"))
+    )
 
     def load_config(self) -> Config:
         return load_config(self.config_path)
@@ -45,7 +49,11 @@ class Settings:
     def open_store(self) -> GraphStore:
         if self.neo4j_uri:
             return Neo4jStore(
-                self.neo4j_uri, self.neo4j_user, self.neo4j_password, self.neo4j_database
+                self.neo4j_uri,
+                self.neo4j_user,
+                self.neo4j_password,
+                self.neo4j_database,
+                resolve_every=self.neo4j_resolve_every,
             )
         return EmbeddedStore(self.data_dir)
 

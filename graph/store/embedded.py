@@ -111,6 +111,8 @@ _dt = datetime.fromisoformat
 class EmbeddedStore:
     """A ``GraphStore`` in one SQLite file under ``data_dir``."""
 
+    resolve_every = None  # SQLite keeps a transaction of any size on disk
+
     def __init__(self, data_dir: str | Path) -> None:
         self.path = Path(data_dir) / "idgraph.sqlite3"
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString, TypeVar
 
 import neo4j
@@ -59,9 +59,10 @@ _SCHEMA: list[LiteralString] = [
 ]
 
 _NODE_FIELDS = (
-    "i.type AS type, i.value AS value, i.seq AS seq, i.firstSeen AS firstSeen,"
-    " i.lastSeen AS lastSeen, i.blocked AS blocked, i.shared AS shared,"
-    " i.strongNeighbours AS strongNeighbours"
+    "i.type AS type, i.value AS value, i.seq AS seq,"
+    " [i.firstSeen.epochSeconds, i.firstSeen.nanosecond] AS firstSeen,"
+    " [i.lastSeen.epochSeconds, i.lastSeen.nanosecond] AS lastSeen,"
+    " i.blocked AS blocked, i.shared AS shared, i.strongNeighbours AS strongNeighbours"
 )
 
 
@@ -84,9 +85,17 @@ def _at(sent: str) -> str:
     return f"datetime({{epochSeconds: {sent}[0], nanosecond: {sent}[1]}})"
 
 
-def _native(value: Any) -> datetime:
-    native: datetime = value.to_native()
-    return native
+def _when(stored: str) -> str:
+    """Cypher reading a DateTime as [epoch seconds, nanoseconds], for ``_moment``.
+
+    The driver decodes DateTime values in Python at about 50 microseconds
+    each, which made reading identifiers back the slowest part of resolving.
+    """
+    return f"[{stored}.epochSeconds, {stored}.nanosecond]"
+
+
+def _moment(sent: list[int]) -> datetime:
+    return _EPOCH + timedelta(seconds=sent[0], microseconds=sent[1] // 1000)
 
 
 def _key(raw: Any) -> Key:
@@ -97,8 +106,8 @@ def _node(record: Any, one_id: str | None) -> NodeRecord:
     return NodeRecord(
         (record["type"], record["value"]),
         record["seq"],
-        _native(record["firstSeen"]),
-        _native(record["lastSeen"]),
+        _moment(record["firstSeen"]),
+        _moment(record["lastSeen"]),
         record["blocked"],
         record["shared"],
         record["strongNeighbours"],
@@ -140,7 +149,12 @@ class Neo4jStore:
         user: str | None = None,
         password: str | None = None,
         database: str | None = None,
+        resolve_every: int = 40_000,
     ) -> None:
+        # Neo4j holds a transaction's changes in memory (by default at most 70% of the
+        # heap for all of them): on a 1 GiB heap a first import of 100,000 events
+        # resolved at once is refused, 40,000 at a time is not.
+        self.resolve_every: int | None = resolve_every
         auth = (user, password or "") if user else None
         self._driver = GraphDatabase.driver(
             uri,
@@ -341,13 +355,13 @@ class Neo4jStore:
         rows = self._read(
             "UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
             " OPTIONAL MATCH (c)-[:MERGED_INTO]->(s:Customer)"
-            " RETURN c.oneId AS oneId, c.seq AS seq, c.createdAt AS createdAt,"
+            f" RETURN c.oneId AS oneId, c.seq AS seq, {_when('c.createdAt')} AS createdAt,"
             " s.oneId AS mergedInto, c.retired AS retired",
             ids=list(set(one_ids)),
         )
         return {
             r["oneId"]: CustomerRecord(
-                r["oneId"], r["seq"], _native(r["createdAt"]), r["mergedInto"], r["retired"]
+                r["oneId"], r["seq"], _moment(r["createdAt"]), r["mergedInto"], r["retired"]
             )
             for r in rows
         }
@@ -445,7 +459,8 @@ class Neo4jStore:
         rows = self._read(
             "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
             " UNWIND i.events AS seq WITH DISTINCT seq MATCH (e:Event {seq: seq})"
-            " RETURN e ORDER BY e.seq",
+            f" RETURN e {{.*, timestamp: {_when('e.timestamp')},"
+            f" receivedAt: {_when('e.receivedAt')}}} AS e ORDER BY e.seq",
             keys=[list(k) for k in set(keys)],
         )
         return [_event(r["e"]) for r in rows]
@@ -456,8 +471,8 @@ class Neo4jStore:
         rows = self._read(
             "UNWIND $pairs AS p MATCH (a:Identifier {type: p[0][0], value: p[0][1]})"
             "-[r:SEEN_WITH]-(b:Identifier {type: p[1][0], value: p[1][1]})"
-            " RETURN a.seq < b.seq AS ordered, p, r.source AS source, r.firstSeen AS first,"
-            " r.lastSeen AS last, r.count AS count",
+            " RETURN a.seq < b.seq AS ordered, p, r.source AS source,"
+            f" {_when('r.firstSeen')} AS first, {_when('r.lastSeen')} AS last, r.count AS count",
             pairs=[[list(a), list(b)] for a, b in pairs],
         )
         position = {p: n for n, p in reversed(list(enumerate(pairs)))}
@@ -466,7 +481,7 @@ class Neo4jStore:
             a, b = _key(r["p"][0]), _key(r["p"][1])
             lo, hi = (a, b) if r["ordered"] else (b, a)
             observation = EdgeObservation(
-                lo, hi, r["source"], _native(r["first"]), _native(r["last"]), r["count"]
+                lo, hi, r["source"], _moment(r["first"]), _moment(r["last"]), r["count"]
             )
             found.append((position[(a, b)], r["source"], observation))
         return [o for *_, o in sorted(found, key=lambda f: (f[0], f[1]))]
@@ -474,7 +489,7 @@ class Neo4jStore:
     def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]:
         rows = self._read(
             "UNWIND $ids AS id MATCH (:Customer {oneId: id})<-[:CONCERNS]-(h:History)"
-            " WITH DISTINCT h RETURN h ORDER BY h.seq",
+            f" WITH DISTINCT h RETURN h {{.*, at: {_when('h.at')}}} AS h ORDER BY h.seq",
             ids=list(set(one_ids)),
         )
         return [
@@ -482,7 +497,7 @@ class Neo4jStore:
                 h["kind"],
                 h["oneId"],
                 list(h["others"]),
-                _native(h["at"]),
+                _moment(h["at"]),
                 h["reason"],
                 jsontext.loads(h["eventIds"]),
                 jsontext.loads(h["evidence"]),
@@ -556,8 +571,8 @@ def _event(e: Any) -> StoredEvent:
         e["seq"],
         e["eventId"],
         e["source"],
-        _native(e["timestamp"]),
-        _native(e["receivedAt"]),
+        _moment(e["timestamp"]),
+        _moment(e["receivedAt"]),
         [_key(k) for k in jsontext.loads(e["keys"])],
         jsontext.loads(e["traits"]),
         [_key(k) for k in jsontext.loads(e["blocked"])],
@@ -726,13 +741,21 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
     return pending_before
 
 
-def _unwind(tx: Tx, query: LiteralString, rows: list[Any]) -> list[neo4j.Record]:
-    """Run an ``UNWIND $rows`` statement, unless there is nothing to unwind.
+_UNWIND_SLICE = 10_000
 
-    Every statement costs a round trip, and query planning the first time it
-    is seen; a bulk load's batches leave most statements with no rows.
+
+def _unwind(tx: Tx, query: LiteralString, rows: list[Any]) -> list[neo4j.Record]:
+    """Run an ``UNWIND $rows`` statement in slices, and not at all with no rows.
+
+    Neo4j counts a statement's parameters against the transaction's memory
+    limit, so a first import's hundred thousand identifiers go in slices of
+    ``_UNWIND_SLICE``. Every statement costs a round trip, and query planning
+    the first time it is seen; a bulk load's batches leave most with no rows.
     """
-    return list(tx.run(query, rows=rows)) if rows else []
+    found: list[neo4j.Record] = []
+    for start in range(0, len(rows), _UNWIND_SLICE):
+        found.extend(tx.run(query, rows=rows[start : start + _UNWIND_SLICE]))
+    return found
 
 
 def _pending_from(tx: Tx) -> int | None:
@@ -759,11 +782,11 @@ def _materialise(
         events, blocked = [], set()
         for r in tx.run(
             "MATCH (e:Event) WHERE e.seq >= $first RETURN e.seq AS seq, e.source AS source,"
-            " e.timestamp AS ts, e.keys AS keys, e.blocked AS blocked ORDER BY seq",
+            f" {_when('e.timestamp')} AS ts, e.keys AS keys, e.blocked AS blocked ORDER BY seq",
             first=first,
         ):
             carried = [_key(k) for k in jsontext.loads(r["keys"])]
-            events.append((r["seq"], r["source"], _native(r["ts"]), carried))
+            events.append((r["seq"], r["source"], _moment(r["ts"]), carried))
             blocked.update(_key(k) for k in jsontext.loads(r["blocked"]))
     keys = dict.fromkeys(k for *_, ks in events for k in ks)
     tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")

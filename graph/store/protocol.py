@@ -24,6 +24,11 @@ from graph.models import (
 
 
 class GraphStore(Protocol):
+    # How many deferred events one resolution may take on at most, or None for
+    # no limit. A resolution is one transaction, and a database server may cap
+    # a transaction's memory; a bulk load resolves every so many events then.
+    resolve_every: int | None
+
     def close(self) -> None: ...
 
     def exclusive(self) -> AbstractContextManager[None]:
