@@ -1,9 +1,11 @@
 """API ingest speed: ``ingestEvents`` over HTTP in batches of 500 against ``idgraph serve``.
 
-    python -m bench.api_ingest --persons 4000
+    python -m bench.api_ingest --persons 4000 [--neo4j-uri bolt://...]
 
 One client sends batches one after another to a real server process on
 loopback; events/s counts accepted events over the wall time of all requests.
+With ``--neo4j-uri`` the server uses that (empty) Neo4j instead of the
+embedded store.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=4_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--neo4j-uri", help="an empty Neo4j to serve from")
     args = parser.parse_args()
     events = generate(args.persons, args.seed).events
     bodies = [
@@ -34,7 +37,9 @@ def main() -> None:
     ]
     with (
         tempfile.TemporaryDirectory() as data_dir,
-        running_server(Path(data_dir), "bench") as (url, _),
+        running_server(
+            Path(data_dir), "bench", ["--neo4j-uri", args.neo4j_uri] if args.neo4j_uri else []
+        ) as (url, _),
     ):
         accepted = 0
         started = time.perf_counter()
@@ -50,8 +55,10 @@ def main() -> None:
     print(f"{len(events)} events in {len(bodies)} batches of {args.batch}\n")
     print("| path | seconds | events/s |")
     print("|---|---|---|")
+    store = "Neo4j" if args.neo4j_uri else "embedded"
     print(
-        f"| ingestEvents over HTTP, batches of {args.batch} | {took:.1f} | {accepted / took:,.0f} |"
+        f"| ingestEvents over HTTP, batches of {args.batch}, {store} store | {took:.1f} |"
+        f" {accepted / took:,.0f} |"
     )
 
 

@@ -124,21 +124,14 @@ class Resolver:
                 refresh_shared(batch)
                 self._resolve(batch, reason="ingest")
                 self.store.apply(batch.changes)
+            # One read for the whole batch: a networked store pays a round trip per read.
+            stored = self.store.nodes({k for c in clean for k in c.keys})
             for c in clean:
-                results[c.position].one_id = self._one_id_of(c.keys)
+                results[c.position].one_id = _one_id_of(c.keys, stored)
                 if results[c.position].one_id is None:
                     results[c.position].warnings.append(
                         "no identifier of this event links to a customer (blocked or shared)"
                     )
-
-    def _one_id_of(self, keys: list[Key]) -> str | None:
-        """The event's customer: that of its first identifier that links to one."""
-        stored = self.store.nodes(keys)
-        for key in keys:
-            node = stored.get(key)
-            if node is not None and node.one_id is not None:
-                return node.one_id
-        return None
 
     def _stage_events(self, batch: Batch, events: list[CleanEvent]) -> None:
         observed: dict[tuple[Pair, str], EdgeObservation] = {}
@@ -371,3 +364,12 @@ class Resolver:
                 CustomerRecord(c.one_id, c.seq, c.created_at, retired=True)
             )
         record_history(batch, renaming, result, old, reason, removed)
+
+
+def _one_id_of(keys: list[Key], stored: Mapping[Key, NodeRecord]) -> str | None:
+    """The event's customer: that of its first identifier that links to one."""
+    for key in keys:
+        node = stored.get(key)
+        if node is not None and node.one_id is not None:
+            return node.one_id
+    return None

@@ -224,6 +224,10 @@ class Rejudge:
     def _anchor0_except(self, excluded: Key) -> Callable[[Key], bool]:
         return lambda key: key != excluded and self.anchor0(key)
 
+    def _counts_groups(self, key: Key) -> bool:
+        """Whether the groups-per-identifier rule applies: a threshold, and not a hub."""
+        return key[0] in self.thresholds and not self._is_hub(key, self.batch.record(key))
+
     def _judge(self, key: Key, groups: int | None) -> None:
         node = self.batch.record(key)
         if node is None:
@@ -257,10 +261,13 @@ class Rejudge:
         touched = {level0.group[k] for k in seeds if k in level0.group}
         members = [k for k, g in level0.group.items() if g in touched]
         strong = (set(members) | seeds) - batch.removed
-        around = batch.neighbours(strong)
+        # Only identifiers with a threshold that are not hubs count groups around
+        # them; a hub's neighbours (a kiosk's thousands) are never read.
+        counted = {k for k in strong if self._counts_groups(k)}
+        around = batch.neighbours(counted)
         for key in strong:
             groups = None
-            if key[0] in self.thresholds and not self._is_hub(key, batch.record(key)):
+            if key in counted:
                 without = AnchorGroups(batch.neighbours, self._anchor0_except(key))
                 groups = without.customers(around[key], self.capacity)
             self._judge(key, groups)
@@ -270,11 +277,14 @@ class Rejudge:
         for others in batch.neighbours([*members, *left]).values():
             weak |= {o for o in others if o[0] not in self.strong_types}
         weak -= batch.removed
-        around = batch.neighbours(weak)
+        counted = {k for k in weak if self._counts_groups(k)}
+        around = batch.neighbours(counted)
         level1 = AnchorGroups(batch.neighbours, self.anchor)
+        # Every group the loop looks at, labelled in one walk: a read per level, not per node.
+        level1.label(o for k in counted for o in around[k])
         for key in weak:
             groups = None
-            if key[0] in self.thresholds and not self._is_hub(key, batch.record(key)):
+            if key in counted:
                 groups = level1.customers(
                     around[key], self.capacity, self.corroborator, self.corroboration
                 )
