@@ -69,8 +69,11 @@ def free_port() -> int:
         return port
 
 
-def start(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """Start Neo4j and return once Bolt answers; raise with its output if it does not."""
+def start(data: Path, port: int, log: Path, password: str | None = None) -> subprocess.Popen[bytes]:
+    """Start Neo4j and return once Bolt answers; raise with its output if it does not.
+
+    With ``password`` authentication is on, for the user ``neo4j``.
+    """
     if shutil.which("java") is None:
         raise Neo4jFailed("Java 17 is needed to run Neo4j")
     lib = fetch_jars()
@@ -85,6 +88,7 @@ def start(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
                 str(HERE / "Launcher.java"),
                 str(data),
                 str(port),
+                *([password] if password else []),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
