@@ -127,11 +127,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             print(f"Neo4j already runs from {data} (pid {pid})")
             return 0
-    process = start(data, args.port, data.parent / f"{data.name}.log")
+    process = start(data, args.port, data.parent / f"{data.name}.log", args.password or None)
     pid_file.write_text(str(process.pid))
-    print(f"Neo4j is up: bolt://127.0.0.1:{args.port}, data in {data}")
-    print("Authentication is off: no user or password is needed (any are accepted).")
-    print(f"  .venv/bin/idgraph serve --neo4j-uri bolt://127.0.0.1:{args.port}")
+    uri = f"bolt://127.0.0.1:{args.port}"
+    print(f"Neo4j is up: {uri}, data in {data}")
+    if args.password:
+        print("Authentication is on: user neo4j, the password in NEO4J_PASSWORD.")
+        print(f"  .venv/bin/idgraph serve --neo4j-uri {uri} --neo4j-user neo4j \\")
+        print('      --neo4j-password "$NEO4J_PASSWORD"')
+    else:
+        print("Authentication is off: no user or password is needed (any are accepted).")
+        print(f"  .venv/bin/idgraph serve --neo4j-uri {uri}")
     return 0
 
 
@@ -175,6 +181,11 @@ def main() -> int:
     up = sub.add_parser("up")
     up.add_argument("--port", type=int, default=int(os.environ.get("NEO4J_BOLT_PORT", "7687")))
     up.add_argument("--data", default=os.environ.get("NEO4J_DATA", ".neo4j/data"))
+    up.add_argument(
+        "--password",
+        default=os.environ.get("NEO4J_PASSWORD", ""),
+        help="turn authentication on, for user neo4j (default: NEO4J_PASSWORD; empty: off)",
+    )
     up.set_defaults(run=cmd_up)
     down = sub.add_parser("down")
     down.add_argument("--data", default=os.environ.get("NEO4J_DATA", ".neo4j/data"))
