@@ -20,6 +20,13 @@ from graph.resolver import EventResult
 from service.settings import Settings, ensure_admin_key
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings()
     if args.data_dir is not None:
@@ -29,6 +36,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     for name in ("neo4j_uri", "neo4j_user", "neo4j_password", "neo4j_database"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
+    if getattr(args, "neo4j_resolve_every", None) is not None:
+        settings.neo4j_resolve_every = args.neo4j_resolve_every
     return settings
 
 
@@ -198,6 +207,13 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         help="processes that parse and normalise lines (default: one per core but one)",
+    )
+    imp.add_argument(
+        "--neo4j-resolve-every",
+        type=_positive,
+        metavar="EVENTS",
+        help="into Neo4j, resolve every so many events, one transaction each"
+        " (default 40000, or IDGRAPH_NEO4J_RESOLVE_EVERY)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress line")
     imp.set_defaults(run=cmd_import)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import re
 import subprocess
@@ -155,9 +154,9 @@ def test_an_import_resolved_in_parts_on_neo4j_equals_one_resolution(
     run("import", str(source), "--data-dir", str(tmp_path / "one"), "--quiet")
     run("export", str(tmp_path / "one.csv"), "--data-dir", str(tmp_path / "one"))
     empty_neo4j(neo4j_uri)
-    parts = {**os.environ, "IDGRAPH_NEO4J_RESOLVE_EVERY": "1200"}
     neo4j = ("--neo4j-uri", neo4j_uri, "--data-dir", str(tmp_path / "n"))
-    run("import", str(source), *neo4j, "--batch-size", "500", "--quiet", env=parts)
+    parts = ("--neo4j-resolve-every", "1200", "--batch-size", "500")
+    run("import", str(source), *neo4j, *parts, "--quiet")
     run("export", str(tmp_path / "parts.csv"), *neo4j)
     assert len(events) > 3 * 1200  # at least three parts after the first
     assert partition_of(tmp_path / "parts.csv") == partition_of(tmp_path / "one.csv")
