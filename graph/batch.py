@@ -69,6 +69,13 @@ class Batch:
             found = self._records.get(key)
         return found
 
+    def stored(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
+        """The stored records among ``keys``, read once per batch."""
+        keys = list(keys)
+        self._read_records(keys)
+        records = self._records
+        return {k: records[k] for k in keys if k in records}
+
     def _read_records(self, keys: Iterable[Key]) -> None:
         wanted = {
             k for k in keys if k not in self.pending and k not in self._records

@@ -287,7 +287,7 @@ class Resolver:
             region |= nodes
             edges |= found
             missing = [k for k in nodes if k not in records and k not in batch.pending]
-            records.update(self.store.nodes(missing))
+            records.update(batch.stored(missing))
             records.update({k: batch.pending[k] for k in nodes if k in batch.pending})
             old_ids = {r.one_id for k, r in records.items() if k in nodes and r.one_id}
             frontier = set()

@@ -313,17 +313,19 @@ class Neo4jStore:
     def component(
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
     ) -> tuple[set[Key], set[Pair]]:
-        """Breadth first, one round trip per level: components are small by design."""
-        seeds = list(seeds)
+        """Breadth first, one round trip per level: components are small by design.
+
+        The first level's read also tells which seeds are stored: seeds that
+        are neither stored nor in ``linkable`` are not part of the answer.
+        """
+        frontier = list(dict.fromkeys(seeds))
         seen: set[Key] = set()
         edges: set[Pair] = set()
-        known = self.nodes(seeds)
-        frontier = [k for k in seeds if k in known or k in linkable]
-        seen.update(frontier)
 
         def can_link(key: Key, stored: bool) -> bool:
             return linkable.get(key, stored)
 
+        first = True
         while frontier:
             rows = self._read(
                 "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
@@ -333,6 +335,10 @@ class Neo4jStore:
                 keys=[list(k) for k in frontier],
             )
             stored = {_key(r["k"]): r for r in rows}
+            if first:
+                frontier = [k for k in frontier if k in stored or k in linkable]
+                seen.update(frontier)
+                first = False
             next_frontier: list[Key] = []
             for key in frontier:
                 row = stored.get(key)
