@@ -11,7 +11,9 @@ that holds data, it leaves resolution to the resolver's general path.
 Either way each chunk is durable when ``add`` returns, and a load cut short
 is finished by the next start, which resolves the deferred events. A store
 that caps the size of a transaction (``resolve_every``) has the load resolved
-every so many events, the first part as above and the rest the general way.
+every so many events. While the loader is the only writer it keeps following
+the whole graph, judges it whole again at each part and writes what changed;
+once another writer has joined, parts are resolved the general way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 
+from graph.batch import Batch
 from graph.events import CleanEvent
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
 from graph.oneids import new_one_id
@@ -48,6 +51,8 @@ class BulkLoad:
         self._last: list[datetime] = []
         self._blocked: list[bool] = []
         self._adjacency: list[list[int]] = []
+        # Each node as the last part wrote it (None: not written yet).
+        self._written_as: list[NodeRecord | None] = []
 
     def add(self, events: list[CleanEvent], results: list[EventResult]) -> None:
         """Write a chunk durably; ``results[c.position]`` is the result of event ``c``."""
@@ -70,6 +75,7 @@ class BulkLoad:
         self.empty = False
         self._ids, self._keys, self._adjacency = {}, [], []
         self._first, self._last, self._blocked = [], [], []
+        self._written_as = []
 
     def _follow(self, events: list[CleanEvent]) -> None:
         ids, keys, adjacency = self._ids, self._keys, self._adjacency
@@ -102,15 +108,17 @@ class BulkLoad:
 
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""
-        self._unresolved = 0
+        brought, self._unresolved = self._unresolved, 0
+        if self.empty and self._written_as and not brought:
+            return 0  # the last part was resolved as it was written
         if self.empty:
             with self.resolver.writing, self.store.exclusive():
                 # Another writer (a store several processes share) may have added
                 # evidence since: then only the general path knows the whole graph.
                 if self.store.last_event_seq() == self._first_event + self._written:
-                    resolved = self._finish_alone()
-                    self._forget()
-                    return resolved
+                    if self._written_as:
+                        return self._finish_part()
+                    return self._finish_alone()
             self._forget()
         return self.resolver.resolve_pending(self.now)
 
@@ -151,4 +159,61 @@ class BulkLoad:
                 )
             )
         self.store.apply(changes)
+        if self.store.resolve_every is not None:  # more parts may follow
+            self._written_as = list(changes.new_nodes)
+        return len(self._keys)
+
+    def _finish_part(self) -> int:
+        """A later part: judge the whole graph again and write what changed.
+
+        The loader has been the only writer, so it knows every node as it was
+        written; the resolver reconciles the customers (OneIDs kept, merges and
+        splits recorded) as it does for any batch that holds the whole graph.
+        """
+        registry = self.resolver.registry
+        whole = WholeGraph(registry, self._keys, self._blocked, self._adjacency)
+        counts, shared = whole.judge()
+        batch = Batch(self.store, registry, self.now)
+        node_of = [0] * len(self._keys)
+        for position, original in enumerate(whole.order):
+            node_of[original] = position
+        written_as = self._written_as
+        for n, key in enumerate(self._keys):
+            i = node_of[n]
+            before = written_as[n] if n < len(written_as) else None
+            node = NodeRecord(
+                key,
+                n + 1,
+                self._first[n],
+                self._last[n],
+                self._blocked[n],
+                shared[i],
+                counts[i],
+                None if before is None else before.one_id,
+            )
+            batch.pending[key] = node
+            if before is None:
+                batch.changes.new_nodes.append(node)
+            else:
+                batch.original[key] = before
+                if (
+                    node.first_seen != before.first_seen
+                    or node.last_seen != before.last_seen
+                    or node.shared != before.shared
+                    or node.strong_neighbours != before.strong_neighbours
+                ):
+                    batch.changes.node_updates[key] = node
+        edges = set(whole.linked_edges(shared))
+        self.resolver.resolve_judged(batch, edges, whole.linked_components(shared), "import")
+        batch.changes.settles_deferred = True
+        self.store.apply(batch.changes)
+        assignments = batch.changes.assignments
+        for n, key in enumerate(self._keys):
+            node = batch.pending[key]
+            if key in assignments:
+                node.one_id = assignments[key]
+            if n < len(written_as):
+                written_as[n] = node
+            else:
+                written_as.append(node)
         return len(self._keys)

@@ -299,6 +299,17 @@ class Resolver:
         region -= batch.removed
         return region, edges, records
 
+    def resolve_judged(
+        self, batch: Batch, edges: set[Pair], plain: list[list[Key]], reason: str
+    ) -> None:
+        """Resolve a batch that holds every node, already judged, with its linked edges.
+
+        For a loader that follows the whole graph itself: ``batch.pending``
+        holds each node with its new flags and the OneID it had; ``plain``
+        are the linked components (``WholeGraph.linked_components``).
+        """
+        self._resolve(batch, reason, whole=(set(batch.pending), edges, batch.pending, plain))
+
     def _resolve_whole(self, batch: Batch, reason: str) -> None:
         """Resolve a batch that holds every node of the graph, judged in one pass."""
         pending = batch.pending
