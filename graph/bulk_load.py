@@ -51,8 +51,8 @@ class BulkLoad:
         self._last: list[datetime] = []
         self._blocked: list[bool] = []
         self._adjacency: list[list[int]] = []
-        # Each node as the last part wrote it (None: not written yet).
-        self._written_as: list[NodeRecord | None] = []
+        # Each node as the last part wrote it, by position; later nodes are not written yet.
+        self._written_as: list[NodeRecord] = []
 
     def add(self, events: list[CleanEvent], results: list[EventResult]) -> None:
         """Write a chunk durably; ``results[c.position]`` is the result of event ``c``."""
@@ -122,17 +122,39 @@ class BulkLoad:
             self._forget()
         return self.resolver.resolve_pending(self.now)
 
+    def _judged(self) -> tuple[WholeGraph, list[bool], list[NodeRecord]]:
+        """The whole graph judged: each node, by the loader's position, OneID unset."""
+        whole = WholeGraph(self.resolver.registry, self._keys, self._blocked, self._adjacency)
+        counts, shared = whole.judge()
+        node_of = [0] * len(self._keys)  # loader's position -> key-order position
+        for position, original in enumerate(whole.order):
+            node_of[original] = position
+        nodes = [
+            NodeRecord(
+                key,
+                n + 1,
+                self._first[n],
+                self._last[n],
+                self._blocked[n],
+                shared[node_of[n]],
+                counts[node_of[n]],
+            )
+            for n, key in enumerate(self._keys)
+        ]
+        return whole, shared, nodes
+
     def _finish_alone(self) -> int:
         if not self._keys:
             return 0
-        registry = self.resolver.registry
-        whole = WholeGraph(registry, self._keys, self._blocked, self._adjacency)
-        counts, shared = whole.judge()
+        whole, shared, nodes = self._judged()
         linkable = [
             k for k, b, s in zip(whole.keys, whole.blocked, shared, strict=True) if not (b or s)
         ]
         result = partition(
-            registry, linkable, whole.linked_edges(shared), whole.linked_components(shared)
+            self.resolver.registry,
+            linkable,
+            whole.linked_edges(shared),
+            whole.linked_components(shared),
         )
         changes = ChangeSet(settles_deferred=True)
         one_id_of: dict[Key, str] = {}
@@ -141,26 +163,12 @@ class BulkLoad:
             changes.new_customers.append(CustomerRecord(one_id, seq, self.now))
             for key in component:
                 one_id_of[key] = one_id
-        node_of = [0] * len(self._keys)  # caller's position -> key-order position
-        for position, original in enumerate(whole.order):
-            node_of[original] = position
-        for n, key in enumerate(self._keys):
-            i = node_of[n]
-            changes.new_nodes.append(
-                NodeRecord(
-                    key,
-                    n + 1,
-                    self._first[n],
-                    self._last[n],
-                    self._blocked[n],
-                    shared[i],
-                    counts[i],
-                    one_id_of.get(key),
-                )
-            )
+        for node in nodes:
+            node.one_id = one_id_of.get(node.key)
+        changes.new_nodes = nodes
         self.store.apply(changes)
         if self.store.resolve_every is not None:  # more parts may follow
-            self._written_as = list(changes.new_nodes)
+            self._written_as = list(nodes)
         return len(self._keys)
 
     def _finish_part(self) -> int:
@@ -170,50 +178,31 @@ class BulkLoad:
         written; the resolver reconciles the customers (OneIDs kept, merges and
         splits recorded) as it does for any batch that holds the whole graph.
         """
-        registry = self.resolver.registry
-        whole = WholeGraph(registry, self._keys, self._blocked, self._adjacency)
-        counts, shared = whole.judge()
-        batch = Batch(self.store, registry, self.now)
-        node_of = [0] * len(self._keys)
-        for position, original in enumerate(whole.order):
-            node_of[original] = position
+        whole, shared, nodes = self._judged()
+        batch = Batch(self.store, self.resolver.registry, self.now)
         written_as = self._written_as
-        for n, key in enumerate(self._keys):
-            i = node_of[n]
+        for n, node in enumerate(nodes):
             before = written_as[n] if n < len(written_as) else None
-            node = NodeRecord(
-                key,
-                n + 1,
-                self._first[n],
-                self._last[n],
-                self._blocked[n],
-                shared[i],
-                counts[i],
-                None if before is None else before.one_id,
-            )
-            batch.pending[key] = node
+            batch.pending[node.key] = node
             if before is None:
                 batch.changes.new_nodes.append(node)
-            else:
-                batch.original[key] = before
-                if (
-                    node.first_seen != before.first_seen
-                    or node.last_seen != before.last_seen
-                    or node.shared != before.shared
-                    or node.strong_neighbours != before.strong_neighbours
-                ):
-                    batch.changes.node_updates[key] = node
+                continue
+            node.one_id = before.one_id
+            batch.original[node.key] = before
+            if (
+                node.first_seen != before.first_seen
+                or node.last_seen != before.last_seen
+                or node.shared != before.shared
+                or node.strong_neighbours != before.strong_neighbours
+            ):
+                batch.changes.node_updates[node.key] = node
         edges = set(whole.linked_edges(shared))
         self.resolver.resolve_judged(batch, edges, whole.linked_components(shared), "import")
         batch.changes.settles_deferred = True
         self.store.apply(batch.changes)
         assignments = batch.changes.assignments
-        for n, key in enumerate(self._keys):
-            node = batch.pending[key]
-            if key in assignments:
-                node.one_id = assignments[key]
-            if n < len(written_as):
-                written_as[n] = node
-            else:
-                written_as.append(node)
+        for node in nodes:
+            if node.key in assignments:
+                node.one_id = assignments[node.key]
+        self._written_as = list(nodes)
         return len(self._keys)
