@@ -8,11 +8,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graph.config import Config, load_config
+from graph.errors import ConfigError
 from graph.store.embedded import EmbeddedStore
 from graph.store.neo4j_store import Neo4jStore
 from graph.store.protocol import GraphStore
 
 KEY_FILE = "admin.key"
+
+
+def _env_int(name: str, default: int, lowest: int = 1, highest: int | None = None) -> int:
+    """A whole-number variable, or a CONFIG_ERROR that names it (never a traceback)."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < lowest or (highest is not None and value > highest):
+        bounds = f"from {lowest} to {highest}" if highest is not None else f"of at least {lowest}"
+        raise ConfigError(f"{name} must be a whole number {bounds}, not {raw!r}")
+    return value
 
 
 @dataclass
@@ -23,7 +39,7 @@ class Settings:
     )
     admin_key: str | None = field(default_factory=lambda: os.environ.get("IDGRAPH_ADMIN_KEY"))
     host: str = field(default_factory=lambda: os.environ.get("IDGRAPH_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(os.environ.get("IDGRAPH_PORT", "8000")))
+    port: int = field(default_factory=lambda: _env_int("IDGRAPH_PORT", 8000, 1, 65535))
     cors_origins: list[str] = field(
         default_factory=lambda: [
             o.strip() for o in os.environ.get("IDGRAPH_CORS_ORIGINS", "").split(",") if o.strip()
@@ -40,7 +56,7 @@ class Settings:
     )
     # A bulk import into Neo4j resolves every so many events: one transaction each.
     neo4j_resolve_every: int = field(
-        default_factory=lambda: int(os.environ.get("IDGRAPH_NEO4J_RESOLVE_EVERY", "40000"))
+        default_factory=lambda: _env_int("IDGRAPH_NEO4J_RESOLVE_EVERY", 40_000)
     )
 
     def load_config(self) -> Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -146,3 +147,21 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path: Path) -> None:
     config.write_text('[types.phone]\nnormaliser = "soundex"\n', "utf-8")
     result = idgraph("rebuild", "--data-dir", str(tmp_path / "d"), "--config", str(config))
     assert "types.phone.normaliser" in result.stderr
+
+
+def test_a_bad_number_in_the_environment_fails_naming_the_variable(tmp_path: Path) -> None:
+    for name, value in (
+        ("IDGRAPH_PORT", "eighty"),
+        ("IDGRAPH_PORT", "70000"),
+        ("IDGRAPH_NEO4J_RESOLVE_EVERY", "0"),
+    ):
+        result = subprocess.run(
+            [IDGRAPH, "export", str(tmp_path / "m.csv"), "--data-dir", str(tmp_path / "d")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, name: value},
+        )
+        assert result.returncode == 2
+        assert "CONFIG_ERROR" in result.stderr and name in result.stderr
+        assert "Traceback" not in result.stderr
