@@ -321,8 +321,7 @@ class Resolver:
             node.strong_neighbours = count
             node.shared = is_shared
         edges = set(whole.linked_edges(shared))
-        plain = whole.linked_components(shared)
-        self._resolve(batch, reason, whole=(set(pending), edges, pending, plain))
+        self.resolve_judged(batch, edges, whole.linked_components(shared), reason)
 
     def _resolve(
         self,

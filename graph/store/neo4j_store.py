@@ -58,13 +58,6 @@ _SCHEMA: list[LiteralString] = [
     "CREATE INDEX identifier_seq IF NOT EXISTS FOR (i:Identifier) ON (i.seq)",
 ]
 
-_NODE_FIELDS = (
-    "i.type AS type, i.value AS value, i.seq AS seq,"
-    " [i.firstSeen.epochSeconds, i.firstSeen.nanosecond] AS firstSeen,"
-    " [i.lastSeen.epochSeconds, i.lastSeen.nanosecond] AS lastSeen,"
-    " i.blocked AS blocked, i.shared AS shared, i.strongNeighbours AS strongNeighbours"
-)
-
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -96,6 +89,13 @@ def _when(stored: str) -> str:
 
 def _moment(sent: list[int]) -> datetime:
     return _EPOCH + timedelta(seconds=sent[0], microseconds=sent[1] // 1000)
+
+
+_NODE_FIELDS = (
+    "i.type AS type, i.value AS value, i.seq AS seq,"
+    f" {_when('i.firstSeen')} AS firstSeen, {_when('i.lastSeen')} AS lastSeen,"
+    " i.blocked AS blocked, i.shared AS shared, i.strongNeighbours AS strongNeighbours"
+)
 
 
 def _key(raw: Any) -> Key:
