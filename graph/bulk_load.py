@@ -18,16 +18,18 @@ once another writer has joined, parts are resolved the general way.
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime
 
 from graph.batch import Batch
+from graph.event_chunk import ChunkBuilder, EventChunk
 from graph.events import CleanEvent
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
-from graph.oneids import new_one_id
+from graph.oneids import new_one_ids
 from graph.resolution import partition
 from graph.resolver import EventResult, Resolver
 from graph.whole_graph import WholeGraph
+
+moment = datetime.fromisoformat
 
 
 class BulkLoad:
@@ -47,8 +49,8 @@ class BulkLoad:
         # The graph so far, by position of first sighting (sequence number - 1).
         self._ids: dict[Key, int] = {}
         self._keys: list[Key] = []
-        self._first: list[datetime] = []
-        self._last: list[datetime] = []
+        self._first: list[str] = []  # moment_text: compared as text, read once at the end
+        self._last: list[str] = []
         self._blocked: list[bool] = []
         self._adjacency: list[list[int]] = []
         # Each node as the last part wrote it, by position; later nodes are not written yet.
@@ -56,19 +58,37 @@ class BulkLoad:
 
     def add(self, events: list[CleanEvent], results: list[EventResult]) -> None:
         """Write a chunk durably; ``results[c.position]`` is the result of event ``c``."""
+        builder = ChunkBuilder()
+        for c in events:
+            builder.add(c.event_id, c.source, c.timestamp, c.keys, c.blocked, c.traits)
+        for position in self.add_chunk(builder.chunk):
+            results[events[position].position].status = "DUPLICATE"
+
+    def add_chunk(self, chunk: EventChunk) -> list[int]:
+        """Write a chunk durably; returns the positions of the events already stored or seen."""
         with self.resolver.writing, self.store.exclusive():
-            fresh = self.resolver.unseen(events, results, self._seen)
-            if not fresh:
-                return
-            changes = self.resolver.defer(fresh, self.now)
-            self.store.apply(changes)
-            self._written += len(changes.events)
-            self._unresolved += len(changes.events)
+            known = self.store.known_events(chunk.event_ids)
+            seen = self._seen
+            duplicates = []
+            for position, event_id in enumerate(chunk.event_ids):
+                if event_id in known or event_id in seen:
+                    duplicates.append(position)
+                else:
+                    seen.add(event_id)
+            if duplicates:
+                skip = set(duplicates)
+                chunk = chunk.only(p for p in range(len(chunk)) if p not in skip)
+            if not chunk:
+                return duplicates
+            self.store.append_deferred(chunk, self.store.last_event_seq() + 1, self.now)
+            self._written += len(chunk)
+            self._unresolved += len(chunk)
             if self.empty:
-                self._follow(fresh)
+                self._follow(chunk)
         limit = self.store.resolve_every
         if limit is not None and self._unresolved >= limit:
             self.finish()
+        return duplicates
 
     def _forget(self) -> None:
         """The graph is in the store now: later parts are resolved the general way."""
@@ -77,34 +97,32 @@ class BulkLoad:
         self._first, self._last, self._blocked = [], [], []
         self._written_as = []
 
-    def _follow(self, events: list[CleanEvent]) -> None:
+    def _follow(self, chunk: EventChunk) -> None:
         ids, keys, adjacency = self._ids, self._keys, self._adjacency
         first, last, blocked = self._first, self._last, self._blocked
-        for c in events:
-            seen = c.timestamp
-            positions = []
-            for key in c.keys:
-                n = ids.get(key)
-                if n is None:
-                    n = ids[key] = len(keys)
-                    keys.append(key)
-                    first.append(seen)
-                    last.append(seen)
-                    blocked.append(key in c.blocked)
-                    adjacency.append([])
-                elif seen < first[n]:
-                    first[n] = seen
-                elif seen > last[n]:
-                    last[n] = seen
-                positions.append(n)
-            if len(positions) == 2:  # most events: one edge
-                a, b = positions
-                adjacency[a].append(b)
-                adjacency[b].append(a)
+        number = []  # the chunk's node number -> the loader's
+        for key, seen_first, seen_last, is_blocked in zip(
+            chunk.nodes, chunk.first_seen, chunk.last_seen, chunk.node_blocked, strict=True
+        ):
+            n = ids.get(key)
+            if n is None:
+                n = ids[key] = len(keys)
+                keys.append(key)
+                first.append(seen_first)
+                last.append(seen_last)
+                blocked.append(is_blocked)
+                adjacency.append([])
             else:
-                for a, b in itertools.combinations(positions, 2):
-                    adjacency[a].append(b)
-                    adjacency[b].append(a)
+                if seen_first < first[n]:
+                    first[n] = seen_first
+                if seen_last > last[n]:
+                    last[n] = seen_last
+            number.append(n)
+        ends = iter(chunk.edges)
+        for a, b in zip(ends, ends, strict=True):
+            a, b = number[a], number[b]
+            adjacency[a].append(b)
+            adjacency[b].append(a)
 
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""
@@ -133,8 +151,8 @@ class BulkLoad:
             NodeRecord(
                 key,
                 n + 1,
-                self._first[n],
-                self._last[n],
+                moment(self._first[n]),
+                moment(self._last[n]),
                 self._blocked[n],
                 shared[node_of[n]],
                 counts[node_of[n]],
@@ -158,8 +176,8 @@ class BulkLoad:
         )
         changes = ChangeSet(settles_deferred=True)
         one_id_of: dict[Key, str] = {}
-        for seq, component in enumerate(result.components, start=1):
-            one_id = new_one_id()
+        named = zip(result.components, new_one_ids(len(result.components)), strict=True)
+        for seq, (component, one_id) in enumerate(named, start=1):
             changes.new_customers.append(CustomerRecord(one_id, seq, self.now))
             for key in component:
                 one_id_of[key] = one_id

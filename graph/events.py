@@ -86,8 +86,9 @@ def clean_event(
                 " and links nothing"
             )
             blocked.add(normalised.key)
-        if normalised.key not in keys:
-            keys.append(normalised.key)
+        key = normalised.key
+        if key not in keys:
+            keys.append(key)
     if not keys:
         raise InvalidEvent("no valid identifier in the event: " + "; ".join(warnings))
     timestamp = as_utc(event.timestamp) if event.timestamp is not None else now

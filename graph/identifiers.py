@@ -69,9 +69,16 @@ def _phone(raw: str, region: str) -> str | None:
     return _phone_digits(text, region)
 
 
+# E.164 texts of numbers found valid: "+8613800138000" is then known without parsing,
+# however the number was first written. Bounded; forgetting only costs a parse.
+_valid_e164: set[str] = set()
+
+
 @lru_cache(maxsize=131_072)
 def _phone_digits(text: str, region: str) -> str | None:
     """Parse once per digit string: the many ways of writing one number share the work."""
+    if text in _valid_e164:  # a "+" number is read the same in every region
+        return text
     candidates = [text]
     if not text.startswith("+"):
         # "86-13800138000" and "8613800138000" carry the country code without a plus.
@@ -82,7 +89,11 @@ def _phone_digits(text: str, region: str) -> str | None:
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            if len(_valid_e164) >= 262_144:
+                _valid_e164.clear()
+            _valid_e164.add(e164)
+            return e164
     return None
 
 
@@ -111,11 +122,12 @@ def _repeated_character(value: str) -> bool:
     """One letter or digit, three times or more, and nothing else but separators."""
     lowered = value.lower()
     only: str | None = None
-    for char in set(lowered):  # a set first: real values show a second character at once
+    for char in lowered:  # real values show a second letter or digit within a few characters
         if char.isalnum():
-            if only is not None:
+            if only is None:
+                only = char
+            elif char != only:
                 return False
-            only = char
     return only is not None and lowered.count(only) >= 3
 
 

@@ -8,54 +8,63 @@ order, so the result is the same as reading the file in one process.
 
 from __future__ import annotations
 
-import json
+import gc
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import TextIO
+from typing import BinaryIO
 
 from graph import jsontext
 from graph.config import Config
 from graph.errors import IdgraphError
-from graph.events import CleanEvent, clean_event, event_from_json
+from graph.event_chunk import ChunkBuilder, EventChunk
+from graph.events import clean_event, event_from_json
 from graph.identifiers import IdentifierRegistry
-
-NumberedLine = tuple[int, str]
 
 
 @dataclass
 class PreparedChunk:
-    """One chunk of lines: its clean events (``index`` is the position) and its rejects."""
+    """One chunk of lines: its clean events, how many warnings they had, and the rejected lines."""
 
-    events: list[CleanEvent] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)  # the line number of events[i]
+    events: EventChunk = field(default_factory=EventChunk)
+    warnings: int = 0
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, code, message
 
 
 def prepare(
-    lines: Iterable[NumberedLine], registry: IdentifierRegistry, now: datetime
+    first_line: int, block: bytes, registry: IdentifierRegistry, now: datetime
 ) -> PreparedChunk:
-    """Parse and clean numbered NDJSON lines; blank lines are skipped."""
+    """Parse and clean a block of NDJSON lines, the first numbered ``first_line``.
+
+    Lines are split on newlines alone and decoded one by one, so a line that
+    is not UTF-8 is rejected like one that is not JSON; blank lines are skipped.
+    """
     chunk = PreparedChunk()
-    for number, line in lines:
+    builder = ChunkBuilder()
+    for number, line in enumerate(block.split(b"\n"), start=first_line):
         if not line.strip():
             continue
         try:
-            event = event_from_json(jsontext.loads(line))
-            clean = clean_event(len(chunk.events), event, registry, now)
-        except json.JSONDecodeError as exc:
+            obj = jsontext.loads(line)
+        except ValueError as exc:  # not JSON, or not UTF-8
             chunk.rejected.append((number, "BAD_JSON", str(exc)))
             continue
+        try:
+            clean = clean_event(len(builder.chunk), event_from_json(obj), registry, now)
         except IdgraphError as exc:
             chunk.rejected.append((number, exc.code, exc.message))
             continue
-        chunk.events.append(clean)
-        chunk.lines.append(number)
+        builder.add(
+            clean.event_id, clean.source, clean.timestamp, clean.keys, clean.blocked, clean.traits
+        )
+        chunk.warnings += len(clean.warnings)
+    chunk.events = builder.chunk
     return chunk
 
 
@@ -65,16 +74,36 @@ _worker: tuple[IdentifierRegistry, datetime] | None = None
 def _start_worker(config: Config, now: datetime) -> None:
     global _worker
     _worker = (IdentifierRegistry(config), now)
+    gc.disable()  # see without_cycle_collection
 
 
-def _prepare_in_worker(lines: list[NumberedLine]) -> PreparedChunk:
+@contextmanager
+def without_cycle_collection() -> Iterator[None]:
+    """Pause Python's cycle collector for a bulk import, then collect once.
+
+    An import builds millions of objects that live until it ends (the graph,
+    the normalisation cache) and makes almost no reference cycles. The
+    collector would walk all of them again and again as they pile up: about a
+    fifth of the import's time, for nothing.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.collect()
+
+
+def _prepare_in_worker(first_line: int, block: bytes) -> PreparedChunk:
     assert _worker is not None, "worker process was not initialised"
-    return prepare(lines, *_worker)
+    return prepare(first_line, block, *_worker)
 
 
 def default_workers() -> int:
-    """One core stays with the importing process, which writes while workers parse."""
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+    """One per core: the importing process mostly waits for them until the final resolution."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class PreparedChunks:
@@ -90,9 +119,10 @@ class PreparedChunks:
     """
 
     def __init__(
-        self, handle: TextIO, config: Config, now: datetime, chunk_size: int, workers: int
+        self, handle: BinaryIO, config: Config, now: datetime, chunk_size: int, workers: int
     ) -> None:
-        self._numbered = enumerate(handle, start=1)
+        self._handle = handle
+        self._line = 1
         self._chunk_size = chunk_size
         self._next_size = max(1, chunk_size // 8)
         self._in_flight = 2 * workers
@@ -105,11 +135,13 @@ class PreparedChunks:
 
     def _fill(self) -> None:
         while len(self._pending) < self._in_flight:
-            lines = list(islice(self._numbered, self._next_size))
+            lines = list(islice(self._handle, self._next_size))
             if not lines:
                 return
             self._next_size = self._chunk_size
-            self._pending.append(self._pool.submit(_prepare_in_worker, lines))
+            future = self._pool.submit(_prepare_in_worker, self._line, b"".join(lines))
+            self._pending.append(future)
+            self._line += len(lines)
 
     def __iter__(self) -> Iterator[PreparedChunk]:
         while self._pending:

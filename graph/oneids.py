@@ -8,6 +8,7 @@ become aliases of it; a part that inherits nothing gets a fresh OneID.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,16 @@ class Renaming:
 
 def new_one_id() -> str:
     return uuid.uuid4().hex
+
+
+def new_one_ids(count: int) -> list[str]:
+    """``count`` fresh OneIDs like ``new_one_id``'s, from one read of the system's randomness.
+
+    A first import names tens of thousands of customers at once; one read
+    instead of one per OneID saves most of the time naming them takes.
+    """
+    random = os.urandom(16 * count)
+    return [uuid.UUID(bytes=random[i : i + 16], version=4).hex for i in range(0, 16 * count, 16)]
 
 
 def rename(

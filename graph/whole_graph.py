@@ -40,7 +40,8 @@ class WholeGraph:
             rank[old] = new
         self.keys = [keys[old] for old in self.order]
         self.blocked = [blocked[old] for old in self.order]
-        self.adj = [list({rank[o] for o in adjacency[old]}) for old in self.order]
+        renumber = rank.__getitem__
+        self.adj = [list(set(map(renumber, adjacency[old]))) for old in self.order]
         types = registry.types
         names = sorted({key[0] for key in self.keys})
         type_of = {name: t for t, name in enumerate(names)}

@@ -15,8 +15,7 @@ from typing import Any
 
 from graph.errors import IdgraphError
 from graph.identity_graph import IdentityGraph
-from graph.importer import PreparedChunks, default_workers
-from graph.resolver import EventResult
+from graph.importer import PreparedChunks, default_workers, without_cycle_collection
 from service.settings import Settings, ensure_admin_key
 
 
@@ -76,7 +75,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     workers = args.workers or default_workers()
     with (
-        open(args.file, encoding="utf-8") as handle,
+        without_cycle_collection(),
+        open(args.file, "rb") as handle,
         # Workers parse the first chunks while the store opens.
         PreparedChunks(handle, config, now, args.batch_size, workers) as chunks,
     ):
@@ -85,14 +85,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             load = graph.bulk_load(now)
             for chunk in chunks:
                 rejected.extend(chunk.rejected)
-                results = [
-                    EventResult(c.position, c.event_id, "ACCEPTED", warnings=c.warnings)
-                    for c in chunk.events
-                ]
-                load.add(chunk.events, results)
-                for result in results:
-                    counts[result.status] += 1
-                    warnings += len(result.warnings)
+                duplicates = len(load.add_chunk(chunk.events))
+                counts["DUPLICATE"] += duplicates
+                counts["ACCEPTED"] += len(chunk.events) - duplicates
+                warnings += chunk.warnings
                 if not args.quiet:
                     rate = sum(counts.values()) / max(time.perf_counter() - started, 1e-9)
                     print(
@@ -206,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--workers",
         type=int,
-        help="processes that parse and normalise lines (default: one per core but one)",
+        help="processes that parse and normalise lines (default: one per core, at most 4)",
     )
     imp.add_argument(
         "--neo4j-resolve-every",

@@ -95,6 +95,41 @@ def test_import_reports_rejected_lines_and_export_writes_both_formats(tmp_path: 
     assert [t["value"] for t in profile["traits"]] == ["王芳"]
 
 
+def test_import_takes_any_line_ending_and_rejects_a_line_that_is_not_utf8(
+    tmp_path: Path,
+) -> None:
+    def line(event_id: str, cookie: str) -> bytes:
+        event = {
+            "eventId": event_id,
+            "source": "web",
+            "identifiers": [
+                {"type": "cookie_id", "value": cookie},
+                {"type": "email", "value": "a@example.com"},
+            ],
+            # A line separator inside a value does not end the line.
+            "traits": {"note": "one\u2028line"},
+        }
+        return json.dumps(event, ensure_ascii=False).encode()
+
+    source = tmp_path / "events.ndjson"
+    source.write_bytes(
+        line("e1", "ck-900001")
+        + b"\r\n"
+        + b'{"source": "web\xff"}\n'
+        + line("e2", "ck-900002")
+        + b"\r\n"
+    )
+    data = tmp_path / "data"
+    result = idgraph("import", str(source), "--data-dir", str(data), "--quiet")
+    assert result.returncode == 1, result.stderr
+    assert "line 2: BAD_JSON" in result.stderr
+    assert "imported 2 events (0 duplicates skipped, 1 lines rejected" in result.stdout
+    mapping = tmp_path / "map.csv"
+    assert idgraph("export", str(mapping), "--data-dir", str(data)).returncode == 0
+    rows = read_csv(mapping)
+    assert len(rows) == 3 and len({r["one_id"] for r in rows}) == 1
+
+
 def test_rebuild_after_a_config_change_applies_new_rules(tmp_path: Path) -> None:
     data = tmp_path / "data"
     source = write_ndjson(

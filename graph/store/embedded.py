@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 from graph import jsontext
 from graph.errors import StoreUnavailable
+from graph.event_chunk import EventChunk
 from graph.models import (
     ChangeSet,
     CustomerRecord,
@@ -466,19 +468,7 @@ class EmbeddedStore:
                 or any(k not in new for k in changes.assignments)
             ):
                 self._current()  # these write through the mirror's sequence numbers
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._write(db, changes)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-            except sqlite3.OperationalError as exc:
-                # Disk full, I/O error, file gone: nothing was kept, and the caller
-                # should hear that the store, not its request, is the problem.
-                raise StoreUnavailable(f"the embedded store could not write: {exc}") from exc
+            self._transaction(lambda db: self._write(db, changes))
             for e in changes.events:
                 self._event_ids.add(e.event_id)
                 self._max_event = max(self._max_event, e.seq)
@@ -493,16 +483,56 @@ class EmbeddedStore:
             else:
                 self._mirror(changes)
 
+    def append_deferred(self, events: EventChunk, first_seq: int, received_at: datetime) -> None:
+        with self._lock:
+            if not self._event_ids.isdisjoint(events.event_ids):
+                duplicate = next(e for e in events.event_ids if e in self._event_ids)
+                raise sqlite3.IntegrityError(f"event {duplicate!r} is already stored")
+            received = received_at.isoformat()
+
+            def write(db: sqlite3.Connection) -> None:
+                db.executemany(
+                    "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys,"
+                    " traits, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    zip(
+                        itertools.count(first_seq),
+                        events.event_ids,
+                        events.sources,
+                        events.timestamps,
+                        itertools.repeat(received),
+                        events.keys,
+                        events.traits,
+                        events.blocked,
+                    ),
+                )
+                if self._unresolved_from is None:
+                    marker = (_UNRESOLVED, str(first_seq))
+                    db.execute("INSERT INTO meta (name, value) VALUES (?, ?)", marker)
+
+            self._transaction(write)
+            self._event_ids.update(events.event_ids)
+            self._max_event = max(self._max_event, first_seq + len(events) - 1)
+            if self._unresolved_from is None:
+                self._unresolved_from = first_seq
+            self._stale = True  # the mirror catches up from the file when it is next read
+
+    def _transaction(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """Run ``write`` in one immediate transaction: all of it is kept, or none."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                write(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            # Disk full, I/O error, file gone: nothing was kept, and the caller
+            # should hear that the store, not its request, is the problem.
+            raise StoreUnavailable(f"the embedded store could not write: {exc}") from exc
+
     def _write(self, db: sqlite3.Connection, c: ChangeSet) -> None:
-        texts: dict[datetime, str] = {}
-
-        def _ts(value: datetime) -> str:
-            # One batch shares timestamps between events and nodes.
-            text = texts.get(value)
-            if text is None:
-                text = texts[value] = value.isoformat()
-            return text
-
         nodes, events_of = self._nodes, self._events_of
         for key in c.removed_nodes:
             for event in events_of[key]:
@@ -521,8 +551,8 @@ class EmbeddedStore:
                     n.seq,
                     n.key[0],
                     n.key[1],
-                    _ts(n.first_seen),
-                    _ts(n.last_seen),
+                    n.first_seen.isoformat(),
+                    n.last_seen.isoformat(),
                     n.blocked,
                     n.shared,
                     n.strong_neighbours,
@@ -538,8 +568,8 @@ class EmbeddedStore:
             " strong_neighbours = ?, one_id = ? WHERE seq = ?",
             [
                 (
-                    _ts(n.last_seen),
-                    _ts(n.first_seen),
+                    n.last_seen.isoformat(),
+                    n.first_seen.isoformat(),
                     n.blocked,
                     n.shared,
                     n.strong_neighbours,

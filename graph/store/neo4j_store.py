@@ -33,6 +33,7 @@ from neo4j.exceptions import DriverError, Neo4jError, TransientError
 
 from graph import jsontext
 from graph.errors import StoreConflict, StoreUnavailable
+from graph.event_chunk import EventChunk
 from graph.models import (
     ChangeSet,
     CustomerRecord,
@@ -527,6 +528,9 @@ class Neo4jStore:
             yield (r["type"], r["value"]), r["oneId"]
 
     # --- writes ---------------------------------------------------------------------
+    def append_deferred(self, events: EventChunk, first_seq: int, received_at: datetime) -> None:
+        self.apply(ChangeSet(events=events.stored(first_seq, received_at), deferred=True))
+
     def apply(self, changes: ChangeSet) -> None:
         self._ensure_schema()
         remembered = self._deferred

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
+from graph.event_chunk import EventChunk
 from graph.models import (
     ChangeSet,
     CustomerRecord,
@@ -110,4 +112,12 @@ class GraphStore(Protocol):
     # --- writes ---------------------------------------------------------------------
     def apply(self, changes: ChangeSet) -> None:
         """Write ``changes`` atomically and durably: all of it is kept, or none."""
+        ...
+
+    def append_deferred(self, events: EventChunk, first_seq: int, received_at: datetime) -> None:
+        """Write a bulk chunk's events, numbered from ``first_seq``, their resolution deferred.
+
+        What ``apply`` does for a deferred ``ChangeSet`` of these events, from
+        the encoded text the chunk already holds: atomic and durable alike.
+        """
         ...

@@ -1,0 +1,159 @@
+"""A bulk chunk of clean events in columns, encoded as the event log keeps them.
+
+A bulk import moves hundreds of thousands of events from the processes that
+parse them to the one that writes them. As objects, each event costs more to
+send, receive and encode again than the store takes to write it; as columns
+of text a chunk crosses as a few long lists, and the store writes the text as
+it is. The graph the chunk draws (its distinct identifiers, their first and
+last sightings, its edges) is summed up where the events are parsed, so the
+importing process follows the whole graph per distinct identifier, not per
+event.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import combinations
+from typing import Any
+
+from graph import jsontext
+from graph.models import Key, StoredEvent
+
+
+def moment_text(value: datetime) -> str:
+    """ISO 8601 in UTC at a fixed width, so that comparing two texts compares the moments."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(slots=True)
+class EventChunk:
+    """Events ``0..len-1`` of a chunk, and the graph they draw in the chunk's own node numbers."""
+
+    event_ids: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    timestamps: list[str] = field(default_factory=list)  # moment_text
+    keys: list[str] = field(default_factory=list)  # JSON [[type, value], ...]
+    traits: list[str] = field(default_factory=list)  # JSON object
+    blocked: list[str] = field(default_factory=list)  # JSON [[type, value], ...]
+    nodes: list[Key] = field(default_factory=list)  # distinct keys, in order of first sighting
+    first_seen: list[str] = field(default_factory=list)  # moment_text, per node
+    last_seen: list[str] = field(default_factory=list)
+    node_blocked: list[bool] = field(default_factory=list)
+    edges: array[int] = field(default_factory=lambda: array("i"))  # node numbers two by two
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    def only(self, positions: Iterable[int]) -> EventChunk:
+        """The chunk with just these events, its graph drawn again from their text."""
+        builder = ChunkBuilder()
+        for p in positions:
+            builder.add_encoded(
+                self.event_ids[p],
+                self.sources[p],
+                self.timestamps[p],
+                _keys(self.keys[p]),
+                set(_keys(self.blocked[p])),
+                self.traits[p],
+                self.keys[p],
+                self.blocked[p],
+            )
+        return builder.chunk
+
+    def stored(self, first_seq: int, received_at: datetime) -> list[StoredEvent]:
+        """The events as objects, numbered from ``first_seq``, for a store that wants those."""
+        return [
+            StoredEvent(
+                first_seq + p,
+                self.event_ids[p],
+                self.sources[p],
+                datetime.fromisoformat(self.timestamps[p]),
+                received_at,
+                _keys(self.keys[p]),
+                jsontext.loads(self.traits[p]),
+                _keys(self.blocked[p]),
+            )
+            for p in range(len(self))
+        ]
+
+
+class ChunkBuilder:
+    """Collects events into an ``EventChunk``, summing up their graph as they come."""
+
+    def __init__(self) -> None:
+        self.chunk = EventChunk()
+        self._number: dict[Key, int] = {}
+        self._pairs: set[tuple[int, int]] = set()
+
+    def add(
+        self,
+        event_id: str,
+        source: str,
+        timestamp: datetime,
+        keys: list[Key],
+        blocked: Collection[Key],
+        traits: dict[str, Any],
+    ) -> None:
+        """One clean event: distinct keys, the blocked ones among them."""
+        self.add_encoded(
+            event_id,
+            source,
+            moment_text(timestamp),
+            keys,
+            blocked,
+            jsontext.dumps(traits),
+            jsontext.dumps(keys),
+            jsontext.dumps([k for k in keys if k in blocked]) if blocked else "[]",
+        )
+
+    def add_encoded(
+        self,
+        event_id: str,
+        source: str,
+        seen: str,
+        keys: list[Key],
+        blocked: Collection[Key],
+        traits_text: str,
+        keys_text: str,
+        blocked_text: str,
+    ) -> None:
+        chunk, number = self.chunk, self._number
+        chunk.event_ids.append(event_id)
+        chunk.sources.append(source)
+        chunk.timestamps.append(seen)
+        chunk.keys.append(keys_text)
+        chunk.traits.append(traits_text)
+        chunk.blocked.append(blocked_text)
+        positions = []
+        for key in keys:
+            n = number.get(key)
+            if n is None:
+                n = number[key] = len(chunk.nodes)
+                chunk.nodes.append(key)
+                chunk.first_seen.append(seen)
+                chunk.last_seen.append(seen)
+                chunk.node_blocked.append(key in blocked)
+            elif seen < chunk.first_seen[n]:
+                chunk.first_seen[n] = seen
+            elif seen > chunk.last_seen[n]:
+                chunk.last_seen[n] = seen
+            positions.append(n)
+        pairs = self._pairs
+        if len(positions) == 2:  # most events: one edge
+            a, b = positions
+            pair = (a, b) if a < b else (b, a)
+            if pair not in pairs:
+                pairs.add(pair)
+                chunk.edges.extend(pair)
+        else:
+            for a, b in combinations(sorted(positions), 2):
+                if (a, b) not in pairs:
+                    pairs.add((a, b))
+                    chunk.edges.extend((a, b))
+
+
+def _keys(text: str) -> list[Key]:
+    return [(k[0], k[1]) for k in jsontext.loads(text)]
