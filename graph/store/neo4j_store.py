@@ -407,7 +407,7 @@ class Neo4jStore:
         def materialise(work: Tx) -> None:
             first = _pending_from(work)
             if first is not None:
-                _materialise(work, first, {}, remembered)
+                _materialise(work, first, {}, {}, remembered)
 
         if tx is not None:
             self._guard(lambda: materialise(tx))
@@ -641,7 +641,8 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
     if c.settles_deferred:
         pending = _pending_from(tx)
         if pending is not None:
-            created, last = _materialise(tx, pending, {n.key: n for n in c.new_nodes}, remembered)
+            given = {n.key: n for n in c.new_nodes}
+            created, last = _materialise(tx, pending, given, c.assignments, remembered)
             last_node = max(last_node, last)
     _unwind(
         tx,
@@ -774,17 +775,24 @@ def _pending_from(tx: Tx) -> int | None:
 
 
 def _materialise(
-    tx: Tx, first: int, given: Mapping[Key, NodeRecord], remembered: _Deferred | None
+    tx: Tx,
+    first: int,
+    given: Mapping[Key, NodeRecord],
+    assignments: Mapping[Key, str | None],
+    remembered: _Deferred | None,
 ) -> tuple[set[Key], int]:
     """Bring in the identifiers, evidence and event lists of deferred events from ``first`` on.
 
-    When the resolver hands over a new record for every identifier they
-    mention (a first bulk load), those are created as they are, with their
-    event lists and customers, in one pass. Otherwise known identifiers widen
-    their sightings and new ones are numbered in order of first sighting, like
-    a loader numbering them would. ``remembered`` spares reading back events
-    this process wrote itself. Returns the keys created from ``given`` and the
-    last sequence number used.
+    Identifiers the resolver hands over a new record for (all of them on a
+    first bulk load, the new ones on a later part of it) are created as they
+    are, with their event lists and customers (``assignments`` first, else the
+    record's OneID); so is every SEEN_WITH that
+    touches one of them, as it cannot exist yet. Only the rest is merged:
+    known identifiers widen their sightings and get the new events, unknown
+    ones are numbered in order of first sighting, like a loader numbering
+    them would, and evidence between known identifiers accumulates.
+    ``remembered`` spares reading back events this process wrote itself.
+    Returns the keys created from ``given`` and the last sequence number used.
     """
     if remembered is not None and remembered.first == first:
         events, blocked = remembered.rows, remembered.blocked
@@ -800,8 +808,10 @@ def _materialise(
             blocked.update(_key(k) for k in jsontext.loads(r["blocked"]))
     keys = dict.fromkeys(k for *_, ks in events for k in ks)
     tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")
-    if keys and all(k in given for k in keys):
-        seqs = _event_lists(events)
+    seqs = _event_lists(events)
+    created = [k for k in keys if k in given]
+    ids: dict[Key, str] = {}
+    if created:
         made = _unwind(
             tx,
             "UNWIND $rows AS r CREATE (i:Identifier {type: r.type, value: r.value, seq: r.seq,"
@@ -812,56 +822,50 @@ def _materialise(
             " CREATE (i)-[:BELONGS_TO]->(c))"
             " RETURN r.type AS type, r.value AS value, elementId(i) AS id",
             rows=[
-                {**_node_row(given[k]), "events": seqs[k], "oneId": given[k].one_id} for k in keys
+                {
+                    **_node_row(given[k]),
+                    "events": seqs[k],
+                    "oneId": assignments[k] if k in assignments else given[k].one_id,
+                }
+                for k in created
             ],
         )
         ids = {(r["type"], r["value"]): r["id"] for r in made}
-        # Relationships straight between the nodes just made, found by id, not by index.
-        _unwind(
+    last = max((given[k].seq for k in created), default=0)
+    rest = [k for k in keys if k not in given]
+    if rest:
+        record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.nodeSeq AS n").single()
+        last = max(last, record["n"] if record else 0)
+        seen: dict[Key, list[Any]] = {}
+        for _, _, ts, event_keys in events:
+            for key in event_keys:
+                if key in given:
+                    continue
+                row = seen.get(key)
+                if row is None:
+                    last += 1
+                    seen[key] = [key[0], key[1], last, ts, ts, key in blocked, seqs[key]]
+                elif ts < row[3]:
+                    row[3] = ts
+                elif ts > row[4]:
+                    row[4] = ts
+        merged = _unwind(
             tx,
-            "UNWIND $rows AS r MATCH (a) WHERE elementId(a) = r[0]"
-            " MATCH (b) WHERE elementId(b) = r[1]"
-            f" CREATE (a)-[:SEEN_WITH {{source: r[2], firstSeen: {_at('r[3]')},"
-            f" lastSeen: {_at('r[4]')},"
-            " count: r[5]}]->(b)",
+            f"UNWIND $rows AS r WITH r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
+            " MERGE (i:Identifier {type: r[0], value: r[1]})"
+            " ON CREATE SET i.seq = r[2], i.firstSeen = first, i.lastSeen = last,"
+            " i.blocked = r[5], i.shared = false, i.strongNeighbours = 0, i.events = r[6]"
+            " ON MATCH SET i.firstSeen = CASE WHEN first < i.firstSeen THEN first"
+            " ELSE i.firstSeen END, i.lastSeen = CASE WHEN last > i.lastSeen THEN last"
+            " ELSE i.lastSeen END, i.events = coalesce(i.events, []) + r[6]"
+            " RETURN r[0] AS type, r[1] AS value, elementId(i) AS id",
             rows=[
-                [
-                    ids[o.a],
-                    ids[o.b],
-                    o.source,
-                    _instant(o.first_seen),
-                    _instant(o.last_seen),
-                    o.count,
-                ]
-                for o in _evidence(events)
+                [*row[:3], _instant(row[3]), _instant(row[4]), *row[5:]] for row in seen.values()
             ],
         )
-        return set(keys), max((given[k].seq for k in keys), default=0)
-    record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.nodeSeq AS n").single()
-    last = record["n"] if record else 0
-    seen: dict[Key, list[Any]] = {}
-    for _, _, ts, event_keys in events:
-        for key in event_keys:
-            row = seen.get(key)
-            if row is None:
-                last += 1
-                seen[key] = [key[0], key[1], last, ts, ts, key in blocked]
-            elif ts < row[3]:
-                row[3] = ts
-            elif ts > row[4]:
-                row[4] = ts
-    _unwind(
-        tx,
-        f"UNWIND $rows AS r WITH r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
-        " MERGE (i:Identifier {type: r[0], value: r[1]})"
-        " ON CREATE SET i.seq = r[2], i.firstSeen = first, i.lastSeen = last, i.blocked = r[5],"
-        " i.shared = false, i.strongNeighbours = 0, i.events = []"
-        " ON MATCH SET i.firstSeen = CASE WHEN first < i.firstSeen THEN first ELSE i.firstSeen END,"
-        " i.lastSeen = CASE WHEN last > i.lastSeen THEN last ELSE i.lastSeen END",
-        rows=[[*row[:3], _instant(row[3]), _instant(row[4]), row[5]] for row in seen.values()],
-    )
-    _link(tx, events)
-    return set(), last
+        ids.update(((r["type"], r["value"]), r["id"]) for r in merged)
+    _evidence_into(tx, _evidence(events), ids, set(created))
+    return set(created), last
 
 
 def _link(tx: Tx, events: list[EventRow]) -> None:
@@ -876,6 +880,27 @@ def _link(tx: Tx, events: list[EventRow]) -> None:
         " SET i.events = coalesce(i.events, []) + r[2]",
         rows=[[k[0], k[1], s] for k, s in _event_lists(events).items()],
     )
+    _evidence_into(tx, _evidence(events), {}, set())
+
+
+def _evidence_into(
+    tx: Tx, evidence: list[EdgeObservation], ids: Mapping[Key, str], created: set[Key]
+) -> None:
+    """Write SEEN_WITH evidence: created outright where an end was created in this
+    transaction (``ids`` gives every end's element id then), accumulated otherwise."""
+    fresh = [o for o in evidence if o.a in created or o.b in created]
+    _unwind(
+        tx,
+        "UNWIND $rows AS r MATCH (a) WHERE elementId(a) = r[0]"
+        " MATCH (b) WHERE elementId(b) = r[1]"
+        f" CREATE (a)-[:SEEN_WITH {{source: r[2], firstSeen: {_at('r[3]')},"
+        f" lastSeen: {_at('r[4]')},"
+        " count: r[5]}]->(b)",
+        rows=[
+            [ids[o.a], ids[o.b], o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
+            for o in fresh
+        ],
+    )
     _unwind(
         tx,
         f"UNWIND $rows AS r WITH r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
@@ -888,7 +913,8 @@ def _link(tx: Tx, events: list[EventRow]) -> None:
         " ELSE s.lastSeen END, s.count = s.count + r[5]",
         rows=[
             [list(o.a), list(o.b), o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
-            for o in _evidence(events)
+            for o in evidence
+            if not (o.a in created or o.b in created)
         ],
     )
 
