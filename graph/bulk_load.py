@@ -33,7 +33,7 @@ moment = datetime.fromisoformat
 
 
 class BulkLoad:
-    """Feed it cleaned chunks with ``add``; ``finish`` resolves everything they brought."""
+    """Feed it chunks with ``add_chunk`` (clean events with ``add``); ``finish`` resolves them."""
 
     def __init__(self, resolver: Resolver, now: datetime) -> None:
         self.resolver = resolver
