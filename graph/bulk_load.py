@@ -67,14 +67,7 @@ class BulkLoad:
     def add_chunk(self, chunk: EventChunk) -> list[int]:
         """Write a chunk durably; returns the positions of the events already stored or seen."""
         with self.resolver.writing, self.store.exclusive():
-            known = self.store.known_events(chunk.event_ids)
-            seen = self._seen
-            duplicates = []
-            for position, event_id in enumerate(chunk.event_ids):
-                if event_id in known or event_id in seen:
-                    duplicates.append(position)
-                else:
-                    seen.add(event_id)
+            duplicates = self.resolver.duplicates(chunk.event_ids, self._seen)
             if duplicates:
                 skip = set(duplicates)
                 chunk = chunk.only(p for p in range(len(chunk)) if p not in skip)

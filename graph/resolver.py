@@ -166,20 +166,26 @@ class Resolver:
     def unseen(
         self, clean: list[CleanEvent], results: list[EventResult], seen: set[str]
     ) -> list[CleanEvent]:
-        """The events neither stored nor in ``seen``; the others are marked DUPLICATE.
+        """The events neither stored nor in ``seen``; the others are marked DUPLICATE."""
+        repeated = set(self.duplicates([c.event_id for c in clean], seen))
+        for position in repeated:
+            results[clean[position].position].status = "DUPLICATE"
+        return [c for position, c in enumerate(clean) if position not in repeated]
+
+    def duplicates(self, event_ids: list[str], seen: set[str]) -> list[int]:
+        """Positions of the ids already stored or in ``seen``.
 
         ``seen`` (event ids already taken in this batch or load) grows with the
-        events returned, so a re-sent id counts once.
+        others, so a re-sent id counts once.
         """
-        known = self.store.known_events(c.event_id for c in clean)
-        fresh: list[CleanEvent] = []
-        for c in clean:
-            if c.event_id in known or c.event_id in seen:
-                results[c.position].status = "DUPLICATE"
+        known = self.store.known_events(event_ids)
+        found = []
+        for position, event_id in enumerate(event_ids):
+            if event_id in known or event_id in seen:
+                found.append(position)
             else:
-                seen.add(c.event_id)
-                fresh.append(c)
-        return fresh
+                seen.add(event_id)
+        return found
 
     def defer(self, events: list[CleanEvent], now: datetime) -> ChangeSet:
         """The evidence of a bulk chunk alone: its events, marked for deferred resolution.

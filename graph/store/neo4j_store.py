@@ -886,9 +886,16 @@ def _link(tx: Tx, events: list[EventRow]) -> None:
 def _evidence_into(
     tx: Tx, evidence: list[EdgeObservation], ids: Mapping[Key, str], created: set[Key]
 ) -> None:
-    """Write SEEN_WITH evidence: created outright where an end was created in this
-    transaction (``ids`` gives every end's element id then), accumulated otherwise."""
-    fresh = [o for o in evidence if o.a in created or o.b in created]
+    """Write SEEN_WITH evidence, created outright where an end is in ``created``.
+
+    Those ends were created in this transaction, so no SEEN_WITH of theirs can
+    exist yet; ``ids`` gives both ends' element ids then. Evidence between
+    identifiers stored before accumulates on what is there.
+    """
+    fresh: list[EdgeObservation] = []
+    known: list[EdgeObservation] = []
+    for o in evidence:
+        (fresh if o.a in created or o.b in created else known).append(o)
     _unwind(
         tx,
         "UNWIND $rows AS r MATCH (a) WHERE elementId(a) = r[0]"
@@ -913,8 +920,7 @@ def _evidence_into(
         " ELSE s.lastSeen END, s.count = s.count + r[5]",
         rows=[
             [list(o.a), list(o.b), o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
-            for o in evidence
-            if not (o.a in created or o.b in created)
+            for o in known
         ],
     )
 
