@@ -67,13 +67,17 @@ class BulkLoad:
     def add_chunk(self, chunk: EventChunk) -> list[int]:
         """Write a chunk durably; returns the positions of the events already stored or seen."""
         with self.resolver.writing, self.store.exclusive():
-            duplicates = self.resolver.duplicates(chunk.event_ids, self._seen)
+            last = self.store.last_event_seq()
+            # Into a store that was empty, with no other writer since: every stored
+            # event is one of ours, already in ``_seen``, so the store need not be asked.
+            ours = self.empty and last == self._first_event + self._written
+            duplicates = self.resolver.duplicates(chunk.event_ids, self._seen, stored=not ours)
             if duplicates:
                 skip = set(duplicates)
                 chunk = chunk.only(p for p in range(len(chunk)) if p not in skip)
             if not chunk:
                 return duplicates
-            self.store.append_deferred(chunk, self.store.last_event_seq() + 1, self.now)
+            self.store.append_deferred(chunk, last + 1, self.now)
             self._written += len(chunk)
             self._unresolved += len(chunk)
             if self.empty:

@@ -20,7 +20,7 @@ from itertools import combinations
 from typing import Any
 
 from graph import jsontext
-from graph.models import Key, StoredEvent
+from graph.models import Key
 
 
 def moment_text(value: datetime) -> str:
@@ -62,22 +62,6 @@ class EventChunk:
                 self.blocked[p],
             )
         return builder.chunk
-
-    def stored(self, first_seq: int, received_at: datetime) -> list[StoredEvent]:
-        """The events as objects, numbered from ``first_seq``, for a store that wants those."""
-        return [
-            StoredEvent(
-                first_seq + p,
-                self.event_ids[p],
-                self.sources[p],
-                datetime.fromisoformat(self.timestamps[p]),
-                received_at,
-                _keys(self.keys[p]),
-                jsontext.loads(self.traits[p]),
-                _keys(self.blocked[p]),
-            )
-            for p in range(len(self))
-        ]
 
 
 class ChunkBuilder:

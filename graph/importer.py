@@ -111,10 +111,11 @@ class PreparedChunks:
 
     Workers start on the first chunks as soon as this is made, so parsing
     overlaps whatever the importer does before it asks for them (opening a
-    store, setting up its schema). The first chunk is an eighth of the size,
-    so writing starts soon instead of waiting for a whole chunk to be parsed.
-    At most two chunks per worker are in
-    flight, so a file of any size is read as fast as it is written, never
+    store, setting up its schema). The first chunk is an eighth of the size
+    and each next one twice the last up to ``chunk_size``, so writing starts
+    soon and the workers share the first chunks instead of one of them parsing
+    a whole chunk while the importer waits. At most two chunks per worker are
+    in flight, so a file of any size is read as fast as it is written, never
     loaded whole. Use it as a context manager: leaving stops the workers.
     """
 
@@ -138,7 +139,7 @@ class PreparedChunks:
             lines = list(islice(self._handle, self._next_size))
             if not lines:
                 return
-            self._next_size = self._chunk_size
+            self._next_size = min(self._chunk_size, 2 * self._next_size)
             future = self._pool.submit(_prepare_in_worker, self._line, b"".join(lines))
             self._pending.append(future)
             self._line += len(lines)

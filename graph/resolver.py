@@ -172,13 +172,13 @@ class Resolver:
             results[clean[position].position].status = "DUPLICATE"
         return [c for position, c in enumerate(clean) if position not in repeated]
 
-    def duplicates(self, event_ids: list[str], seen: set[str]) -> list[int]:
-        """Positions of the ids already stored or in ``seen``.
+    def duplicates(self, event_ids: list[str], seen: set[str], stored: bool = True) -> list[int]:
+        """Positions of the ids already stored (unless ``stored`` is false) or in ``seen``.
 
         ``seen`` (event ids already taken in this batch or load) grows with the
         others, so a re-sent id counts once.
         """
-        known = self.store.known_events(event_ids)
+        known = self.store.known_events(event_ids) if stored else set()
         found = []
         for position, event_id in enumerate(event_ids):
             if event_id in known or event_id in seen:

@@ -10,7 +10,6 @@ from pathlib import Path
 from graph.config import Config, load_config
 from graph.errors import ConfigError
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
 from graph.store.protocol import GraphStore
 
 KEY_FILE = "admin.key"
@@ -64,6 +63,10 @@ class Settings:
 
     def open_store(self) -> GraphStore:
         if self.neo4j_uri:
+            # Imported only when used: the driver is a fifth of a second of start-up
+            # that every embedded command (an import, an export) would pay for nothing.
+            from graph.store.neo4j_store import Neo4jStore
+
             return Neo4jStore(
                 self.neo4j_uri,
                 self.neo4j_user,

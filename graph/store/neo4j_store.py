@@ -529,31 +529,70 @@ class Neo4jStore:
 
     # --- writes ---------------------------------------------------------------------
     def append_deferred(self, events: EventChunk, first_seq: int, received_at: datetime) -> None:
-        self.apply(ChangeSet(events=events.stored(first_seq, received_at), deferred=True))
+        # The chunk's text goes out as it is: decoding it into events only to
+        # encode them again was most of the client's share of a bulk load.
+        rows: list[EventRow] = []
+        sent: list[list[Any]] = []
+        for position, event_id in enumerate(events.event_ids):
+            seq = first_seq + position
+            timestamp = datetime.fromisoformat(events.timestamps[position])
+            keys_text = events.keys[position]
+            rows.append((seq, events.sources[position], timestamp, _keys_of(keys_text)))
+            sent.append(
+                [
+                    seq,
+                    event_id,
+                    events.sources[position],
+                    _instant(timestamp),
+                    keys_text,
+                    events.traits[position],
+                    events.blocked[position],
+                ]
+            )
+        blocked = {k for text in events.blocked if text != "[]" for k in _keys_of(text)}
+
+        def append(tx: Tx) -> int | None:
+            _create_events(tx, sent, _instant(received_at))
+            return _defer(tx, first_seq, first_seq + len(sent) - 1)
+
+        self._in_write(append, lambda before: self._remember(rows, blocked, before))
 
     def apply(self, changes: ChangeSet) -> None:
-        self._ensure_schema()
         remembered = self._deferred
+
+        def done(before: int | None) -> None:
+            if changes.settles_deferred:
+                self._deferred = None
+            if changes.deferred and changes.events:
+                rows = [(e.seq, e.source, e.timestamp, e.keys) for e in changes.events]
+                self._remember(rows, {k for e in changes.events for k in e.blocked}, before)
+
+        self._in_write(lambda tx: _write(tx, changes, remembered), done)
+
+    def _in_write(
+        self, work: Callable[[Tx], int | None], done: Callable[[int | None], None]
+    ) -> None:
+        """Run ``work`` in the exclusive batch, or in a write transaction of its own.
+
+        ``done`` gets what ``work`` returned, once it is committed.
+        """
+        self._ensure_schema()
         tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
         if tx is not None:  # committed with the batch that holds the lock
-            before = self._guard(lambda: _write(tx, changes, remembered))
-            self._local.committed.append(lambda: self._remember(changes, before))
+            before = self._guard(lambda: work(tx))
+            self._local.committed.append(lambda: done(before))
             return
 
         def write() -> int | None:
             with self._driver.session(database=self._database) as session:
-                return session.execute_write(_write, changes, remembered)
+                return session.execute_write(work)
 
-        self._remember(changes, self._guard(write))
+        done(self._guard(write))
 
-    def _remember(self, c: ChangeSet, pending_before: int | None) -> None:
+    def _remember(
+        self, rows: list[EventRow], blocked: set[Key], pending_before: int | None
+    ) -> None:
         """Keep the deferred events this process wrote, once committed, to spare reading them."""
-        if c.settles_deferred:
-            self._deferred = None
-        if not (c.deferred and c.events):
-            return
-        rows = [(e.seq, e.source, e.timestamp, e.keys) for e in c.events]
-        blocked = {k for e in c.events for k in e.blocked}
         if pending_before is None:
             self._deferred = _Deferred(rows[0][0], rows, blocked)
         elif self._deferred is not None and self._deferred.first == pending_before:
@@ -670,37 +709,27 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
             if k not in created
         ],
     )
-    _unwind(
-        tx,
-        "UNWIND $rows AS r CREATE (e:Event {seq: r.seq, eventId: r.eventId, source: r.source,"
-        f" timestamp: {_at('r.timestamp')}, receivedAt: {_at('r.receivedAt')},"
-        " keys: r.keys, traits: r.traits,"
-        " blocked: r.blocked})",
-        rows=[
-            {
-                "seq": e.seq,
-                "eventId": e.event_id,
-                "source": e.source,
-                "timestamp": _instant(e.timestamp),
-                "receivedAt": _instant(e.received_at),
-                "keys": jsontext.dumps(e.keys),
-                "traits": jsontext.dumps(e.traits),
-                "blocked": jsontext.dumps(e.blocked),
-            }
-            for e in c.events
-        ],
-    )
+    # Events of one batch all arrived at once, but each keeps its own receivedAt.
+    for received, group in itertools.groupby(c.events, key=lambda e: e.received_at):
+        _create_events(
+            tx,
+            [
+                [
+                    e.seq,
+                    e.event_id,
+                    e.source,
+                    _instant(e.timestamp),
+                    jsontext.dumps(e.keys),
+                    jsontext.dumps(e.traits),
+                    jsontext.dumps(e.blocked),
+                ]
+                for e in group
+            ],
+            _instant(received),
+        )
     pending_before: int | None = None
     if c.deferred and c.events:
-        # Deferred (bulk) events are kept as they are; their identifiers, evidence
-        # and event lists are materialised when they are resolved.
-        record = tx.run(
-            "MATCH (s:IdgraphState {id: 1}) WITH s, s.pendingFrom AS before"
-            " SET s.unresolvedFrom = coalesce(s.unresolvedFrom, $first),"
-            " s.pendingFrom = coalesce(s.pendingFrom, $first) RETURN before",
-            first=min(e.seq for e in c.events),
-        ).single()
-        pending_before = record["before"] if record else None
+        pending_before = _defer(tx, min(e.seq for e in c.events), 0)
     else:
         _link(tx, [(e.seq, e.source, e.timestamp, e.keys) for e in c.events])
     _unwind(
@@ -752,10 +781,46 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
     return pending_before
 
 
+def _create_events(tx: Tx, rows: list[list[Any]], received: list[int]) -> None:
+    """Event nodes from rows of [seq, eventId, source, timestamp, keys, traits, blocked]."""
+    _unwind(
+        tx,
+        f"WITH {_at('$received')} AS received UNWIND $rows AS r"
+        " CREATE (:Event {seq: r[0], eventId: r[1], source: r[2],"
+        f" timestamp: {_at('r[3]')}, receivedAt: received, keys: r[4], traits: r[5],"
+        " blocked: r[6]})",
+        rows,
+        received=received,
+    )
+
+
+def _defer(tx: Tx, first: int, last: int) -> int | None:
+    """Mark events from ``first`` on as deferred; returns the first one pending before.
+
+    Deferred (bulk) events are kept as they are; their identifiers, evidence
+    and event lists are materialised when they are resolved. ``last`` raises
+    the event counter to the last event written (0 leaves it to the caller).
+    """
+    record = tx.run(
+        "MATCH (s:IdgraphState {id: 1}) WITH s, s.pendingFrom AS before"
+        " SET s.unresolvedFrom = coalesce(s.unresolvedFrom, $first),"
+        " s.pendingFrom = coalesce(s.pendingFrom, $first),"
+        " s.eventSeq = CASE WHEN $last > s.eventSeq THEN $last ELSE s.eventSeq END"
+        " RETURN before",
+        first=first,
+        last=last,
+    ).single()
+    return record["before"] if record else None
+
+
+def _keys_of(text: str) -> list[Key]:
+    return [_key(k) for k in jsontext.loads(text)]
+
+
 _UNWIND_SLICE = 10_000
 
 
-def _unwind(tx: Tx, query: LiteralString, rows: list[Any]) -> list[neo4j.Record]:
+def _unwind(tx: Tx, query: LiteralString, rows: list[Any], **params: Any) -> list[neo4j.Record]:
     """Run an ``UNWIND $rows`` statement in slices, and not at all with no rows.
 
     Neo4j counts a statement's parameters against the transaction's memory
@@ -765,7 +830,7 @@ def _unwind(tx: Tx, query: LiteralString, rows: list[Any]) -> list[neo4j.Record]
     """
     found: list[neo4j.Record] = []
     for start in range(0, len(rows), _UNWIND_SLICE):
-        found.extend(tx.run(query, rows=rows[start : start + _UNWIND_SLICE]))
+        found.extend(tx.run(query, params, rows=rows[start : start + _UNWIND_SLICE]))
     return found
 
 
