@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import phonenumbers
 
@@ -74,11 +74,67 @@ def _phone(raw: str, region: str) -> str | None:
 _valid_e164: set[str] = set()
 
 
+@dataclass(frozen=True, slots=True)
+class _Dialling:
+    """What ``phonenumbers.parse`` consults before it takes digits for a national number."""
+
+    country_code: str
+    longest: int  # digits of the region's longest national number
+    national_prefix: re.Pattern[str] | None  # a prefix (or carrier code) parsing strips
+    international_prefix: re.Pattern[str] | None
+
+
+@cache
+def _dialling(region: str) -> _Dialling | None:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    lengths = metadata.general_desc.possible_length if metadata and metadata.general_desc else ()
+    if metadata is None or not lengths:
+        return None
+    national = metadata.national_prefix_for_parsing or metadata.national_prefix
+    return _Dialling(
+        str(metadata.country_code),
+        max(lengths),
+        re.compile(national) if national else None,
+        re.compile(metadata.international_prefix) if metadata.international_prefix else None,
+    )
+
+
+def _known_spelling(text: str, region: str) -> str | None:
+    """The number ``text`` is, when parsing it could only find a number already found valid.
+
+    ``phonenumbers`` reads digits written without "+" in ``region`` as the
+    national number itself unless they start with an international or
+    national prefix (or a carrier code), or with the country code (which it
+    strips from a number too long to be national). When none of that applies
+    (or only the country code does, on a number too long), the number is the
+    country code and the rest of the digits, and it is one found valid before
+    when its E.164 text is: so "13800138000" and "8613800138000" cost no parse
+    once "+86 138 0013 8000" was read, whichever came first.
+    """
+    dialling = _dialling(region)
+    if dialling is None or text.startswith("+"):
+        return None
+    if dialling.international_prefix is not None and dialling.international_prefix.match(text):
+        return None
+    national = text
+    if text.startswith(dialling.country_code):
+        if len(text) <= dialling.longest:
+            return None  # it might be a national number: parse says which
+        national = text[len(dialling.country_code) :]
+    if dialling.national_prefix is not None and dialling.national_prefix.match(national):
+        return None
+    e164 = "+" + dialling.country_code + national
+    return e164 if e164 in _valid_e164 else None
+
+
 @lru_cache(maxsize=131_072)
 def _phone_digits(text: str, region: str) -> str | None:
-    """Parse once per digit string: the many ways of writing one number share the work."""
+    """Parse once per number: the many ways of writing one number share the work."""
     if text in _valid_e164:  # a "+" number is read the same in every region
         return text
+    known = _known_spelling(text, region)
+    if known is not None:
+        return known
     candidates = [text]
     if not text.startswith("+"):
         # "86-13800138000" and "8613800138000" carry the country code without a plus.

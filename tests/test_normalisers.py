@@ -33,6 +33,26 @@ def test_phone_formats_become_one_node(api: Api, raw: str) -> None:
     assert normalise(api, "phone", raw) == ("+8613800138000", "UNKNOWN")
 
 
+MOBILE_SPELLINGS = ["{n}", "86{n}", "+86 {n}", "0086-{n}", "17951{n}", "(+86) {n}"]
+LANDLINE_SPELLINGS = ["010{n}", "10{n}", "8610{n}", "+86 10 {n}", "0086 10 {n}"]
+
+
+@pytest.mark.parametrize("first", range(len(MOBILE_SPELLINGS)))
+def test_a_phone_reads_the_same_whichever_spelling_came_first(api: Api, first: int) -> None:
+    # A fresh number per order, so that each spelling is once the first one read.
+    mobile = f"1391234{5600 + first}"
+    spellings = MOBILE_SPELLINGS[first:] + MOBILE_SPELLINGS[:first]
+    for spelling in spellings:
+        assert normalise(api, "phone", spelling.format(n=mobile)) == (f"+86{mobile}", "UNKNOWN")
+    landline = f"6234{5600 + first}"
+    spellings = LANDLINE_SPELLINGS[first:] + LANDLINE_SPELLINGS[:first]
+    for spelling in spellings:
+        assert normalise(api, "phone", spelling.format(n=landline)) == (
+            f"+8610{landline}",
+            "UNKNOWN",
+        )
+
+
 def test_foreign_phone_keeps_its_country(api: Api) -> None:
     assert normalise(api, "phone", "+1 (650) 253-0000") == ("+16502530000", "UNKNOWN")
     assert normalise(api, "phone", "+44 20 7946 0958")[0] == "+442079460958"
