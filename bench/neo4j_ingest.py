@@ -167,9 +167,9 @@ def main() -> None:
     if not args.neo4j_uri:
         results.append(("first load, each into a fresh Neo4j", *first_load(data.events, clean)))
     with given_or_fresh(args.neo4j_uri) as uri:
-        bases, ours = warm(uri, data.events, clean, warm_up, args.rounds)
+        bases, rounds = warm(uri, data.events, clean, warm_up, args.rounds)
     name = f"warm, median of {args.rounds} rounds"
-    results.append((name, statistics.median(bases), statistics.median(ours)))
+    results.append((name, statistics.median(bases), statistics.median(rounds)))
     n = len(data.events)
     print(f"{n} events from {args.persons} persons\n")
     print("| run | baseline s | idgraph s | baseline events/s | idgraph events/s | ratio |")
@@ -183,7 +183,7 @@ def main() -> None:
         "\nwarm rounds, seconds: baseline "
         + ", ".join(f"{t:.1f}" for t in bases)
         + "; idgraph "
-        + ", ".join(f"{t:.1f}" for t in ours)
+        + ", ".join(f"{t:.1f}" for t in rounds)
     )
 
 
