@@ -875,17 +875,15 @@ def _materialise(
     tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")
     seqs = _event_lists(events)
     created = [k for k in keys if k in given]
-    ids: dict[Key, str] = {}
     if created:
-        made = _unwind(
+        _unwind(
             tx,
             "UNWIND $rows AS r CREATE (i:Identifier {type: r.type, value: r.value, seq: r.seq,"
             f" firstSeen: {_at('r.firstSeen')}, lastSeen: {_at('r.lastSeen')}, blocked: r.blocked,"
             " shared: r.shared, strongNeighbours: r.strongNeighbours, events: r.events})"
             " WITH i, r OPTIONAL MATCH (c:Customer {oneId: r.oneId})"
             " FOREACH (_ IN CASE WHEN c IS NULL THEN [] ELSE [1] END |"
-            " CREATE (i)-[:BELONGS_TO]->(c))"
-            " RETURN r.type AS type, r.value AS value, elementId(i) AS id",
+            " CREATE (i)-[:BELONGS_TO]->(c))",
             rows=[
                 {
                     **_node_row(given[k]),
@@ -895,7 +893,6 @@ def _materialise(
                 for k in created
             ],
         )
-        ids = {(r["type"], r["value"]): r["id"] for r in made}
     last = max((given[k].seq for k in created), default=0)
     rest = [k for k in keys if k not in given]
     if rest:
@@ -914,7 +911,7 @@ def _materialise(
                     row[3] = ts
                 elif ts > row[4]:
                     row[4] = ts
-        merged = _unwind(
+        _unwind(
             tx,
             f"UNWIND $rows AS r WITH r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
             " MERGE (i:Identifier {type: r[0], value: r[1]})"
@@ -922,14 +919,12 @@ def _materialise(
             " i.blocked = r[5], i.shared = false, i.strongNeighbours = 0, i.events = r[6]"
             " ON MATCH SET i.firstSeen = CASE WHEN first < i.firstSeen THEN first"
             " ELSE i.firstSeen END, i.lastSeen = CASE WHEN last > i.lastSeen THEN last"
-            " ELSE i.lastSeen END, i.events = coalesce(i.events, []) + r[6]"
-            " RETURN r[0] AS type, r[1] AS value, elementId(i) AS id",
+            " ELSE i.lastSeen END, i.events = coalesce(i.events, []) + r[6]",
             rows=[
                 [*row[:3], _instant(row[3]), _instant(row[4]), *row[5:]] for row in seen.values()
             ],
         )
-        ids.update(((r["type"], r["value"]), r["id"]) for r in merged)
-    _evidence_into(tx, _evidence(events), ids, set(created))
+    _evidence_into(tx, _evidence(events), set(created))
     return set(created), last
 
 
@@ -945,49 +940,48 @@ def _link(tx: Tx, events: list[EventRow]) -> None:
         " SET i.events = coalesce(i.events, []) + r[2]",
         rows=[[k[0], k[1], s] for k, s in _event_lists(events).items()],
     )
-    _evidence_into(tx, _evidence(events), {}, set())
+    _evidence_into(tx, _evidence(events), set())
 
 
-def _evidence_into(
-    tx: Tx, evidence: list[EdgeObservation], ids: Mapping[Key, str], created: set[Key]
-) -> None:
+def _evidence_into(tx: Tx, evidence: list[EdgeObservation], created: set[Key]) -> None:
     """Write SEEN_WITH evidence, created outright where an end is in ``created``.
 
     Those ends were created in this transaction, so no SEEN_WITH of theirs can
-    exist yet; ``ids`` gives both ends' element ids then. Evidence between
-    identifiers stored before accumulates on what is there.
+    exist yet. Evidence between identifiers stored before accumulates on what
+    is there. Both ends are found by key: asking for the element ids of the
+    identifiers just written cost more than the index lookups it spared.
     """
     fresh: list[EdgeObservation] = []
     known: list[EdgeObservation] = []
     for o in evidence:
         (fresh if o.a in created or o.b in created else known).append(o)
-    _unwind(
-        tx,
-        "UNWIND $rows AS r MATCH (a) WHERE elementId(a) = r[0]"
-        " MATCH (b) WHERE elementId(b) = r[1]"
-        f" CREATE (a)-[:SEEN_WITH {{source: r[2], firstSeen: {_at('r[3]')},"
-        f" lastSeen: {_at('r[4]')},"
-        " count: r[5]}]->(b)",
-        rows=[
-            [ids[o.a], ids[o.b], o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
-            for o in fresh
-        ],
+    ends: LiteralString = (
+        "UNWIND $rows AS r MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
+        " (b:Identifier {type: r[1][0], value: r[1][1]})"
     )
     _unwind(
         tx,
-        f"UNWIND $rows AS r WITH r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
-        " MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
-        " (b:Identifier {type: r[1][0], value: r[1][1]})"
+        ends + f" CREATE (a)-[:SEEN_WITH {{source: r[2], firstSeen: {_at('r[3]')},"
+        f" lastSeen: {_at('r[4]')}, count: r[5]}}]->(b)",
+        rows=_evidence_rows(fresh),
+    )
+    _unwind(
+        tx,
+        ends + f" WITH a, b, r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
         " MERGE (a)-[s:SEEN_WITH {source: r[2]}]->(b)"
         " ON CREATE SET s.firstSeen = first, s.lastSeen = last, s.count = r[5]"
         " ON MATCH SET s.firstSeen = CASE WHEN first < s.firstSeen THEN first"
         " ELSE s.firstSeen END, s.lastSeen = CASE WHEN last > s.lastSeen THEN last"
         " ELSE s.lastSeen END, s.count = s.count + r[5]",
-        rows=[
-            [list(o.a), list(o.b), o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
-            for o in known
-        ],
+        rows=_evidence_rows(known),
     )
+
+
+def _evidence_rows(evidence: list[EdgeObservation]) -> list[list[Any]]:
+    return [
+        [list(o.a), list(o.b), o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
+        for o in evidence
+    ]
 
 
 def _event_lists(events: list[EventRow]) -> dict[Key, list[int]]:
