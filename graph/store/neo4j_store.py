@@ -531,6 +531,8 @@ class Neo4jStore:
     def append_deferred(self, events: EventChunk, first_seq: int, received_at: datetime) -> None:
         # The chunk's text goes out as it is: decoding it into events only to
         # encode them again was most of the client's share of a bulk load.
+        if not events:
+            return
         rows: list[EventRow] = []
         sent: list[list[Any]] = []
         for position, event_id in enumerate(events.event_ids):
@@ -709,7 +711,7 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
             if k not in created
         ],
     )
-    # Events of one batch all arrived at once, but each keeps its own receivedAt.
+    # The events of one write share their receivedAt: it is sent once per run of equal ones.
     for received, group in itertools.groupby(c.events, key=lambda e: e.received_at):
         _create_events(
             tx,
