@@ -178,14 +178,18 @@ def test_a_first_bulk_load_with_another_writer_meanwhile(tmp_path: Path, neo4j_u
     try:
         load = loader.bulk_load(now)
         half = len(events) // 2
+        results: list[EventResult] = []
         for chunk in (events[:half], events[half:]):
             clean = []
             for event in chunk:
                 with contextlib.suppress(IdgraphError):
                     clean.append(clean_event(len(clean), event, loader.registry, now))
-            load.add(clean, [EventResult(c.position, c.event_id, "ACCEPTED") for c in clean])
+            results = [EventResult(c.position, c.event_id, "ACCEPTED") for c in clean]
+            load.add(clean, results)
             other.ingest([events[0], events[-1]])  # the same people, through the API
         load.finish()
+        # The last event reached the store through the other writer first.
+        assert [r.status for r in results if r.event_id == events[-1].event_id] == ["DUPLICATE"]
     finally:
         loader.close()
         other.close()
