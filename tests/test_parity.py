@@ -8,7 +8,7 @@ import random
 import re
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, astuple
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from graph.config import load_config
 from graph.errors import IdgraphError
 from graph.events import IdentifierInput, clean_event, event_from_json
 from graph.identity_graph import IdentityGraph
-from graph.models import Key
+from graph.models import Key, pair
 from graph.resolver import EventResult
 from graph.store.embedded import EmbeddedStore
 from graph.store.neo4j_store import Neo4jStore
@@ -89,6 +89,16 @@ def test_both_stores_agree_on_generated_data(tmp_path: Path, neo4j_uri: str) -> 
         embedded, neo4j = found["embedded"], found["neo4j"]
         assert set(embedded.values()) == set(neo4j.values())
         assert len(embedded) > PERSONS // 2
+
+        # The evidence itself: every identifier's neighbours and every pair's observations.
+        stores = [graph.store for graph in graphs.values()]
+        keys = [sorted(store.all_keys()) for store in stores]
+        assert keys[0] == keys[1]
+        around = [store.neighbours(keys[0]) for store in stores]
+        assert around[0] == around[1]
+        pairs_seen = sorted({pair(a, b) for a, near in around[0].items() for b in near})
+        observed = [sorted(astuple(o) for o in store.observations(pairs_seen)) for store in stores]
+        assert len(observed[0]) >= len(pairs_seen) and observed[0] == observed[1]
 
         names = {
             name: {o: min(keys) for o, keys in groups.items()} for name, groups in found.items()
