@@ -18,14 +18,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from graph import jsontext
 from graph.config import Config
 from graph.errors import IdgraphError
-from graph.event_chunk import ChunkBuilder, EventChunk
-from graph.events import clean_event, event_from_json
-from graph.identifiers import IdentifierRegistry
+from graph.event_chunk import ChunkBuilder, EventChunk, moment_text
+from graph.events import as_utc, clean_event, event_from_json
+from graph.identifiers import IdentifierRegistry, IdentifierStatus
+from graph.models import Key
 
 
 @dataclass
@@ -37,43 +38,137 @@ class PreparedChunk:
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, code, message
 
 
-def prepare(
-    first_line: int, block: bytes, registry: IdentifierRegistry, now: datetime
-) -> PreparedChunk:
-    """Parse and clean a block of NDJSON lines, the first numbered ``first_line``.
+class LineReader:
+    """Reads NDJSON lines into a chunk, each line as ``clean_event`` would read it.
 
-    Lines are split on newlines alone and decoded one by one, so a line that
-    is not UTF-8 is rejected like one that is not JSON; blank lines are skipped.
+    Most lines of an import are well formed and every identifier in them is
+    valid; for those the reader takes a direct way: the checks in one place,
+    no intermediate objects, each distinct identifier looked up once per
+    worker. Any line that is not plainly well formed, or that holds an
+    identifier which is not valid, goes the general way of ``event_from_json``
+    and ``clean_event``, which words its warnings and errors. Both ways give
+    the same chunk (a test holds them to it).
     """
-    chunk = PreparedChunk()
-    builder = ChunkBuilder()
-    for number, line in enumerate(block.split(b"\n"), start=first_line):
-        if not line.strip():
-            continue
-        try:
-            obj = jsontext.loads(line)
-        except ValueError as exc:  # not JSON, or not UTF-8
-            chunk.rejected.append((number, "BAD_JSON", str(exc)))
-            continue
-        try:
-            clean = clean_event(len(builder.chunk), event_from_json(obj), registry, now)
-        except IdgraphError as exc:
-            chunk.rejected.append((number, exc.code, exc.message))
-            continue
-        builder.add(
-            clean.event_id, clean.source, clean.timestamp, clean.keys, clean.blocked, clean.traits
+
+    def __init__(self, registry: IdentifierRegistry, now: datetime) -> None:
+        self.registry = registry
+        self.now = now
+        self._max_identifiers = registry.config.ingest.max_identifiers_per_event
+        # (type, raw value) -> its valid key, or None when it is not valid.
+        self._valid: dict[tuple[str, str], Key | None] = {}
+
+    def prepare(self, first_line: int, block: bytes) -> PreparedChunk:
+        """Parse and clean a block of NDJSON lines, the first numbered ``first_line``.
+
+        Lines are split on newlines alone and decoded one by one, so a line that
+        is not UTF-8 is rejected like one that is not JSON; blank lines are skipped.
+        """
+        chunk = PreparedChunk()
+        builder = ChunkBuilder()
+        direct = self._direct
+        for number, line in enumerate(block.split(b"\n"), start=first_line):
+            if not line.strip():
+                continue
+            try:
+                obj = jsontext.loads(line)
+            except ValueError as exc:  # not JSON, or not UTF-8
+                chunk.rejected.append((number, "BAD_JSON", str(exc)))
+                continue
+            if direct(obj, builder):
+                continue
+            try:
+                clean = clean_event(
+                    len(builder.chunk), event_from_json(obj), self.registry, self.now
+                )
+            except IdgraphError as exc:
+                chunk.rejected.append((number, exc.code, exc.message))
+                continue
+            builder.add(
+                clean.event_id,
+                clean.source,
+                clean.timestamp,
+                clean.keys,
+                clean.blocked,
+                clean.traits,
+            )
+            chunk.warnings += len(clean.warnings)
+        chunk.events = builder.chunk
+        return chunk
+
+    def _direct(self, obj: Any, builder: ChunkBuilder) -> bool:
+        """Add a plainly well-formed event whose identifiers are all valid; False for any other."""
+        if type(obj) is not dict or not obj.keys() <= _FIELDS:
+            return False
+        source = obj.get("source")
+        items = obj.get("identifiers")
+        event_id = obj.get("eventId")
+        timestamp = obj.get("timestamp")
+        traits = obj.get("traits")
+        if (
+            type(source) is not str
+            or not (source := source.strip())
+            or type(items) is not list
+            or not 0 < len(items) <= self._max_identifiers
+            or type(event_id) is not str
+            or not (event_id := event_id.strip())
+            or (traits is not None and type(traits) is not dict)
+        ):
+            return False
+        if timestamp is None:
+            seen = moment_text(self.now)
+        elif type(timestamp) is str:
+            try:
+                seen = moment_text(as_utc(datetime.fromisoformat(timestamp)))
+            except ValueError:
+                return False
+        else:
+            return False
+        valid, types = self._valid, self.registry.types
+        keys: list[Key] = []
+        for item in items:
+            if type(item) is not dict:
+                return False
+            kind = item.get("type")
+            value = item.get("value")
+            if type(kind) is not str or type(value) is not str:
+                return False
+            key = valid.get((kind, value), _UNSEEN)
+            if key is _UNSEEN:
+                if kind not in types:
+                    return False
+                normalised = self.registry.normalise(kind, value)
+                key = normalised.key if normalised.status is IdentifierStatus.VALID else None
+                if len(valid) >= _REMEMBERED:
+                    valid.clear()
+                valid[(kind, value)] = key
+            if key is None:
+                return False
+            if key not in keys:
+                keys.append(key)
+        builder.add_encoded(
+            event_id,
+            source,
+            seen,
+            keys,
+            (),
+            "{}" if not traits else jsontext.dumps(traits),
+            jsontext.dumps(keys),
+            "[]",
         )
-        chunk.warnings += len(clean.warnings)
-    chunk.events = builder.chunk
-    return chunk
+        return True
 
 
-_worker: tuple[IdentifierRegistry, datetime] | None = None
+_FIELDS = frozenset({"eventId", "source", "timestamp", "identifiers", "traits"})
+_UNSEEN: Any = object()
+_REMEMBERED = 262_144  # distinct raw identifiers a worker keeps normalised
+
+
+_worker: LineReader | None = None
 
 
 def _start_worker(config: Config, now: datetime) -> None:
     global _worker
-    _worker = (IdentifierRegistry(config), now)
+    _worker = LineReader(IdentifierRegistry(config), now)
     gc.disable()  # see without_cycle_collection
 
 
@@ -98,7 +193,7 @@ def without_cycle_collection() -> Iterator[None]:
 
 def _prepare_in_worker(first_line: int, block: bytes) -> PreparedChunk:
     assert _worker is not None, "worker process was not initialised"
-    return prepare(first_line, block, *_worker)
+    return _worker.prepare(first_line, block)
 
 
 def default_workers() -> int:
