@@ -25,7 +25,6 @@ from graph.event_chunk import ChunkBuilder, EventChunk
 from graph.events import CleanEvent
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
 from graph.oneids import new_one_ids
-from graph.resolution import partition
 from graph.resolver import EventResult, Resolver
 from graph.whole_graph import WholeGraph
 
@@ -162,24 +161,14 @@ class BulkLoad:
         if not self._keys:
             return 0
         whole, shared, nodes = self._judged()
-        linkable = [
-            k for k, b, s in zip(whole.keys, whole.blocked, shared, strict=True) if not (b or s)
-        ]
-        result = partition(
-            self.resolver.registry,
-            linkable,
-            whole.linked_edges(shared),
-            whole.linked_components(shared),
-        )
+        customers = whole.customers(shared)
         changes = ChangeSet(settles_deferred=True)
-        one_id_of: dict[Key, str] = {}
-        named = zip(result.components, new_one_ids(len(result.components)), strict=True)
-        for seq, (component, one_id) in enumerate(named, start=1):
+        order = whole.order
+        named = zip(customers, new_one_ids(len(customers)), strict=True)
+        for seq, (members, one_id) in enumerate(named, start=1):
             changes.new_customers.append(CustomerRecord(one_id, seq, self.now))
-            for key in component:
-                one_id_of[key] = one_id
-        for node in nodes:
-            node.one_id = one_id_of.get(node.key)
+            for n in members:
+                nodes[order[n]].one_id = one_id
         changes.new_nodes = nodes
         self.store.apply(changes)
         if self.store.resolve_every is not None:  # more parts may follow

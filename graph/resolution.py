@@ -61,13 +61,14 @@ def partition(
     result.accepted = [e for e in live if group_of[e[0]] not in over]
     groups = [group for index, group in enumerate(plain) if index not in over]
     if over:
-        constrained_nodes = [key for index in sorted(over) for key in plain[index]]
-        constrained = _constrained(
-            registry, limits, constrained_nodes, [e for e in live if group_of[e[0]] in over]
+        joined = constrained(
+            registry,
+            [key for index in sorted(over) for key in plain[index]],
+            [e for e in live if group_of[e[0]] in over],
         )
-        groups.extend(constrained.groups.values())
-        result.accepted += constrained.accepted
-        result.refused = constrained.refused
+        groups.extend(joined.groups.values())
+        result.accepted += joined.accepted
+        result.refused = joined.refused
     result.components = sorted((frozenset(g) for g in groups), key=min)
     return result
 
@@ -101,19 +102,18 @@ def _find(parent: dict[Key, Key], key: Key) -> Key:
 
 
 @dataclass
-class _Constrained:
+class Constrained:
     groups: dict[Key, list[Key]]
     accepted: list[Pair]
     refused: list[RefusedLink]
 
 
-def _constrained(
-    registry: IdentifierRegistry,
-    limits: Mapping[str, int],
-    nodes: list[Key],
-    edges: list[Pair],
-) -> _Constrained:
-    """Union-find over edges strongest first, refusing any join that would break a limit."""
+def constrained(registry: IdentifierRegistry, nodes: list[Key], edges: list[Pair]) -> Constrained:
+    """Union-find over edges strongest first, refusing any join that would break a limit.
+
+    ``edges`` are canonical pairs (``models.pair``) between ``nodes``.
+    """
+    limits = {name: t.limit for name, t in registry.types.items() if t.limit is not None}
     parent = {key: key for key in nodes}
     counts = {key: Counter({key[0]: 1}) if key[0] in limits else Counter() for key in nodes}
     priority = {name: kind.priority for name, kind in registry.types.items()}
@@ -123,7 +123,7 @@ def _constrained(
         pa, pb = priority.get(edge[0][0], 0), priority.get(edge[1][0], 0)
         return (-min(pa, pb), -max(pa, pb), edge)
 
-    result = _Constrained({}, [], [])
+    result = Constrained({}, [], [])
     for edge in sorted(edges, key=strongest_first):
         ra, rb = _find(parent, edge[0]), _find(parent, edge[1])
         if ra == rb:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from graph.identifiers import IdentifierRegistry
 from graph.models import Key, Pair
+from graph.resolution import constrained
 from graph.sharing import corroborated, packed
 
 
@@ -50,6 +51,8 @@ class WholeGraph:
         self.strong_type = [s is not None and s.strong for s in spec]
         self.hub_at = [None if s is None else s.hub_threshold for s in spec]
         self.threshold = [None if s is None else s.shared_threshold for s in spec]
+        self.limit = [None if s is None else s.limit for s in spec]
+        self.registry = registry
         self.capacity = {
             t: s.capacity for t, s in enumerate(spec) if s is not None and s.capacity is not None
         }
@@ -119,6 +122,40 @@ class WholeGraph:
                 sets = self._corroborated(names, members1, around, corroborator)
                 shared[n] = self._packed(sets) > limit
         return counts, shared
+
+    def customers(self, shared: list[bool]) -> list[list[int]]:
+        """``resolution.partition`` of the linkable nodes, as lists of nodes, by smallest key.
+
+        The same partition, without taking every key and edge as tuples: most
+        components break no per-type limit and are taken whole, as they come
+        out of the integer walk (already in order of their smallest node, and
+        each in key order). Only one that holds more of a limited type than
+        the limit allows goes through ``resolution.constrained``, edge by edge.
+        """
+        blocked, keys, adj, kind = self.blocked, self.keys, self.adj, self.kind
+        linkable = [not (blocked[n] or shared[n]) for n in range(len(keys))]
+        groups: dict[int, list[int]] = {}
+        for n, label in enumerate(_components(adj, linkable)):
+            if label >= 0:
+                groups.setdefault(label, []).append(n)
+        limit = {t: n for t, n in enumerate(self.limit) if n is not None}
+        if not limit:
+            return list(groups.values())
+        found: list[list[int]] = []
+        split = False
+        for members in groups.values():
+            counts = Counter(kind[n] for n in members if kind[n] in limit)
+            if all(c <= limit[t] for t, c in counts.items()):
+                found.append(members)
+                continue
+            split = True
+            index = {keys[n]: n for n in members}
+            edges = [(keys[a], keys[b]) for a in members for b in adj[a] if a < b and linkable[b]]
+            parts = constrained(self.registry, list(index), edges).groups.values()
+            found.extend(sorted(index[k] for k in part) for part in parts)
+        if split:
+            found.sort(key=lambda members: members[0])
+        return found
 
     def linked_components(self, shared: list[bool]) -> list[list[Key]]:
         """Plain connected components over the nodes that are neither blocked nor shared."""
