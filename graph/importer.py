@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -118,9 +119,13 @@ class LineReader:
             seen = moment_text(self.now)
         elif type(timestamp) is str:
             try:
-                seen = moment_text(as_utc(datetime.fromisoformat(timestamp)))
+                moment = datetime.fromisoformat(timestamp)  # also checks the date is real
             except ValueError:
                 return False
+            if _UTC_SECONDS.fullmatch(timestamp):  # the form most integrations send
+                seen = timestamp[:19] + ".000000+00:00"
+            else:
+                seen = moment_text(as_utc(moment))
         else:
             return False
         valid, types = self._valid, self.registry.types
@@ -159,6 +164,8 @@ class LineReader:
 
 
 _FIELDS = frozenset({"eventId", "source", "timestamp", "identifiers", "traits"})
+# A whole second in UTC: its moment_text is the same digits, with no formatting to do.
+_UTC_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _UNSEEN: Any = object()
 _REMEMBERED = 262_144  # distinct raw identifiers a worker keeps normalised
 
