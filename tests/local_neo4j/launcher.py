@@ -82,7 +82,15 @@ def start(data: Path, port: int, log: Path, password: str | None = None) -> subp
         process = subprocess.Popen(
             [
                 "java",
+                # As the stock neo4j launcher starts it: the heap sized once (Neo4j
+                # warns when the initial size is left to the JVM), and the JDK opened
+                # to it, without which the page cache runs in a slower "fallback mode"
+                # and transaction logs can be neither preallocated nor advised.
+                "-Xms1g",
                 "-Xmx1g",
+                "--add-opens=java.base/java.nio=ALL-UNNAMED",
+                "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+                "--add-opens=java.base/java.io=ALL-UNNAMED",
                 "-cp",
                 f"{lib}/*",
                 str(HERE / "Launcher.java"),
