@@ -134,11 +134,36 @@ EventRow = tuple[int, str, datetime, list[Key]]  # seq, source, timestamp, keys
 
 @dataclass
 class _Deferred:
-    """Deferred events this process wrote, from the first one pending on."""
+    """Deferred events this process wrote, from the first one pending on, summed up.
+
+    Each identifier's events and each source's evidence per pair are summed up
+    chunk by chunk while Neo4j writes the chunk, so resolving the events does
+    not begin by going over all of them again.
+    """
 
     first: int
     rows: list[EventRow]
     blocked: set[Key]
+    seqs: dict[Key, list[int]]
+    evidence: dict[tuple[Pair, str], EdgeObservation]
+
+    def extend(self, later: _Deferred) -> None:
+        self.rows.extend(later.rows)
+        self.blocked.update(later.blocked)
+        for key, seqs in later.seqs.items():
+            self.seqs.setdefault(key, []).extend(seqs)
+        for found, o in later.evidence.items():
+            seen = self.evidence.get(found)
+            if seen is None:
+                self.evidence[found] = o
+                continue
+            seen.first_seen = min(seen.first_seen, o.first_seen)
+            seen.last_seen = max(seen.last_seen, o.last_seen)
+            seen.count += o.count
+
+
+def _summed(rows: list[EventRow], blocked: set[Key]) -> _Deferred:
+    return _Deferred(rows[0][0], rows, blocked, _event_lists(rows), _evidence_by_pair(rows))
 
 
 class Neo4jStore:
@@ -553,12 +578,19 @@ class Neo4jStore:
                 ]
             )
         blocked = {k for text in events.blocked if text != "[]" for k in _keys_of(text)}
+        summary: _Deferred | None = None
 
         def append(tx: Tx) -> int | None:
+            nonlocal summary
             _create_events(tx, sent, _instant(received_at))
+            summary = _summed(rows, blocked)  # while Neo4j creates the events
             return _defer(tx, first_seq, first_seq + len(sent) - 1)
 
-        self._in_write(append, lambda before: self._remember(rows, blocked, before))
+        def done(before: int | None) -> None:
+            assert summary is not None
+            self._remember(summary, before)
+
+        self._in_write(append, done)
 
     def apply(self, changes: ChangeSet) -> None:
         remembered = self._deferred
@@ -568,7 +600,8 @@ class Neo4jStore:
                 self._deferred = None
             if changes.deferred and changes.events:
                 rows = [(e.seq, e.source, e.timestamp, e.keys) for e in changes.events]
-                self._remember(rows, {k for e in changes.events for k in e.blocked}, before)
+                blocked = {k for e in changes.events for k in e.blocked}
+                self._remember(_summed(rows, blocked), before)
 
         self._in_write(lambda tx: _write(tx, changes, remembered), done)
 
@@ -592,15 +625,12 @@ class Neo4jStore:
 
         done(self._guard(write))
 
-    def _remember(
-        self, rows: list[EventRow], blocked: set[Key], pending_before: int | None
-    ) -> None:
+    def _remember(self, written: _Deferred, pending_before: int | None) -> None:
         """Keep the deferred events this process wrote, once committed, to spare reading them."""
         if pending_before is None:
-            self._deferred = _Deferred(rows[0][0], rows, blocked)
+            self._deferred = written
         elif self._deferred is not None and self._deferred.first == pending_before:
-            self._deferred.rows.extend(rows)
-            self._deferred.blocked.update(blocked)
+            self._deferred.extend(written)
         else:
             self._deferred = None  # events deferred by someone else: read them when needed
 
@@ -837,18 +867,19 @@ class _Rows(list[Any]):
         return f"<{len(self)} rows>"
 
 
-def _unwind(tx: Tx, query: LiteralString, rows: list[Any], **params: Any) -> list[neo4j.Record]:
+def _unwind(tx: Tx, query: LiteralString, rows: list[Any], **params: Any) -> None:
     """Run an ``UNWIND $rows`` statement in slices, and not at all with no rows.
 
     Neo4j counts a statement's parameters against the transaction's memory
     limit, so a first import's hundred thousand identifiers go in slices of
     ``_UNWIND_SLICE``. Every statement costs a round trip, and query planning
     the first time it is seen; a bulk load's batches leave most with no rows.
+    Nothing waits for the statement: the client goes on with what follows
+    while Neo4j runs it, and the next statement or the commit waits for it
+    (and raises its error).
     """
-    found: list[neo4j.Record] = []
     for start in range(0, len(rows), _UNWIND_SLICE):
-        found.extend(tx.run(query, params, rows=_Rows(rows[start : start + _UNWIND_SLICE])))
-    return found
+        tx.run(query, params, rows=_Rows(rows[start : start + _UNWIND_SLICE]))
 
 
 def _pending_from(tx: Tx) -> int | None:
@@ -878,6 +909,7 @@ def _materialise(
     """
     if remembered is not None and remembered.first == first:
         events, blocked = remembered.rows, remembered.blocked
+        seqs, by_pair = remembered.seqs, remembered.evidence
     else:
         events, blocked = [], set()
         for r in tx.run(
@@ -888,11 +920,11 @@ def _materialise(
             carried = [_key(k) for k in jsontext.loads(r["keys"])]
             events.append((r["seq"], r["source"], _moment(r["ts"]), carried))
             blocked.update(_key(k) for k in jsontext.loads(r["blocked"]))
+        seqs, by_pair = _event_lists(events), _evidence_by_pair(events)
     keys = dict.fromkeys(k for *_, ks in events for k in ks)
     tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")
-    seqs = _event_lists(events)
     created = [k for k in keys if k in given]
-    evidence = _evidence(events)
+    evidence = list(by_pair.values())
     if created:
         one_id = {k: assignments[k] if k in assignments else given[k].one_id for k in created}
         evidence = _create_identifiers(tx, [given[k] for k in created], one_id, seqs, evidence)
@@ -1003,11 +1035,12 @@ def _create_identifiers(
             ]
         )
         size += len(group)
-        if size >= _UNWIND_SLICE:  # slices of about as many identifiers as _unwind sends
-            tx.run(_CREATE_CUSTOMERS_IDENTIFIERS, rows=_Rows(rows)).consume()
+        # Not waited for, like _unwind's: Neo4j creates a slice while the next is built.
+        if size >= _UNWIND_SLICE // 4:
+            tx.run(_CREATE_CUSTOMERS_IDENTIFIERS, rows=_Rows(rows))
             rows, size = [], 0
     if rows:
-        tx.run(_CREATE_CUSTOMERS_IDENTIFIERS, rows=_Rows(rows)).consume()
+        tx.run(_CREATE_CUSTOMERS_IDENTIFIERS, rows=_Rows(rows))
     _unwind(
         tx,
         "UNWIND $rows AS r CREATE (i:Identifier {type: r.type, value: r.value, seq: r.seq,"
@@ -1084,6 +1117,10 @@ def _event_lists(events: list[EventRow]) -> dict[Key, list[int]]:
 
 def _evidence(events: list[EventRow]) -> list[EdgeObservation]:
     """Each source's evidence per pair, aggregated over ``events``."""
+    return list(_evidence_by_pair(events).values())
+
+
+def _evidence_by_pair(events: list[EventRow]) -> dict[tuple[Pair, str], EdgeObservation]:
     found: dict[tuple[Pair, str], EdgeObservation] = {}
     for _, source, ts, keys in events:
         for a, b in itertools.combinations(dict.fromkeys(keys), 2):
@@ -1095,4 +1132,4 @@ def _evidence(events: list[EventRow]) -> list[EdgeObservation]:
                 seen.first_seen = min(seen.first_seen, ts)
                 seen.last_seen = max(seen.last_seen, ts)
                 seen.count += 1
-    return list(found.values())
+    return found
