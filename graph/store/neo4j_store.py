@@ -963,11 +963,15 @@ def _materialise(
     return set(created), last
 
 
+# An identifier created from a row ``n`` made by ``_identifier_row``.
+_NEW_IDENTIFIER: LiteralString = (
+    "(i:Identifier {type: n[0], value: n[1], seq: n[2],"
+    f" firstSeen: {_at('n[3]')}, lastSeen: {_at('n[4]')}, blocked: n[5],"
+    " shared: n[6], strongNeighbours: n[7], events: n[8]})"
+)
 _CREATE_CUSTOMERS_IDENTIFIERS: LiteralString = (
     "UNWIND $rows AS r OPTIONAL MATCH (c:Customer {oneId: r[0]})"
-    " CALL (c, r) { UNWIND r[1] AS n CREATE (i:Identifier {type: n[0], value: n[1],"
-    f" seq: n[2], firstSeen: {_at('n[3]')}, lastSeen: {_at('n[4]')}, blocked: n[5],"
-    " shared: n[6], strongNeighbours: n[7], events: n[8]})"
+    f" CALL (c, r) {{ UNWIND r[1] AS n CREATE {_NEW_IDENTIFIER}"
     " FOREACH (_ IN CASE WHEN c IS NULL THEN [] ELSE [1] END | CREATE (i)-[:BELONGS_TO]->(c))"
     # Positions in r[1] are in order of seq: ORDER BY makes collect keep that order.
     " WITH i ORDER BY i.seq RETURN collect(i) AS nodes }"
@@ -994,11 +998,11 @@ def _create_identifiers(
     created one row each. Returns the rest of ``evidence``, still to write.
     """
     members: dict[str, list[NodeRecord]] = {}
-    loose: list[dict[str, Any]] = []
+    loose: list[list[Any]] = []
     for node in sorted(nodes, key=lambda n: n.seq):
         owner = one_id[node.key]
         if owner is None:
-            loose.append({**_node_row(node), "events": seqs[node.key]})
+            loose.append(_identifier_row(node, seqs[node.key]))
         else:
             members.setdefault(owner, []).append(node)
     place = {n.key: (owner, p) for owner, group in members.items() for p, n in enumerate(group)}
@@ -1018,19 +1022,7 @@ def _create_identifiers(
         rows.append(
             [
                 owner,
-                [
-                    [
-                        *n.key,
-                        n.seq,
-                        _instant(n.first_seen),
-                        _instant(n.last_seen),
-                        n.blocked,
-                        n.shared,
-                        n.strong_neighbours,
-                        seqs[n.key],
-                    ]
-                    for n in group
-                ],
+                [_identifier_row(n, seqs[n.key]) for n in group],
                 inside.get(owner, []),
             ]
         )
@@ -1041,14 +1033,21 @@ def _create_identifiers(
             rows, size = [], 0
     if rows:
         tx.run(_CREATE_CUSTOMERS_IDENTIFIERS, rows=_Rows(rows))
-    _unwind(
-        tx,
-        "UNWIND $rows AS r CREATE (i:Identifier {type: r.type, value: r.value, seq: r.seq,"
-        f" firstSeen: {_at('r.firstSeen')}, lastSeen: {_at('r.lastSeen')}, blocked: r.blocked,"
-        " shared: r.shared, strongNeighbours: r.strongNeighbours, events: r.events})",
-        loose,
-    )
+    _unwind(tx, f"UNWIND $rows AS n CREATE {_NEW_IDENTIFIER}", loose)
     return rest
+
+
+def _identifier_row(node: NodeRecord, events: list[int]) -> list[Any]:
+    return [
+        *node.key,
+        node.seq,
+        _instant(node.first_seen),
+        _instant(node.last_seen),
+        node.blocked,
+        node.shared,
+        node.strong_neighbours,
+        events,
+    ]
 
 
 def _link(tx: Tx, events: list[EventRow]) -> None:
