@@ -23,12 +23,10 @@ from datetime import datetime
 from graph.batch import Batch
 from graph.event_chunk import ChunkBuilder, EventChunk
 from graph.events import CleanEvent
-from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
+from graph.models import CustomerRecord, FirstLoad, Key, NodeRecord
 from graph.oneids import new_one_ids
 from graph.resolver import EventResult, Resolver
 from graph.whole_graph import WholeGraph
-
-moment = datetime.fromisoformat
 
 
 class BulkLoad:
@@ -136,43 +134,39 @@ class BulkLoad:
             self._forget()
         return self.resolver.resolve_pending(self.now)
 
-    def _judged(self) -> tuple[WholeGraph, list[bool], list[NodeRecord]]:
-        """The whole graph judged: each node, by the loader's position, OneID unset."""
+    def _judged(self) -> tuple[WholeGraph, list[bool], FirstLoad]:
+        """The whole graph judged; its nodes by the loader's position, no OneIDs given yet."""
         whole = WholeGraph(self.resolver.registry, self._keys, self._blocked, self._adjacency)
         counts, shared = whole.judge()
         node_of = [0] * len(self._keys)  # loader's position -> key-order position
         for position, original in enumerate(whole.order):
             node_of[original] = position
-        nodes = [
-            NodeRecord(
-                key,
-                n + 1,
-                moment(self._first[n]),
-                moment(self._last[n]),
-                self._blocked[n],
-                shared[node_of[n]],
-                counts[node_of[n]],
-            )
-            for n, key in enumerate(self._keys)
-        ]
-        return whole, shared, nodes
+        load = FirstLoad(
+            self._keys,
+            self._first,
+            self._last,
+            self._blocked,
+            list(map(shared.__getitem__, node_of)),
+            list(map(counts.__getitem__, node_of)),
+            [None] * len(self._keys),
+            [],
+        )
+        return whole, shared, load
 
     def _finish_alone(self) -> int:
         if not self._keys:
             return 0
-        whole, shared, nodes = self._judged()
+        whole, shared, load = self._judged()
         customers = whole.customers(shared)
-        changes = ChangeSet(settles_deferred=True)
-        order = whole.order
+        one_ids, order = load.one_ids, whole.order
         named = zip(customers, new_one_ids(len(customers)), strict=True)
         for seq, (members, one_id) in enumerate(named, start=1):
-            changes.new_customers.append(CustomerRecord(one_id, seq, self.now))
+            load.customers.append(CustomerRecord(one_id, seq, self.now))
             for n in members:
-                nodes[order[n]].one_id = one_id
-        changes.new_nodes = nodes
-        self.store.apply(changes)
+                one_ids[order[n]] = one_id
+        self.store.apply_first_load(load)
         if self.store.resolve_every is not None:  # more parts may follow
-            self._written_as = list(nodes)
+            self._written_as = load.nodes()
         return len(self._keys)
 
     def _finish_part(self) -> int:
@@ -182,7 +176,8 @@ class BulkLoad:
         written; the resolver reconciles the customers (OneIDs kept, merges and
         splits recorded) as it does for any batch that holds the whole graph.
         """
-        whole, shared, nodes = self._judged()
+        whole, shared, load = self._judged()
+        nodes = load.nodes()
         batch = Batch(self.store, self.resolver.registry, self.now)
         written_as = self._written_as
         for n, node in enumerate(nodes):

@@ -9,8 +9,10 @@ order, so the result is the same as reading the file in one process.
 from __future__ import annotations
 
 import gc
+import io
 import multiprocessing
 import os
+import pickle
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from graph.config import Config
 from graph.errors import IdgraphError
 from graph.event_chunk import ChunkBuilder, EventChunk, moment_text
 from graph.events import as_utc, clean_event, event_from_json
-from graph.identifiers import IdentifierRegistry, IdentifierStatus
+from graph.identifiers import IdentifierRegistry
 from graph.models import Key
 
 
@@ -139,10 +141,11 @@ class LineReader:
                 return False
             key = valid.get((kind, value), _UNSEEN)
             if key is _UNSEEN:
-                if kind not in types:
+                identifier_type = types.get(kind)
+                if identifier_type is None:
                     return False
-                normalised = self.registry.normalise(kind, value)
-                key = normalised.key if normalised.status is IdentifierStatus.VALID else None
+                canonical = identifier_type.valid_value(value)
+                key = None if canonical is None else (kind, canonical)
                 if len(valid) >= _REMEMBERED:
                     valid.clear()
                 valid[(kind, value)] = key
@@ -198,9 +201,19 @@ def without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _prepare_in_worker(first_line: int, block: bytes) -> PreparedChunk:
+def _prepare_in_worker(first_line: int, block: bytes) -> bytes:
+    """The prepared chunk, pickled without a memo.
+
+    A chunk is hundreds of thousands of small strings, none of them shared:
+    the pickle memo, which would find the repeats, cost three quarters of the
+    pickling and found nothing.
+    """
     assert _worker is not None, "worker process was not initialised"
-    return _worker.prepare(first_line, block)
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(_worker.prepare(first_line, block))
+    return buffer.getvalue()
 
 
 def default_workers() -> int:
@@ -233,7 +246,7 @@ class PreparedChunks:
         self._pool = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start_worker, initargs=(config, now)
         )
-        self._pending: deque[Future[PreparedChunk]] = deque()
+        self._pending: deque[Future[bytes]] = deque()
         self._fill()
 
     def _fill(self) -> None:
@@ -248,7 +261,7 @@ class PreparedChunks:
 
     def __iter__(self) -> Iterator[PreparedChunk]:
         while self._pending:
-            chunk = self._pending.popleft().result()
+            chunk: PreparedChunk = pickle.loads(self._pending.popleft().result())
             self._fill()
             yield chunk
 

@@ -96,6 +96,51 @@ class HistoryEntry:
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class FirstLoad:
+    """A bulk load into an empty store, resolved whole: every identifier, in columns.
+
+    Identifier ``n`` (from 0) has sequence number ``n + 1``. Sightings are
+    ``moment_text``, as the chunks carried them. A store writes it as it
+    would the ``ChangeSet`` of ``changes()``; columns spare it the hundreds of
+    thousands of records and timestamps it would only turn back into rows.
+    """
+
+    keys: list[Key]
+    first_seen: list[str]
+    last_seen: list[str]
+    blocked: list[bool]
+    shared: list[bool]
+    strong_neighbours: list[int]
+    one_ids: list[str | None]
+    customers: list[CustomerRecord]
+
+    def nodes(self) -> list[NodeRecord]:
+        moment = datetime.fromisoformat
+        return [
+            NodeRecord(key, n, moment(first), moment(last), blocked, shared, strong, one_id)
+            for n, (key, first, last, blocked, shared, strong, one_id) in enumerate(
+                zip(
+                    self.keys,
+                    self.first_seen,
+                    self.last_seen,
+                    self.blocked,
+                    self.shared,
+                    self.strong_neighbours,
+                    self.one_ids,
+                    strict=True,
+                ),
+                start=1,
+            )
+        ]
+
+    def changes(self) -> ChangeSet:
+        """The same load as a ``ChangeSet``: it settles the deferred events that brought it."""
+        return ChangeSet(
+            new_nodes=self.nodes(), new_customers=list(self.customers), settles_deferred=True
+        )
+
+
 @dataclass
 class ChangeSet:
     """Everything one ingest or removal writes, applied by a store in one transaction."""

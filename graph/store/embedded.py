@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import itertools
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -32,6 +33,7 @@ from graph.models import (
     ChangeSet,
     CustomerRecord,
     EdgeObservation,
+    FirstLoad,
     HistoryEntry,
     Key,
     NodeRecord,
@@ -483,6 +485,34 @@ class EmbeddedStore:
             else:
                 self._mirror(changes)
 
+    def apply_first_load(self, load: FirstLoad) -> None:
+        with self._lock:
+
+            def write(db: sqlite3.Connection) -> None:
+                keys = load.keys
+                db.executemany(
+                    "INSERT INTO identifiers (seq, type, value, first_seen, last_seen, blocked,"
+                    " shared, strong_neighbours, one_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    zip(
+                        range(1, len(keys) + 1),
+                        map(operator.itemgetter(0), keys),
+                        map(operator.itemgetter(1), keys),
+                        load.first_seen,
+                        load.last_seen,
+                        load.blocked,
+                        load.shared,
+                        load.strong_neighbours,
+                        load.one_ids,
+                        strict=True,
+                    ),
+                )
+                _insert_customers(db, load.customers)
+                db.execute("DELETE FROM meta WHERE name = ?", (_UNRESOLVED,))
+
+            self._transaction(write)
+            self._unresolved_from = None
+            self._stale = True  # a first load is read back from the file when next read
+
     def append_deferred(self, events: EventChunk, first_seq: int, received_at: datetime) -> None:
         with self._lock:
             if not self._event_ids.isdisjoint(events.event_ids):
@@ -606,14 +636,7 @@ class EmbeddedStore:
                 for received in [_ts(e.received_at)]
             ],
         )
-        db.executemany(
-            "INSERT INTO customers (one_id, seq, created_at, merged_into, retired)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [
-                (x.one_id, x.seq, _ts(x.created_at), x.merged_into, int(x.retired))
-                for x in c.new_customers
-            ],
-        )
+        _insert_customers(db, c.new_customers)
         db.executemany(
             "UPDATE customers SET merged_into = ?, retired = ? WHERE one_id = ?",
             [(x.merged_into, int(x.retired), x.one_id) for x in c.customer_updates],
@@ -689,6 +712,14 @@ class EmbeddedStore:
         self._unwritten.difference_update(c.node_updates)
         if c.settles_deferred:
             self._dirty.clear()
+
+
+def _insert_customers(db: sqlite3.Connection, customers: Iterable[CustomerRecord]) -> None:
+    db.executemany(
+        "INSERT INTO customers (one_id, seq, created_at, merged_into, retired)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(x.one_id, x.seq, _ts(x.created_at), x.merged_into, int(x.retired)) for x in customers],
+    )
 
 
 def _claim(data_dir: Path) -> Any:

@@ -38,6 +38,7 @@ from graph.models import (
     ChangeSet,
     CustomerRecord,
     EdgeObservation,
+    FirstLoad,
     HistoryEntry,
     Key,
     NodeRecord,
@@ -591,6 +592,9 @@ class Neo4jStore:
             self._remember(summary, before)
 
         self._in_write(append, done)
+
+    def apply_first_load(self, load: FirstLoad) -> None:
+        self.apply(load.changes())
 
     def apply(self, changes: ChangeSet) -> None:
         remembered = self._deferred

@@ -17,6 +17,7 @@ from graph.models import (
     ChangeSet,
     CustomerRecord,
     EdgeObservation,
+    FirstLoad,
     HistoryEntry,
     Key,
     NodeRecord,
@@ -112,6 +113,10 @@ class GraphStore(Protocol):
     # --- writes ---------------------------------------------------------------------
     def apply(self, changes: ChangeSet) -> None:
         """Write ``changes`` atomically and durably: all of it is kept, or none."""
+        ...
+
+    def apply_first_load(self, load: FirstLoad) -> None:
+        """Write a resolved bulk load into this empty store: as ``apply(load.changes())`` would."""
         ...
 
     def append_deferred(self, events: EventChunk, first_seq: int, received_at: datetime) -> None:
