@@ -230,6 +230,24 @@ class IdentifierType:
         """How many of this type one person holds, when judging sharing: capacity, else limit."""
         return self.spec.capacity if self.spec.capacity is not None else self.spec.limit
 
+    def valid_value(self, raw: str) -> str | None:
+        """The canonical value of a valid ``raw``; None when it is blocked or invalid.
+
+        What ``normalise`` finds, for the caller that only needs the value (a
+        bulk import, where nearly every value is valid): no record to build.
+        """
+        if len(raw) > MAX_VALUE_LENGTH:
+            return None
+        value = self._normalise(raw, self._region)
+        if (
+            value is None
+            or value.lower() in self._blocked
+            or (self._repeated and _repeated_character(value))
+            or (self._pattern is not None and not self._pattern.fullmatch(value))
+        ):
+            return None
+        return value
+
     def normalise(self, raw: str) -> Normalised:
         if len(raw) > MAX_VALUE_LENGTH:
             reason = f"longer than {MAX_VALUE_LENGTH} characters"
