@@ -35,8 +35,12 @@ def new_one_ids(count: int) -> list[str]:
     A first import names tens of thousands of customers at once; one read
     instead of one per OneID saves most of the time naming them takes.
     """
-    random = os.urandom(16 * count)
-    return [uuid.UUID(bytes=random[i : i + 16], version=4).hex for i in range(0, 16 * count, 16)]
+    random = bytearray(os.urandom(16 * count))
+    for i in range(0, 16 * count, 16):  # the bits uuid.UUID(..., version=4) sets
+        random[i + 6] = random[i + 6] & 0x0F | 0x40  # version 4
+        random[i + 8] = random[i + 8] & 0x3F | 0x80  # RFC 4122 variant
+    text = random.hex()
+    return [text[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
 def rename(

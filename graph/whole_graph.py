@@ -144,8 +144,9 @@ class WholeGraph:
         found: list[list[int]] = []
         split = False
         for members in groups.values():
-            counts = Counter(kind[n] for n in members if kind[n] in limit)
-            if all(c <= limit[t] for t, c in counts.items()):
+            limited = [kind[n] for n in members if kind[n] in limit]
+            # Every limit is at least one: a single limited node breaks none.
+            if len(limited) < 2 or all(c <= limit[t] for t, c in Counter(limited).items()):
                 found.append(members)
                 continue
             split = True

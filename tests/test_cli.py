@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 from service.schema import sdl
@@ -93,6 +94,31 @@ def test_import_reports_rejected_lines_and_export_writes_both_formats(tmp_path: 
     assert profile["one_id"] == rows[0]["one_id"]
     assert profile["event_count"] == 2
     assert [t["value"] for t in profile["traits"]] == ["王芳"]
+
+
+def test_an_import_names_each_customer_with_a_fresh_uuid4(tmp_path: Path) -> None:
+    source = write_ndjson(
+        tmp_path / "events.ndjson",
+        [
+            json.dumps(
+                {
+                    "eventId": f"e{n}",
+                    "source": "web",
+                    "identifiers": [{"type": "cookie_id", "value": f"ck-{n:06d}"}],
+                }
+            )
+            for n in range(200)
+        ],
+    )
+    data = tmp_path / "data"
+    assert idgraph("import", str(source), "--data-dir", str(data), "--quiet").returncode == 0
+    mapping = tmp_path / "map.csv"
+    assert idgraph("export", str(mapping), "--data-dir", str(data)).returncode == 0
+    one_ids = [r["one_id"] for r in read_csv(mapping)]
+    assert len(set(one_ids)) == len(one_ids) == 200
+    for one_id in one_ids:
+        parsed = uuid.UUID(one_id)
+        assert (parsed.hex, parsed.version, parsed.variant) == (one_id, 4, uuid.RFC_4122)
 
 
 def test_import_takes_any_line_ending_and_rejects_a_line_that_is_not_utf8(

@@ -715,10 +715,17 @@ class EmbeddedStore:
 
 
 def _insert_customers(db: sqlite3.Connection, customers: Iterable[CustomerRecord]) -> None:
+    at: dict[datetime, str] = {}  # customers made together share one moment: format it once
+    rows = []
+    for x in customers:
+        created = at.get(x.created_at)
+        if created is None:
+            created = at[x.created_at] = _ts(x.created_at)
+        rows.append((x.one_id, x.seq, created, x.merged_into, int(x.retired)))
     db.executemany(
         "INSERT INTO customers (one_id, seq, created_at, merged_into, retired)"
         " VALUES (?, ?, ?, ?, ?)",
-        [(x.one_id, x.seq, _ts(x.created_at), x.merged_into, int(x.retired)) for x in customers],
+        rows,
     )
 
 
