@@ -179,6 +179,11 @@ class Resolver:
         others, so a re-sent id counts once.
         """
         known = self.store.known_events(event_ids) if stored else set()
+        if not known and seen.isdisjoint(event_ids):
+            distinct = set(event_ids)
+            if len(distinct) == len(event_ids):  # the common case, checked in C
+                seen |= distinct
+                return []
         found = []
         for position, event_id in enumerate(event_ids):
             if event_id in known or event_id in seen:
