@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache, lru_cache
@@ -72,6 +72,18 @@ def _phone(raw: str, region: str) -> str | None:
 # E.164 texts of numbers found valid: "+8613800138000" is then known without parsing,
 # however the number was first written. Bounded; forgetting only costs a parse.
 _valid_e164: set[str] = set()
+_VALID_E164_KEPT = 262_144
+
+
+def remember_valid_phones(e164_texts: Iterable[str]) -> None:
+    """Numbers found valid by another process: any spelling of them then costs no parse here.
+
+    Only for texts a phone normaliser returned: the E.164 text of a valid
+    number, which is read the same in every region.
+    """
+    if len(_valid_e164) >= _VALID_E164_KEPT:
+        _valid_e164.clear()
+    _valid_e164.update(e164_texts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +158,7 @@ def _phone_digits(text: str, region: str) -> str | None:
             continue
         if phonenumbers.is_valid_number(number):
             e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-            if len(_valid_e164) >= 262_144:
+            if len(_valid_e164) >= _VALID_E164_KEPT:
                 _valid_e164.clear()
             _valid_e164.add(e164)
             return e164

@@ -28,7 +28,7 @@ from graph.config import Config
 from graph.errors import IdgraphError
 from graph.event_chunk import ChunkBuilder, EventChunk, moment_text
 from graph.events import as_utc, clean_event, event_from_json
-from graph.identifiers import IdentifierRegistry
+from graph.identifiers import IdentifierRegistry, remember_valid_phones
 from graph.models import Key
 
 
@@ -39,6 +39,8 @@ class PreparedChunk:
     events: EventChunk = field(default_factory=EventChunk)
     warnings: int = 0
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, code, message
+    # Phone numbers this worker found valid and had not heard of: for the others.
+    phones: list[str] = field(default_factory=list)
 
 
 class LineReader:
@@ -59,6 +61,18 @@ class LineReader:
         self._max_identifiers = registry.config.ingest.max_identifiers_per_event
         # (type, raw value) -> its valid key, or None when it is not valid.
         self._valid: dict[tuple[str, str], Key | None] = {}
+        self._phone_types = frozenset(
+            name for name, kind in registry.types.items() if kind.spec.normaliser == "phone"
+        )
+        self._phones_known: set[str] = set()  # found here or heard of: not to be told again
+        self._phones_found: list[str] = []
+
+    def hear_of_phones(self, e164_texts: list[str]) -> None:
+        """Numbers other workers found valid, so that this one does not parse them again."""
+        if len(self._phones_known) >= _REMEMBERED:
+            self._phones_known.clear()
+        self._phones_known.update(e164_texts)
+        remember_valid_phones(e164_texts)
 
     def prepare(self, first_line: int, block: bytes) -> PreparedChunk:
         """Parse and clean a block of NDJSON lines, the first numbered ``first_line``.
@@ -96,6 +110,7 @@ class LineReader:
             )
             chunk.warnings += len(clean.warnings)
         chunk.events = builder.chunk
+        chunk.phones, self._phones_found = self._phones_found, []
         return chunk
 
     def _direct(self, obj: Any, builder: ChunkBuilder) -> bool:
@@ -146,6 +161,13 @@ class LineReader:
                     return False
                 canonical = identifier_type.valid_value(value)
                 key = None if canonical is None else (kind, canonical)
+                if (
+                    kind in self._phone_types
+                    and canonical is not None
+                    and canonical not in self._phones_known
+                ):
+                    self._phones_known.add(canonical)
+                    self._phones_found.append(canonical)
                 if len(valid) >= _REMEMBERED:
                     valid.clear()
                 valid[(kind, value)] = key
@@ -171,6 +193,7 @@ _FIELDS = frozenset({"eventId", "source", "timestamp", "identifiers", "traits"})
 _UTC_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _UNSEEN: Any = object()
 _REMEMBERED = 262_144  # distinct raw identifiers a worker keeps normalised
+_PHONES_TOLD = 65_536  # the most recently found valid numbers each task carries
 
 
 _worker: LineReader | None = None
@@ -201,14 +224,15 @@ def without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _prepare_in_worker(first_line: int, block: bytes) -> bytes:
-    """The prepared chunk, pickled without a memo.
+def _prepare_in_worker(first_line: int, block: bytes, phones: list[str]) -> bytes:
+    """The prepared chunk, pickled without a memo; ``phones`` are numbers found valid elsewhere.
 
     A chunk is hundreds of thousands of small strings, none of them shared:
     the pickle memo, which would find the repeats, cost three quarters of the
     pickling and found nothing.
     """
     assert _worker is not None, "worker process was not initialised"
+    _worker.hear_of_phones(phones)
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
     pickler.fast = True
@@ -247,6 +271,10 @@ class PreparedChunks:
             workers, mp_context=context, initializer=_start_worker, initargs=(config, now)
         )
         self._pending: deque[Future[bytes]] = deque()
+        # Parsing a phone number is the dearest part of reading an identifier, and
+        # a number turns up all through a file: each task tells its worker the
+        # numbers the others have found valid lately.
+        self._phones: deque[str] = deque(maxlen=_PHONES_TOLD)
         self._fill()
 
     def _fill(self) -> None:
@@ -255,13 +283,15 @@ class PreparedChunks:
             if not lines:
                 return
             self._next_size = min(self._chunk_size, 2 * self._next_size)
-            future = self._pool.submit(_prepare_in_worker, self._line, b"".join(lines))
+            block, phones = b"".join(lines), list(self._phones)
+            future = self._pool.submit(_prepare_in_worker, self._line, block, phones)
             self._pending.append(future)
             self._line += len(lines)
 
     def __iter__(self) -> Iterator[PreparedChunk]:
         while self._pending:
             chunk: PreparedChunk = pickle.loads(self._pending.popleft().result())
+            self._phones.extend(chunk.phones)
             self._fill()
             yield chunk
 

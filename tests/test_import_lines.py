@@ -56,6 +56,7 @@ def comparable(chunk: PreparedChunk) -> dict[str, Any]:
     found["events"]["event_ids"] = [AUTO_ID.sub("auto", e) for e in chunk.events.event_ids]
     found["events"]["edges"] = list(chunk.events.edges)
     found["rejected"] = [(n, code) for n, code, _ in chunk.rejected]  # decoders word it apart
+    del found["phones"]  # news for the other workers, not part of what was read
     return found
 
 
@@ -158,3 +159,26 @@ def test_every_line_reads_as_the_api_reads_it(lines: list[bytes]) -> None:
     expected = comparable(as_the_api_reads_them(block))
     assert comparable(reader.prepare(1, block)) == expected
     assert comparable(reader.prepare(1, block)) == expected  # again, each identifier known
+
+
+def test_a_worker_tells_of_each_new_valid_number_once() -> None:
+    def line(event_id: str, phone: str) -> bytes:
+        identifiers = [
+            {"type": "phone", "value": phone},
+            {"type": "cookie_id", "value": "ck-900009"},
+        ]
+        return json.dumps(
+            {"eventId": event_id, "source": "web", "identifiers": identifiers}
+        ).encode()
+
+    reader = LineReader(REGISTRY, NOW)
+    first = reader.prepare(1, line("a", "+86 139 0013 9000") + b"\n" + line("b", "13900139000"))
+    assert first.phones == ["+8613900139000"]
+    again = reader.prepare(3, line("c", "0086-139-0013-9000") + b"\n" + line("d", "not a phone"))
+    assert again.phones == []
+    told = LineReader(REGISTRY, NOW)
+    told.hear_of_phones(["+8613700137000"])
+    heard = told.prepare(1, line("e", "137 0013 7000") + b"\n" + line("f", "+8613600136000"))
+    assert heard.phones == ["+8613600136000"]
+    assert [k for k, _ in heard.events.nodes] == ["phone", "cookie_id", "phone"]
+    assert heard.events.nodes[0] == ("phone", "+8613700137000")
