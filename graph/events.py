@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from graph.errors import InvalidEvent
-from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
+from graph.identifiers import (
+    IdentifierRegistry,
+    IdentifierStatus,
+    Normalised,
+    has_lone_surrogate,
+)
 from graph.models import Key
 
 
@@ -70,6 +75,7 @@ def clean_event(
         raise InvalidEvent("traits must be a JSON object", field="traits")
     if event.event_id is not None and not event.event_id.strip():
         raise InvalidEvent("eventId must not be blank", field="eventId")
+    _check_unicode(event)
     warnings: list[str] = []
     keys: list[Key] = []
     blocked: set[Key] = set()
@@ -102,6 +108,34 @@ def clean_event(
         traits=dict(event.traits or {}),
         warnings=warnings,
     )
+
+
+def _check_unicode(event: EventInput) -> None:
+    """Reject text that is not Unicode: a lone surrogate (JSON "\\ud800") has no UTF-8 form.
+
+    JSON escapes can spell half of a surrogate pair alone; such a string can be
+    neither stored nor sent back, so the event is refused with its field named.
+    """
+    fields: list[tuple[str, Any]] = [("eventId", event.event_id), ("source", event.source)]
+    for position, ident in enumerate(event.identifiers):
+        fields.append((f"identifiers[{position}].type", ident.type))
+        fields.append((f"identifiers[{position}].value", ident.value))
+    fields.append(("traits", event.traits))
+    for name, value in fields:
+        if _holds_lone_surrogate(value):
+            raise InvalidEvent(
+                f"{name} is not valid Unicode text: it holds a lone surrogate", field=name
+            )
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return has_lone_surrogate(value)
+    if isinstance(value, dict):
+        return any(_holds_lone_surrogate(k) or _holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_lone_surrogate(v) for v in value)
+    return False
 
 
 def event_from_json(obj: Any) -> EventInput:

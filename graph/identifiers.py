@@ -45,6 +45,17 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEPARATORS = re.compile(r"[\s\-().·/]")
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds half a surrogate pair alone (JSON can escape one): not text."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _clean(raw: str) -> str:
     """NFKC folds full-width digits and letters (１３８, ＡＢＣ) into ASCII."""
     return unicodedata.normalize("NFKC", raw).strip()
@@ -248,7 +259,7 @@ class IdentifierType:
         What ``normalise`` finds, for the caller that only needs the value (a
         bulk import, where nearly every value is valid): no record to build.
         """
-        if len(raw) > MAX_VALUE_LENGTH:
+        if len(raw) > MAX_VALUE_LENGTH or has_lone_surrogate(raw):
             return None
         value = self._normalise(raw, self._region)
         if (
@@ -264,6 +275,9 @@ class IdentifierType:
         if len(raw) > MAX_VALUE_LENGTH:
             reason = f"longer than {MAX_VALUE_LENGTH} characters"
             return Normalised(self.name, raw[:64] + "…", None, IdentifierStatus.INVALID, reason)
+        if has_lone_surrogate(raw):
+            reason = "not valid Unicode text: it holds a lone surrogate"
+            return Normalised(self.name, raw, None, IdentifierStatus.INVALID, reason)
         value = self._normalise(raw, self._region)
         if value is None:
             cleaned = _clean(raw).lower()

@@ -23,6 +23,8 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, BinaryIO
 
+import orjson
+
 from graph import jsontext
 from graph.config import Config
 from graph.errors import IdgraphError
@@ -87,11 +89,18 @@ class LineReader:
             if not line.strip():
                 continue
             try:
-                obj = jsontext.loads(line)
-            except ValueError as exc:  # not JSON, or not UTF-8
-                chunk.rejected.append((number, "BAD_JSON", str(exc)))
-                continue
-            if direct(obj, builder):
+                obj = orjson.loads(line)
+                plain = True
+            except orjson.JSONDecodeError:
+                # What orjson refuses (integers beyond 64 bits, NaN, a lone surrogate)
+                # takes the general way, which words what is wrong with it.
+                try:
+                    obj = jsontext.loads(line)
+                except ValueError as exc:  # not JSON, or not UTF-8
+                    chunk.rejected.append((number, "BAD_JSON", str(exc)))
+                    continue
+                plain = False
+            if plain and direct(obj, builder):
                 continue
             try:
                 clean = clean_event(

@@ -67,8 +67,11 @@ def negotiate(accept: str | None) -> str:
 def respond(
     body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None
 ) -> Response:
+    text = json.dumps(body, ensure_ascii=False, default=str)
     return Response(
-        json.dumps(body, ensure_ascii=False, default=str),
+        # A lone surrogate (a rejected event's id, say) has no UTF-8 bytes; it can
+        # only stand inside a JSON string, where "\ud800" is its escape.
+        text.encode("utf-8", "backslashreplace"),
         status_code=status,
         media_type=f"{media_type}; charset=utf-8",
         headers=headers,

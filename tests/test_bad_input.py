@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from service.settings import Settings
 from tests.conftest import INGEST, KEY, Api, event
 
@@ -35,6 +37,62 @@ def test_unknown_identifier_type_rejects_only_that_event(api: Api) -> None:
     after = snapshot(api)["resolveIdentifiers"]
     assert after[2]["status"] == "UNKNOWN"  # nothing of the rejected event was written
     assert after[:2] == before["resolveIdentifiers"][:2]
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("eventId", event("e\ud800", "web", ("cookie_id", "ck-123456"))),
+        ("source", event("e1", "w\udfffeb", ("cookie_id", "ck-123456"))),
+        (
+            "identifiers[1].value",
+            event("e1", "web", ("cookie_id", "ck-123456"), ("email", "c\ud800@x.com")),
+        ),
+        ("traits", event("e1", "web", ("cookie_id", "ck-123456"), name=["ok", {"x": "\udc00"}])),
+    ],
+)
+def test_text_that_is_not_unicode_rejects_only_that_event(
+    api: Api, field: str, bad: dict[str, Any]
+) -> None:
+    """JSON can escape half a surrogate pair alone; no store can keep such a string."""
+    before = seeded(api)
+    events = [bad, event("good", "web", ("email", "b@example.com"))]
+    response = api.client.post(
+        "/graphql",
+        # Escaped, as a JSON encoder writes it: UTF-8 has no bytes for it.
+        content=json.dumps({"query": INGEST, "variables": {"events": events}}).encode(),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    rejected, good = response.json()["data"]["ingestEvents"]["results"]
+    assert rejected["status"] == "REJECTED" and rejected["errorCode"] == "INVALID_EVENT"
+    assert rejected["errorMessage"].startswith(f"{field} is not valid Unicode")
+    assert rejected["eventId"] == bad["eventId"]  # sent back escaped, as it came
+    assert good["status"] == "ACCEPTED"
+    after = snapshot(api)["resolveIdentifiers"]
+    assert after[2]["status"] == "UNKNOWN"  # nothing of the rejected event was written
+    assert after[:2] == before["resolveIdentifiers"][:2]
+
+
+def test_an_identifier_that_is_not_unicode_resolves_as_invalid(api: Api) -> None:
+    query = {
+        "query": "query($ids: [IdentifierInput!]!) "
+        "{ resolveIdentifiers(identifiers: $ids) { value normalized oneId status } }",
+        "variables": {"ids": [{"type": "cookie_id", "value": "ck-\ud800-123456"}]},
+    }
+    response = api.client.post(
+        "/graphql",
+        content=json.dumps(query).encode(),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    (found,) = response.json()["data"]["resolveIdentifiers"]
+    assert found == {
+        "value": "ck-\ud800-123456",
+        "normalized": None,
+        "oneId": None,
+        "status": "INVALID",
+    }
 
 
 def test_unknown_type_in_a_query_is_a_typed_error(api: Api) -> None:

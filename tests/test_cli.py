@@ -144,12 +144,15 @@ def test_import_takes_any_line_ending_and_rejects_a_line_that_is_not_utf8(
         + b'{"source": "web\xff"}\n'
         + line("e2", "ck-900002")
         + b"\r\n"
+        # Valid JSON, but half a surrogate pair is not a character.
+        + b'{"source": "web", "identifiers": [{"type": "cookie_id", "value": "ck-9\\ud800"}]}\n'
     )
     data = tmp_path / "data"
     result = idgraph("import", str(source), "--data-dir", str(data), "--quiet")
     assert result.returncode == 1, result.stderr
     assert "line 2: BAD_JSON" in result.stderr
-    assert "imported 2 events (0 duplicates skipped, 1 lines rejected" in result.stdout
+    assert "line 4: INVALID_EVENT: identifiers[0].value is not valid Unicode" in result.stderr
+    assert "imported 2 events (0 duplicates skipped, 2 lines rejected" in result.stdout
     mapping = tmp_path / "map.csv"
     assert idgraph("export", str(mapping), "--data-dir", str(data)).returncode == 0
     rows = read_csv(mapping)
