@@ -14,7 +14,12 @@ from graph.config import Config
 from graph.errors import BatchTooLarge, NotFound, StoreConflict, StoreUnavailable
 from graph.events import EventInput, IdentifierInput
 from graph.explain import Explanation, explain_link
-from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
+from graph.identifiers import (
+    IdentifierRegistry,
+    IdentifierStatus,
+    Normalised,
+    has_lone_surrogate,
+)
 from graph.models import EdgeObservation, Key, NodeRecord, pair
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
@@ -130,6 +135,8 @@ class IdentityGraph:
 
     def _customer(self, one_id: str) -> tuple[str, set[Key]] | None:
         """The surviving OneID for ``one_id`` (aliases followed) and its identifiers."""
+        if has_lone_surrogate(one_id):  # not text: never issued, and no store takes it
+            return None
         canonical = self.store.canonical_one_id(one_id)
         if canonical is None:
             return None

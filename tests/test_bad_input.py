@@ -74,25 +74,35 @@ def test_text_that_is_not_unicode_rejects_only_that_event(
     assert after[:2] == before["resolveIdentifiers"][:2]
 
 
-def test_an_identifier_that_is_not_unicode_resolves_as_invalid(api: Api) -> None:
-    query = {
-        "query": "query($ids: [IdentifierInput!]!) "
-        "{ resolveIdentifiers(identifiers: $ids) { value normalized oneId status } }",
-        "variables": {"ids": [{"type": "cookie_id", "value": "ck-\ud800-123456"}]},
-    }
+def test_queries_with_text_that_is_not_unicode_find_nothing(api: Api) -> None:
+    seeded(api)
+    bad = {"type": "cookie_id", "value": "ck-\ud800-123456"}
+    good = {"type": "phone", "value": "13800138000"}
+    query = """
+    query($ids: [IdentifierInput!]!, $bad: IdentifierInput!, $good: IdentifierInput!,
+          $oneId: ID!, $value: String!) {
+      resolveIdentifiers(identifiers: $ids) { value normalized oneId status }
+      profileByIdentifier(type: "cookie_id", value: $value) { oneId }
+      explainLink(a: $bad, b: $good) { joined reason }
+      profile(oneId: $oneId) { oneId }
+      identityGraph(oneId: $oneId) { oneId }
+    }"""
+    variables = {"ids": [bad], "bad": bad, "good": good, "oneId": "x\ud800", "value": bad["value"]}
     response = api.client.post(
         "/graphql",
-        content=json.dumps(query).encode(),
+        content=json.dumps({"query": query, "variables": variables}).encode(),
         headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.text
-    (found,) = response.json()["data"]["resolveIdentifiers"]
-    assert found == {
-        "value": "ck-\ud800-123456",
-        "normalized": None,
-        "oneId": None,
-        "status": "INVALID",
-    }
+    body = response.json()
+    assert "errors" not in body, body
+    found = body["data"]
+    assert found["resolveIdentifiers"] == [
+        {"value": bad["value"], "normalized": None, "oneId": None, "status": "INVALID"}
+    ]
+    assert found["profileByIdentifier"] is None
+    assert found["explainLink"] == {"joined": False, "reason": "INVALID"}
+    assert found["profile"] is None and found["identityGraph"] is None
 
 
 def test_unknown_type_in_a_query_is_a_typed_error(api: Api) -> None:
