@@ -129,12 +129,18 @@ def _check_unicode(event: EventInput) -> None:
 
 
 def _holds_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        return has_lone_surrogate(value)
-    if isinstance(value, dict):
-        return any(_holds_lone_surrogate(k) or _holds_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_lone_surrogate(v) for v in value)
+    """Any string in ``value``, JSON nested as deep as it may be (walked without recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if has_lone_surrogate(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
