@@ -12,9 +12,10 @@ event.
 
 from __future__ import annotations
 
+import sqlite3
 from array import array
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import combinations
 from typing import Any
@@ -43,12 +44,76 @@ class EventChunk:
     last_seen: list[str] = field(default_factory=list)
     node_blocked: list[bool] = field(default_factory=list)
     edges: array[int] = field(default_factory=lambda: array("i"))  # node numbers two by two
+    # A SQLite file holding the events' text (table ``events``, rowid = position + 1)
+    # in place of the text columns above, which are then empty; see ``spill``.
+    spilled: str | None = None
 
     def __len__(self) -> int:
         return len(self.event_ids)
 
+    def spill(self, path: str) -> None:
+        """Move the events' text to a new SQLite file at ``path``.
+
+        The embedded store copies a spilled chunk into its event log inside
+        SQLite (``INSERT ... SELECT``), without a Python object per value: for
+        a bulk import, the worker that parsed the chunk pays for the rows and
+        the importing process, which every chunk passes through, does not.
+        The file is scratch: no journal, no sync; the event log is what lasts.
+        """
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
+            db.execute(
+                "CREATE TABLE events (event_id TEXT, source TEXT, timestamp TEXT,"
+                " keys TEXT, traits TEXT, blocked TEXT)"
+            )
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                zip(
+                    self.event_ids,
+                    self.sources,
+                    self.timestamps,
+                    self.keys,
+                    self.traits,
+                    self.blocked,
+                    strict=True,
+                ),
+            )
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        self.sources, self.timestamps, self.keys, self.traits, self.blocked = [], [], [], [], []
+        self.spilled = path
+
+    def loaded(self) -> EventChunk:
+        """The chunk with its text in memory (itself when it was not spilled)."""
+        if self.spilled is None:
+            return self
+        db = sqlite3.connect(self.spilled)
+        try:
+            rows = db.execute(
+                "SELECT source, timestamp, keys, traits, blocked FROM events ORDER BY rowid"
+            ).fetchall()
+        finally:
+            db.close()
+        columns = list(zip(*rows, strict=True)) or [()] * 5
+        sources, timestamps, keys, traits, blocked = (list(c) for c in columns)
+        return replace(
+            self,
+            sources=sources,
+            timestamps=timestamps,
+            keys=keys,
+            traits=traits,
+            blocked=blocked,
+            spilled=None,
+        )
+
     def only(self, positions: Iterable[int]) -> EventChunk:
         """The chunk with just these events, its graph drawn again from their text."""
+        if self.spilled is not None:
+            return self.loaded().only(positions)
         builder = ChunkBuilder()
         for p in positions:
             builder.add_encoded(

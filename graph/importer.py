@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import tempfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -233,8 +234,12 @@ def without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _prepare_in_worker(first_line: int, block: bytes, phones: list[str]) -> bytes:
+def _prepare_in_worker(
+    first_line: int, block: bytes, phones: list[str], spill_dir: str | None
+) -> bytes:
     """The prepared chunk, pickled without a memo; ``phones`` are numbers found valid elsewhere.
+
+    With ``spill_dir``, the chunk's text goes to a file there (``EventChunk.spill``).
 
     A chunk is hundreds of thousands of small strings, none of them shared:
     the pickle memo, which would find the repeats, cost three quarters of the
@@ -242,10 +247,13 @@ def _prepare_in_worker(first_line: int, block: bytes, phones: list[str]) -> byte
     """
     assert _worker is not None, "worker process was not initialised"
     _worker.hear_of_phones(phones)
+    chunk = _worker.prepare(first_line, block)
+    if spill_dir is not None and chunk.events:
+        chunk.events.spill(os.path.join(spill_dir, f"lines-{first_line}.sqlite3"))
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
     pickler.fast = True
-    pickler.dump(_worker.prepare(first_line, block))
+    pickler.dump(chunk)
     return buffer.getvalue()
 
 
@@ -268,8 +276,19 @@ class PreparedChunks:
     """
 
     def __init__(
-        self, handle: BinaryIO, config: Config, now: datetime, chunk_size: int, workers: int
+        self,
+        handle: BinaryIO,
+        config: Config,
+        now: datetime,
+        chunk_size: int,
+        workers: int,
+        spill: bool = False,
     ) -> None:
+        """``spill``: workers write each chunk's text to a scratch file (``EventChunk.spill``).
+
+        A spilled chunk's file is removed when the next chunk is asked for, and
+        the scratch directory when this is left.
+        """
         self._handle = handle
         self._line = 1
         self._chunk_size = chunk_size
@@ -280,6 +299,8 @@ class PreparedChunks:
             workers, mp_context=context, initializer=_start_worker, initargs=(config, now)
         )
         self._pending: deque[Future[bytes]] = deque()
+        self._scratch = tempfile.TemporaryDirectory(prefix="idgraph-import-") if spill else None
+        self._handed_out: str | None = None  # the spilled file of the chunk last handed out
         # Parsing a phone number is the dearest part of reading an identifier, and
         # a number turns up all through a file: each task tells its worker the
         # numbers the others have found valid lately.
@@ -293,7 +314,8 @@ class PreparedChunks:
                 return
             self._next_size = min(self._chunk_size, 2 * self._next_size)
             block, phones = b"".join(lines), list(self._phones)
-            future = self._pool.submit(_prepare_in_worker, self._line, block, phones)
+            spill_dir = None if self._scratch is None else self._scratch.name
+            future = self._pool.submit(_prepare_in_worker, self._line, block, phones, spill_dir)
             self._pending.append(future)
             self._line += len(lines)
 
@@ -302,10 +324,20 @@ class PreparedChunks:
             chunk: PreparedChunk = pickle.loads(self._pending.popleft().result())
             self._phones.extend(chunk.phones)
             self._fill()
+            self._remove_handed_out()  # asking for this one means the last one is written
+            self._handed_out = chunk.events.spilled
             yield chunk
+        self._remove_handed_out()
+
+    def _remove_handed_out(self) -> None:
+        if self._handed_out is not None:
+            os.unlink(self._handed_out)
+            self._handed_out = None
 
     def __enter__(self) -> PreparedChunks:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(cancel_futures=True)
+        if self._scratch is not None:
+            self._scratch.cleanup()

@@ -77,8 +77,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     with (
         without_cycle_collection(),
         open(args.file, "rb") as handle,
-        # Workers parse the first chunks while the store opens.
-        PreparedChunks(handle, config, now, args.batch_size, workers) as chunks,
+        # Workers parse the first chunks while the store opens; for the embedded
+        # store they also write each chunk's rows, which it copies inside SQLite.
+        PreparedChunks(
+            handle, config, now, args.batch_size, workers, spill=settings.embedded
+        ) as chunks,
     ):
         graph = IdentityGraph(config, settings.open_store())
         try:

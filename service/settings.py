@@ -61,6 +61,11 @@ class Settings:
     def load_config(self) -> Config:
         return load_config(self.config_path)
 
+    @property
+    def embedded(self) -> bool:
+        """Whether the store is the embedded one (no Neo4j URI set)."""
+        return not self.neo4j_uri
+
     def open_store(self) -> GraphStore:
         if self.neo4j_uri:
             # Imported only when used: the driver is a fifth of a second of start-up

@@ -121,6 +121,43 @@ def test_an_import_names_each_customer_with_a_fresh_uuid4(tmp_path: Path) -> Non
         assert (parsed.hex, parsed.version, parsed.variant) == (one_id, 4, uuid.RFC_4122)
 
 
+def test_an_import_leaves_no_scratch_files_and_reads_duplicates_back(tmp_path: Path) -> None:
+    """Workers hand the embedded store each chunk's rows in a scratch file; none outlive it."""
+    lines = [
+        json.dumps(
+            {
+                "eventId": f"e{n % 150}",  # the last 50 lines repeat earlier ids
+                "source": "web",
+                "identifiers": [
+                    {"type": "cookie_id", "value": f"ck-{n:06d}"},
+                    {"type": "email", "value": f"u{n % 150}@example.com"},
+                ],
+                "traits": {"n": n},
+            }
+        )
+        for n in range(200)
+    ]
+    source = write_ndjson(tmp_path / "events.ndjson", lines)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    data = tmp_path / "data"
+    done = subprocess.run(
+        [IDGRAPH, "import", str(source), "--data-dir", str(data), "--quiet", "--batch-size", "40"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "imported 150 events (50 duplicates skipped" in done.stdout
+    assert list(scratch.iterdir()) == []
+    profiles = tmp_path / "profiles.ndjson"
+    assert idgraph("export", str(profiles), "--data-dir", str(data)).returncode == 0
+    found = [json.loads(line) for line in profiles.read_text("utf-8").splitlines()]
+    assert len(found) == 150  # one customer per email, its first cookie only
+    assert sorted(t["value"] for p in found for t in p["traits"]) == list(range(150))
+
+
 def test_import_takes_any_line_ending_and_rejects_a_line_that_is_not_utf8(
     tmp_path: Path,
 ) -> None:

@@ -521,25 +521,40 @@ class EmbeddedStore:
             received = received_at.isoformat()
 
             def write(db: sqlite3.Connection) -> None:
-                db.executemany(
-                    "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys,"
-                    " traits, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    zip(
-                        itertools.count(first_seq),
-                        events.event_ids,
-                        events.sources,
-                        events.timestamps,
-                        itertools.repeat(received),
-                        events.keys,
-                        events.traits,
-                        events.blocked,
-                    ),
-                )
+                if events.spilled is not None:  # attached as "chunk": copied inside SQLite
+                    db.execute(
+                        "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys,"
+                        " traits, blocked) SELECT ? + rowid - 1, event_id, source, timestamp, ?,"
+                        " keys, traits, blocked FROM chunk.events ORDER BY rowid",
+                        (first_seq, received),
+                    )
+                else:
+                    db.executemany(
+                        "INSERT INTO events (seq, event_id, source, timestamp, received_at,"
+                        " keys, traits, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        zip(
+                            itertools.count(first_seq),
+                            events.event_ids,
+                            events.sources,
+                            events.timestamps,
+                            itertools.repeat(received),
+                            events.keys,
+                            events.traits,
+                            events.blocked,
+                        ),
+                    )
                 if self._unresolved_from is None:
                     marker = (_UNRESOLVED, str(first_seq))
                     db.execute("INSERT INTO meta (name, value) VALUES (?, ?)", marker)
 
-            self._transaction(write)
+            if events.spilled is None:
+                self._transaction(write)
+            else:
+                self._db.execute("ATTACH DATABASE ? AS chunk", (events.spilled,))
+                try:
+                    self._transaction(write)
+                finally:
+                    self._db.execute("DETACH DATABASE chunk")
             self._event_ids.update(events.event_ids)
             self._max_event = max(self._max_event, first_seq + len(events) - 1)
             if self._unresolved_from is None:

@@ -560,6 +560,7 @@ class Neo4jStore:
         # encode them again was most of the client's share of a bulk load.
         if not events:
             return
+        events = events.loaded()
         rows: list[EventRow] = []
         sent: list[list[Any]] = []
         for position, event_id in enumerate(events.event_ids):
