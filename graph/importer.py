@@ -328,6 +328,8 @@ class PreparedChunks:
             self._handed_out = chunk.events.spilled
             yield chunk
         self._remove_handed_out()
+        # Nothing left to parse: the workers wind down while the importer resolves.
+        self._pool.shutdown(wait=False)
 
     def _remove_handed_out(self) -> None:
         if self._handed_out is not None:
