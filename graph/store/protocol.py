@@ -123,6 +123,8 @@ class GraphStore(Protocol):
         """Write a bulk chunk's events, numbered from ``first_seq``, their resolution deferred.
 
         What ``apply`` does for a deferred ``ChangeSet`` of these events, from
-        the encoded text the chunk already holds: atomic and durable alike.
+        the encoded text the chunk already holds: atomic and durable alike. A
+        chunk may hold that text in a scratch SQLite file (``spilled``); a
+        store that cannot copy from there reads it back with ``loaded()``.
         """
         ...
