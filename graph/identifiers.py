@@ -259,38 +259,39 @@ class IdentifierType:
         What ``normalise`` finds, for the caller that only needs the value (a
         bulk import, where nearly every value is valid): no record to build.
         """
-        if len(raw) > MAX_VALUE_LENGTH or has_lone_surrogate(raw):
-            return None
-        value = self._normalise(raw, self._region)
-        if (
-            value is None
-            or value.lower() in self._blocked
-            or (self._repeated and _repeated_character(value))
-            or (self._pattern is not None and not self._pattern.fullmatch(value))
-        ):
-            return None
-        return value
+        status, value, _ = self._judge(raw)
+        return value if status is IdentifierStatus.VALID else None
 
     def normalise(self, raw: str) -> Normalised:
+        status, value, reason = self._judge(raw)
+        shown = raw if len(raw) <= MAX_VALUE_LENGTH else raw[:64] + "…"
+        return Normalised(self.name, shown, value, status, reason)
+
+    def _judge(self, raw: str) -> tuple[IdentifierStatus, str | None, str | None]:
+        """Status, value (canonical, or the cleaned placeholder) and reason: the rules, once."""
         if len(raw) > MAX_VALUE_LENGTH:
-            reason = f"longer than {MAX_VALUE_LENGTH} characters"
-            return Normalised(self.name, raw[:64] + "…", None, IdentifierStatus.INVALID, reason)
+            return IdentifierStatus.INVALID, None, f"longer than {MAX_VALUE_LENGTH} characters"
         if has_lone_surrogate(raw):
-            reason = "not valid Unicode text: it holds a lone surrogate"
-            return Normalised(self.name, raw, None, IdentifierStatus.INVALID, reason)
+            return (
+                IdentifierStatus.INVALID,
+                None,
+                "not valid Unicode text: it holds a lone surrogate",
+            )
         value = self._normalise(raw, self._region)
         if value is None:
             cleaned = _clean(raw).lower()
             if cleaned in self._blocked:
-                return Normalised(self.name, raw, cleaned, IdentifierStatus.BLOCKED, "placeholder")
-            reason = f"not a valid {self.name}"
-            return Normalised(self.name, raw, None, IdentifierStatus.INVALID, reason)
+                return IdentifierStatus.BLOCKED, cleaned, "placeholder"
+            return IdentifierStatus.INVALID, None, f"not a valid {self.name}"
         if value.lower() in self._blocked or (self._repeated and _repeated_character(value)):
-            return Normalised(self.name, raw, value, IdentifierStatus.BLOCKED, "placeholder")
+            return IdentifierStatus.BLOCKED, value, "placeholder"
         if self._pattern is not None and not self._pattern.fullmatch(value):
-            reason = f"{self.name} does not match {self._pattern.pattern}"
-            return Normalised(self.name, raw, None, IdentifierStatus.INVALID, reason)
-        return Normalised(self.name, raw, value, IdentifierStatus.VALID)
+            return (
+                IdentifierStatus.INVALID,
+                None,
+                f"{self.name} does not match {self._pattern.pattern}",
+            )
+        return IdentifierStatus.VALID, value, None
 
 
 class IdentifierRegistry:
