@@ -19,6 +19,10 @@ once another writer has joined, parts are resolved the general way.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import chain
+
+import numpy as np
+import numpy.typing as npt
 
 from graph.batch import Batch
 from graph.event_chunk import ChunkBuilder, EventChunk
@@ -49,7 +53,7 @@ class BulkLoad:
         self._first: list[str] = []  # moment_text: compared as text, read once at the end
         self._last: list[str] = []
         self._blocked: list[bool] = []
-        self._adjacency: list[list[int]] = []
+        self._edges: list[npt.NDArray[np.int64]] = []  # each chunk's edges, positions two by two
         # Each node as the last part wrote it, by position; later nodes are not written yet.
         self._written_as: list[NodeRecord] = []
 
@@ -87,12 +91,12 @@ class BulkLoad:
     def _forget(self) -> None:
         """The graph is in the store now: later parts are resolved the general way."""
         self.empty = False
-        self._ids, self._keys, self._adjacency = {}, [], []
+        self._ids, self._keys, self._edges = {}, [], []
         self._first, self._last, self._blocked = [], [], []
         self._written_as = []
 
     def _follow(self, chunk: EventChunk) -> None:
-        ids, keys, adjacency = self._ids, self._keys, self._adjacency
+        ids, keys = self._ids, self._keys
         first, last, blocked = self._first, self._last, self._blocked
         number = []  # the chunk's node number -> the loader's
         for key, seen_first, seen_last, is_blocked in zip(
@@ -105,18 +109,15 @@ class BulkLoad:
                 first.append(seen_first)
                 last.append(seen_last)
                 blocked.append(is_blocked)
-                adjacency.append([])
             else:
                 if seen_first < first[n]:
                     first[n] = seen_first
                 if seen_last > last[n]:
                     last[n] = seen_last
             number.append(n)
-        ends = iter(chunk.edges)
-        for a, b in zip(ends, ends, strict=True):
-            a, b = number[a], number[b]
-            adjacency[a].append(b)
-            adjacency[b].append(a)
+        if chunk.edges:
+            ends = np.frombuffer(chunk.edges, dtype=np.intc)
+            self._edges.append(np.array(number, dtype=np.int64)[ends])
 
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""
@@ -136,18 +137,17 @@ class BulkLoad:
 
     def _judged(self) -> tuple[WholeGraph, list[bool], FirstLoad]:
         """The whole graph judged; its nodes by the loader's position, no OneIDs given yet."""
-        whole = WholeGraph(self.resolver.registry, self._keys, self._blocked, self._adjacency)
+        edges = np.concatenate(self._edges) if self._edges else np.zeros(0, dtype=np.int64)
+        whole = WholeGraph(self.resolver.registry, self._keys, self._blocked, edges)
         counts, shared = whole.judge()
-        node_of = [0] * len(self._keys)  # loader's position -> key-order position
-        for position, original in enumerate(whole.order):
-            node_of[original] = position
+        node_of = whole.rank  # loader's position -> key-order position
         load = FirstLoad(
             self._keys,
             self._first,
             self._last,
             self._blocked,
-            list(map(shared.__getitem__, node_of)),
-            list(map(counts.__getitem__, node_of)),
+            np.array(shared, dtype=bool)[node_of].tolist(),
+            np.array(counts, dtype=np.int64)[node_of].tolist(),
             [None] * len(self._keys),
             [],
         )
@@ -158,12 +158,17 @@ class BulkLoad:
             return 0
         whole, shared, load = self._judged()
         customers = whole.customers(shared)
-        one_ids, order = load.one_ids, whole.order
-        named = zip(customers, new_one_ids(len(customers)), strict=True)
-        for seq, (members, one_id) in enumerate(named, start=1):
-            load.customers.append(CustomerRecord(one_id, seq, self.now))
-            for n in members:
-                one_ids[order[n]] = one_id
+        one_ids = new_one_ids(len(customers))
+        load.customers = [
+            CustomerRecord(one_id, seq, self.now) for seq, one_id in enumerate(one_ids, start=1)
+        ]
+        names: list[str | None] = [*one_ids, None]
+        # Each node's customer (by the loader's position); -1, past the last name, for none.
+        customer_of = np.full(len(self._keys), -1, dtype=np.int64)
+        sizes = list(map(len, customers))
+        members = np.fromiter(chain.from_iterable(customers), dtype=np.int64, count=sum(sizes))
+        customer_of[whole.order[members]] = np.repeat(np.arange(len(customers)), sizes)
+        load.one_ids = list(map(names.__getitem__, customer_of.tolist()))
         self.store.apply_first_load(load)
         if self.store.resolve_every is not None:  # more parts may follow
             self._written_as = load.nodes()

@@ -7,17 +7,28 @@ rules themselves. This module evaluates the same three rules in one pass over
 integer node ids, numbered in key order so that every "smallest key" and
 "sorted" of the lazy version means the same here. The property tests hold the
 two to the same answer on every graph they generate.
+
+The edges live in numpy arrays (both directions, sorted): what is the same
+for every node (dropping repeated edges, counting strong neighbours, which
+components break a limit) is done on whole arrays, and Python walks only the
+nodes a rule has to look at one by one.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from graph.identifiers import IdentifierRegistry
 from graph.models import Key, Pair
 from graph.resolution import constrained
 from graph.sharing import corroborated, packed
+
+Ints = npt.NDArray[np.int64]
+Flags = npt.NDArray[np.bool_]
 
 
 class WholeGraph:
@@ -27,27 +38,36 @@ class WholeGraph:
         self,
         registry: IdentifierRegistry,
         keys: list[Key],
-        blocked: list[bool],
-        adjacency: list[list[int]],
+        blocked: Sequence[bool],
+        edges: npt.ArrayLike,
     ) -> None:
-        """``adjacency[n]`` lists node ``n``'s neighbours by position in ``keys`` (repeats allowed).
+        """``edges`` holds positions in ``keys`` two by two, one pair per edge.
 
-        Nodes are renumbered in key order; ``order[i]`` is the caller's position
-        of node ``i``.
+        An edge may come more than once, either way round. Nodes are renumbered
+        in key order: ``order[i]`` is the caller's position of node ``i`` and
+        ``rank[p]`` the node at the caller's position ``p``.
         """
-        self.order = _key_order(keys)
-        rank = [0] * len(keys)
-        for new, old in enumerate(self.order):
-            rank[old] = new
-        self.keys = [keys[old] for old in self.order]
-        self.blocked = [blocked[old] for old in self.order]
-        renumber = rank.__getitem__
-        self.adj = [list(set(map(renumber, adjacency[old]))) for old in self.order]
+        size = len(keys)
+        order_list, runs = _key_order(keys)
+        self.order = np.array(order_list, dtype=np.int64)
+        self.rank = np.empty(size, dtype=np.int64)
+        self.rank[self.order] = np.arange(size)
+        self.keys = list(map(keys.__getitem__, order_list))
+        self.blocked_at: Flags = np.array(blocked, dtype=bool)[self.order]
+        self.blocked: list[bool] = self.blocked_at.tolist()
+        ends = self.rank[np.asarray(edges, dtype=np.int64)]
+        self.src, self.dst = _both_ways(ends, size)
+        bounds = np.zeros(size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.src, minlength=size), out=bounds[1:])
+        flat, at = self.dst.tolist(), bounds.tolist()
+        self.adj: list[list[int]] = [flat[at[n] : at[n + 1]] for n in range(size)]
+        # Keys are in type order, so each type is one run of nodes.
+        self.kind_at: Ints = np.repeat(
+            np.arange(len(runs), dtype=np.int64), [count for _, count in runs]
+        )
+        self.kind: list[int] = self.kind_at.tolist()
         types = registry.types
-        names = sorted({key[0] for key in self.keys})
-        type_of = {name: t for t, name in enumerate(names)}
-        self.kind = [type_of[key[0]] for key in self.keys]
-        spec = [types.get(name) for name in names]
+        spec = [types.get(name) for name, _ in runs]
         self.strong_type = [s is not None and s.strong for s in spec]
         self.hub_at = [None if s is None else s.hub_threshold for s in spec]
         self.threshold = [None if s is None else s.shared_threshold for s in spec]
@@ -67,106 +87,113 @@ class WholeGraph:
     ) -> WholeGraph:
         keys = list(blocked)
         index = {key: n for n, key in enumerate(keys)}
-        return cls(
-            registry,
-            keys,
-            [blocked[key] for key in keys],
-            [[index[o] for o in adjacency[key]] for key in keys],
-        )
+        edges = [end for a, key in enumerate(keys) for o in adjacency[key] for end in (a, index[o])]
+        return cls(registry, keys, [blocked[key] for key in keys], edges)
 
     def linked_edges(self, shared: list[bool]) -> list[Pair]:
         """Every edge between two nodes that are neither blocked nor shared, as key pairs."""
-        keys, blocked = self.keys, self.blocked
-        linkable = [not (blocked[n] or shared[n]) for n in range(len(keys))]
-        return [
-            (keys[a], keys[b])
-            for a, others in enumerate(self.adj)
-            if linkable[a]
-            for b in others
-            if a < b and linkable[b]
-        ]
+        linkable = self._linkable(shared)
+        src, dst = self.src, self.dst
+        keep = (src < dst) & linkable[src] & linkable[dst]
+        keys, ends = self.keys, zip(src[keep].tolist(), dst[keep].tolist(), strict=True)
+        return [(keys[a], keys[b]) for a, b in ends]
 
     def judge(self) -> tuple[list[int], list[bool]]:
         """Each node's count of strong neighbours and its shared flag."""
-        kind, blocked, adj, strong_type = self.kind, self.blocked, self.adj, self.strong_type
-        size = len(kind)
-        strong = [strong_type[kind[n]] and not blocked[n] for n in range(size)]
-        counts = [sum(map(strong.__getitem__, others)) for others in adj]
-        hub_at = self.hub_at
-        hub = [(limit := hub_at[kind[n]]) is not None and counts[n] > limit for n in range(size)]
-        anchor0 = [strong[n] and not hub[n] for n in range(size)]
-        shared = [hub[n] and not blocked[n] for n in range(size)]
+        size, kind, blocked = len(self.keys), self.kind_at, self.blocked_at
+        src, dst = self.src, self.dst
+        strong_type = np.array(self.strong_type, dtype=bool)[kind]
+        strong = strong_type & ~blocked
+        counts = np.bincount(src[strong[dst]], minlength=size)
+        has_hub = np.array([h is not None for h in self.hub_at], dtype=bool)[kind]
+        hub_at = np.array([h or 0 for h in self.hub_at], dtype=np.int64)[kind]
+        hub = has_hub & (counts > hub_at)
+        anchor0 = strong & ~hub
+        shared = hub & ~blocked
         threshold = self.threshold
-        for n in range(size):
-            limit = threshold[kind[n]]
-            if strong_type[kind[n]] and anchor0[n] and limit is not None:
-                shared[n] = self._groups_without(n, anchor0) > limit
-        anchor = [anchor0[n] and not shared[n] for n in range(size)]
-        groups1 = _components(adj, anchor)
-        members1: dict[int, list[int]] = {}
-        for n, g in enumerate(groups1):
-            if g >= 0:
-                members1.setdefault(g, []).append(n)
-        corroborator = [
-            not strong_type[kind[n]] and not blocked[n] and not hub[n] for n in range(size)
+        has_threshold = np.array([t is not None for t in threshold], dtype=bool)[kind]
+        limit_at = np.array([t or 0 for t in threshold], dtype=np.int64)[kind]
+        member0: list[bool] = anchor0.tolist()
+        joining = np.flatnonzero(anchor0 & has_threshold)
+        shared[joining] = [
+            self._groups_without(n, member0) > limit
+            for n, limit in zip(joining.tolist(), limit_at[joining].tolist(), strict=True)
         ]
-        around: dict[int, set[int]] = {}
-        for n in range(size):
-            limit = threshold[kind[n]]
-            if strong_type[kind[n]] or blocked[n] or hub[n] or limit is None:
-                continue
-            names = sorted({groups1[o] for o in adj[n] if anchor[o]})
-            if len(names) < 2:
-                shared[n] = len(names) > limit
-            else:
-                sets = self._corroborated(names, members1, around, corroborator)
-                shared[n] = self._packed(sets) > limit
-        return counts, shared
+        anchor = anchor0 & ~shared
+        groups1 = np.array(_components(self.adj, anchor.tolist()), dtype=np.int64)
+        # Any other identifier: the distinct anchor groups next to it.
+        corroborator = ~strong_type & ~blocked & ~hub
+        judged = corroborator & has_threshold
+        touch = judged[src] & anchor[dst]
+        near = np.unique(src[touch] * size + groups1[dst[touch]])
+        who, group = np.divmod(near, size)
+        seen = np.bincount(who, minlength=size)
+        lone = judged & (seen < 2)
+        shared[lone] = seen[lone] > limit_at[lone]
+        several = np.flatnonzero(judged & (seen >= 2))
+        if several.size:
+            members1 = _members(groups1)
+            around: dict[int, set[int]] = {}
+            corroborators: list[bool] = corroborator.tolist()
+            first = np.searchsorted(who, several)
+            names = group.tolist()
+            shared[several] = [
+                self._packed(
+                    self._corroborated(names[f : f + count], members1, around, corroborators)
+                )
+                > limit
+                for f, count, limit in zip(
+                    first.tolist(), seen[several].tolist(), limit_at[several].tolist(), strict=True
+                )
+            ]
+        return counts.tolist(), shared.tolist()
 
     def customers(self, shared: list[bool]) -> list[list[int]]:
         """``resolution.partition`` of the linkable nodes, as lists of nodes, by smallest key.
 
         The same partition, without taking every key and edge as tuples: most
         components break no per-type limit and are taken whole, as they come
-        out of the integer walk (already in order of their smallest node, and
-        each in key order). Only one that holds more of a limited type than
-        the limit allows goes through ``resolution.constrained``, edge by edge.
+        out of the integer walk (in order of their smallest node, and each in
+        key order). Only one that holds more of a limited type than the limit
+        allows goes through ``resolution.constrained``, edge by edge.
         """
-        blocked, keys, adj, kind = self.blocked, self.keys, self.adj, self.kind
-        linkable = [not (blocked[n] or shared[n]) for n in range(len(keys))]
-        groups: dict[int, list[int]] = {}
-        for n, label in enumerate(_components(adj, linkable)):
-            if label >= 0:
-                groups.setdefault(label, []).append(n)
-        limit = {t: n for t, n in enumerate(self.limit) if n is not None}
-        if not limit:
+        linkable = self._linkable(shared)
+        labels = np.array(_components(self.adj, linkable.tolist()), dtype=np.int64)
+        groups = _members(labels)
+        types = len(self.limit)
+        limit = np.array([-1 if n is None else n for n in self.limit], dtype=np.int64)
+        limited = linkable & (limit >= 0)[self.kind_at]
+        if not limited.any():
             return list(groups.values())
+        held, count = np.unique(labels[limited] * types + self.kind_at[limited], return_counts=True)
+        over = count > limit[held % types]
+        broken = set((held[over] // types).tolist())
+        if not broken:
+            return list(groups.values())
+        keys, adj = self.keys, self.adj
         found: list[list[int]] = []
-        split = False
-        for members in groups.values():
-            limited = [kind[n] for n in members if kind[n] in limit]
-            # Every limit is at least one: a single limited node breaks none.
-            if len(limited) < 2 or all(c <= limit[t] for t, c in Counter(limited).items()):
+        for name, members in groups.items():
+            if name not in broken:
                 found.append(members)
                 continue
-            split = True
             index = {keys[n]: n for n in members}
-            edges = [(keys[a], keys[b]) for a in members for b in adj[a] if a < b and linkable[b]]
+            inside = set(members)  # a member's linkable neighbours are the other members
+            edges = [(keys[a], keys[b]) for a in members for b in adj[a] if a < b and b in inside]
             parts = constrained(self.registry, list(index), edges).groups.values()
             found.extend(sorted(index[k] for k in part) for part in parts)
-        if split:
-            found.sort(key=lambda members: members[0])
+        found.sort(key=lambda members: members[0])
         return found
 
     def linked_components(self, shared: list[bool]) -> list[list[Key]]:
         """Plain connected components over the nodes that are neither blocked nor shared."""
-        blocked, keys = self.blocked, self.keys
-        linkable = [not (blocked[n] or shared[n]) for n in range(len(keys))]
-        groups: dict[int, list[Key]] = {}
-        for n, label in enumerate(_components(self.adj, linkable)):
-            if label >= 0:
-                groups.setdefault(label, []).append(keys[n])
-        return list(groups.values())
+        labels = _components(self.adj, self._linkable(shared).tolist())
+        keys = self.keys
+        groups = _members(np.array(labels, dtype=np.int64))
+        return [[keys[n] for n in members] for members in groups.values()]
+
+    def _linkable(self, shared: list[bool]) -> Flags:
+        linkable: Flags = ~(self.blocked_at | np.array(shared, dtype=bool))
+        return linkable
 
     def _groups_without(self, k: int, member: list[bool]) -> int:
         """How many customers the anchor groups around ``k`` make once ``k`` is taken out."""
@@ -231,8 +258,8 @@ class WholeGraph:
         return packed(sets, self.capacity)
 
 
-def _key_order(keys: list[Key]) -> list[int]:
-    """Positions of ``keys`` in key order: by type, then by value.
+def _key_order(keys: list[Key]) -> tuple[list[int], list[tuple[str, int]]]:
+    """Positions of ``keys`` in key order (by type, then by value), and each type's count.
 
     Sorting positions by their keys compares tuples, several times slower
     than comparing strings: the positions of each type are sorted by value
@@ -242,12 +269,43 @@ def _key_order(keys: list[Key]) -> list[int]:
     for n, key in enumerate(keys):
         by_type.setdefault(key[0], []).append(n)
     order: list[int] = []
+    runs: list[tuple[str, int]] = []
     for name in sorted(by_type):
         positions = by_type[name]
         values = [keys[n][1] for n in positions]
         ranked = sorted(range(len(positions)), key=values.__getitem__)
         order.extend(map(positions.__getitem__, ranked))
-    return order
+        runs.append((name, len(positions)))
+    return order, runs
+
+
+def _both_ways(ends: Ints, size: int) -> tuple[Ints, Ints]:
+    """Distinct edges between distinct nodes, each way round, sorted by source then target."""
+    pairs = ends.reshape(-1, 2)
+    low, high = pairs.min(axis=1), pairs.max(axis=1)
+    apart = low != high  # an identifier is not its own neighbour
+    once = np.unique(low[apart] * size + high[apart])
+    low, high = np.divmod(once, size)
+    both = np.sort(np.concatenate((low * size + high, high * size + low)))
+    src, dst = np.divmod(both, size)
+    return src, dst
+
+
+def _members(labels: Ints) -> dict[int, list[int]]:
+    """Nodes by label (labels below 0 left out), in order of label, each in node order."""
+    nodes = np.flatnonzero(labels >= 0)
+    by_label = np.argsort(labels[nodes], kind="stable")
+    nodes = nodes[by_label]
+    names = labels[nodes]
+    cuts = (np.flatnonzero(np.diff(names)) + 1).tolist()
+    starts, stops = [0, *cuts], [*cuts, len(nodes)]
+    flat = nodes.tolist()
+    if not flat:
+        return {}
+    return {
+        name: flat[start:stop]
+        for name, start, stop in zip(names[starts].tolist(), starts, stops, strict=True)
+    }
 
 
 def _components(adj: list[list[int]], member: list[bool]) -> list[int]:
