@@ -33,6 +33,7 @@ from graph.event_chunk import ChunkBuilder, EventChunk, moment_text
 from graph.events import as_utc, clean_event, event_from_json
 from graph.identifiers import IdentifierRegistry, remember_valid_phones
 from graph.models import Key
+from graph.phone_exchange import PhoneExchange
 
 
 @dataclass
@@ -42,8 +43,6 @@ class PreparedChunk:
     events: EventChunk = field(default_factory=EventChunk)
     warnings: int = 0
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, code, message
-    # Phone numbers this worker found valid and had not heard of: for the others.
-    phones: list[str] = field(default_factory=list)
 
 
 class LineReader:
@@ -58,9 +57,13 @@ class LineReader:
     the same chunk (a test holds them to it).
     """
 
-    def __init__(self, registry: IdentifierRegistry, now: datetime) -> None:
+    def __init__(
+        self, registry: IdentifierRegistry, now: datetime, exchange: PhoneExchange | None = None
+    ) -> None:
+        """``exchange``: where the reader tells the phone numbers it finds valid, hears others'."""
         self.registry = registry
         self.now = now
+        self._exchange = exchange
         self._max_identifiers = registry.config.ingest.max_identifiers_per_event
         # (type, raw value) -> its valid key, or None when it is not valid.
         self._valid: dict[tuple[str, str], Key | None] = {}
@@ -68,14 +71,19 @@ class LineReader:
             name for name, kind in registry.types.items() if kind.spec.normaliser == "phone"
         )
         self._phones_known: set[str] = set()  # found here or heard of: not to be told again
-        self._phones_found: list[str] = []
+        self._phones_found: list[str] = []  # found here since the last trade
 
-    def hear_of_phones(self, e164_texts: list[str]) -> None:
-        """Numbers other workers found valid, so that this one does not parse them again."""
-        if len(self._phones_known) >= _REMEMBERED:
+    def trade_phones(self) -> None:
+        """Tell the exchange the numbers found since last time; take in those others found."""
+        if self._exchange is None:
+            return
+        self._exchange.tell(self._phones_found)
+        self._phones_found = []
+        heard = self._exchange.hear()
+        if len(self._phones_known) + len(heard) > _REMEMBERED:
             self._phones_known.clear()
-        self._phones_known.update(e164_texts)
-        remember_valid_phones(e164_texts)
+        self._phones_known.update(heard)
+        remember_valid_phones(heard)
 
     def prepare(self, first_line: int, block: bytes) -> PreparedChunk:
         """Parse and clean a block of NDJSON lines, the first numbered ``first_line``.
@@ -87,6 +95,8 @@ class LineReader:
         builder = ChunkBuilder()
         direct = self._direct
         for number, line in enumerate(block.split(b"\n"), start=first_line):
+            if not number % _TRADE_EVERY:
+                self.trade_phones()
             if not line.strip():
                 continue
             try:
@@ -120,7 +130,7 @@ class LineReader:
             )
             chunk.warnings += len(clean.warnings)
         chunk.events = builder.chunk
-        chunk.phones, self._phones_found = self._phones_found, []
+        self.trade_phones()
         return chunk
 
     def _direct(self, obj: Any, builder: ChunkBuilder) -> bool:
@@ -175,6 +185,7 @@ class LineReader:
                     kind in self._phone_types
                     and canonical is not None
                     and canonical not in self._phones_known
+                    and self._exchange is not None
                 ):
                     self._phones_known.add(canonical)
                     self._phones_found.append(canonical)
@@ -203,15 +214,15 @@ _FIELDS = frozenset({"eventId", "source", "timestamp", "identifiers", "traits"})
 _UTC_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _UNSEEN: Any = object()
 _REMEMBERED = 262_144  # distinct raw identifiers a worker keeps normalised
-_PHONES_TOLD = 65_536  # the most recently found valid numbers each task carries
+_TRADE_EVERY = 512  # lines between two trades of phone numbers with the other workers
 
 
 _worker: LineReader | None = None
 
 
-def _start_worker(config: Config, now: datetime) -> None:
+def _start_worker(config: Config, now: datetime, phone_exchange: str) -> None:
     global _worker
-    _worker = LineReader(IdentifierRegistry(config), now)
+    _worker = LineReader(IdentifierRegistry(config), now, PhoneExchange(phone_exchange))
     gc.disable()  # see without_cycle_collection
 
 
@@ -234,10 +245,8 @@ def without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _prepare_in_worker(
-    first_line: int, block: bytes, phones: list[str], spill_dir: str | None
-) -> bytes:
-    """The prepared chunk, pickled without a memo; ``phones`` are numbers found valid elsewhere.
+def _prepare_in_worker(first_line: int, block: bytes, spill_dir: str | None) -> bytes:
+    """The prepared chunk, pickled without a memo.
 
     With ``spill_dir``, the chunk's text goes to a file there (``EventChunk.spill``).
 
@@ -246,7 +255,6 @@ def _prepare_in_worker(
     pickling and found nothing.
     """
     assert _worker is not None, "worker process was not initialised"
-    _worker.hear_of_phones(phones)
     chunk = _worker.prepare(first_line, block)
     if spill_dir is not None and chunk.events:
         chunk.events.spill(os.path.join(spill_dir, f"lines-{first_line}.sqlite3"))
@@ -286,25 +294,28 @@ class PreparedChunks:
     ) -> None:
         """``spill``: workers write each chunk's text to a scratch file (``EventChunk.spill``).
 
-        A spilled chunk's file is removed when the next chunk is asked for, and
-        the scratch directory when this is left.
+        A spilled chunk's file is removed when the next chunk is asked for. The
+        scratch directory (spilled chunks, the workers' ``PhoneExchange``) is
+        removed when this is left.
         """
         self._handle = handle
         self._line = 1
         self._chunk_size = chunk_size
         self._next_size = max(1, chunk_size // 8)
         self._in_flight = 2 * workers
+        self._scratch = tempfile.TemporaryDirectory(prefix="idgraph-import-")
+        self._spill_dir = self._scratch.name if spill else None
+        phones = os.path.join(self._scratch.name, "phones.sqlite3")
+        PhoneExchange.create(phones)
         context = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
         self._pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start_worker, initargs=(config, now)
+            workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(config, now, phones),
         )
         self._pending: deque[Future[bytes]] = deque()
-        self._scratch = tempfile.TemporaryDirectory(prefix="idgraph-import-") if spill else None
         self._handed_out: str | None = None  # the spilled file of the chunk last handed out
-        # Parsing a phone number is the dearest part of reading an identifier, and
-        # a number turns up all through a file: each task tells its worker the
-        # numbers the others have found valid lately.
-        self._phones: deque[str] = deque(maxlen=_PHONES_TOLD)
         self._fill()
 
     def _fill(self) -> None:
@@ -313,16 +324,14 @@ class PreparedChunks:
             if not lines:
                 return
             self._next_size = min(self._chunk_size, 2 * self._next_size)
-            block, phones = b"".join(lines), list(self._phones)
-            spill_dir = None if self._scratch is None else self._scratch.name
-            future = self._pool.submit(_prepare_in_worker, self._line, block, phones, spill_dir)
+            block = b"".join(lines)
+            future = self._pool.submit(_prepare_in_worker, self._line, block, self._spill_dir)
             self._pending.append(future)
             self._line += len(lines)
 
     def __iter__(self) -> Iterator[PreparedChunk]:
         while self._pending:
             chunk: PreparedChunk = pickle.loads(self._pending.popleft().result())
-            self._phones.extend(chunk.phones)
             self._fill()
             self._remove_handed_out()  # asking for this one means the last one is written
             self._handed_out = chunk.events.spilled
@@ -341,5 +350,4 @@ class PreparedChunks:
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(cancel_futures=True)
-        if self._scratch is not None:
-            self._scratch.cleanup()
+        self._scratch.cleanup()

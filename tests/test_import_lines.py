@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from graph.event_chunk import ChunkBuilder
 from graph.events import clean_event, event_from_json
 from graph.identifiers import IdentifierRegistry
 from graph.importer import LineReader, PreparedChunk
+from graph.phone_exchange import PhoneExchange
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 REGISTRY = IdentifierRegistry(load_config())
@@ -56,7 +58,6 @@ def comparable(chunk: PreparedChunk) -> dict[str, Any]:
     found["events"]["event_ids"] = [AUTO_ID.sub("auto", e) for e in chunk.events.event_ids]
     found["events"]["edges"] = list(chunk.events.edges)
     found["rejected"] = [(n, code) for n, code, _ in chunk.rejected]  # decoders word it apart
-    del found["phones"]  # news for the other workers, not part of what was read
     return found
 
 
@@ -161,7 +162,7 @@ def test_every_line_reads_as_the_api_reads_it(lines: list[bytes]) -> None:
     assert comparable(reader.prepare(1, block)) == expected  # again, each identifier known
 
 
-def test_a_worker_tells_of_each_new_valid_number_once() -> None:
+def test_workers_tell_each_other_each_new_valid_number_once(tmp_path: Path) -> None:
     def line(event_id: str, phone: str) -> bytes:
         identifiers = [
             {"type": "phone", "value": phone},
@@ -171,14 +172,19 @@ def test_a_worker_tells_of_each_new_valid_number_once() -> None:
             {"eventId": event_id, "source": "web", "identifiers": identifiers}
         ).encode()
 
-    reader = LineReader(REGISTRY, NOW)
-    first = reader.prepare(1, line("a", "+86 139 0013 9000") + b"\n" + line("b", "13900139000"))
-    assert first.phones == ["+8613900139000"]
-    again = reader.prepare(3, line("c", "0086-139-0013-9000") + b"\n" + line("d", "not a phone"))
-    assert again.phones == []
-    told = LineReader(REGISTRY, NOW)
-    told.hear_of_phones(["+8613700137000"])
-    heard = told.prepare(1, line("e", "137 0013 7000") + b"\n" + line("f", "+8613600136000"))
-    assert heard.phones == ["+8613600136000"]
+    path = str(tmp_path / "phones.sqlite3")
+    PhoneExchange.create(path)
+    listener = PhoneExchange(path)
+    reader = LineReader(REGISTRY, NOW, PhoneExchange(path))
+    reader.prepare(1, line("a", "+86 139 0013 9000") + b"\n" + line("b", "13900139000"))
+    assert listener.hear() == ["+8613900139000"]
+    reader.prepare(3, line("c", "0086-139-0013-9000") + b"\n" + line("d", "not a phone"))
+    assert listener.hear() == []
+    listener.tell(["+8613700137000"])
+    assert listener.hear() == ["+8613700137000"]  # its own too
+    other = LineReader(REGISTRY, NOW, PhoneExchange(path))
+    other.trade_phones()
+    heard = other.prepare(1, line("e", "137 0013 7000") + b"\n" + line("f", "+8613600136000"))
+    assert listener.hear() == ["+8613600136000"]  # not the number it heard of
     assert [k for k, _ in heard.events.nodes] == ["phone", "cookie_id", "phone"]
     assert heard.events.nodes[0] == ("phone", "+8613700137000")
