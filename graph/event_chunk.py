@@ -22,6 +22,7 @@ from typing import Any
 
 from graph import jsontext
 from graph.models import Key
+from graph.sqlite_rows import insert_rows
 
 
 def moment_text(value: datetime) -> str:
@@ -69,8 +70,10 @@ class EventChunk:
                 " keys TEXT, traits TEXT, blocked TEXT)"
             )
             db.execute("BEGIN")
-            db.executemany(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+            insert_rows(
+                db,
+                "events",
+                ("event_id", "source", "timestamp", "keys", "traits", "blocked"),
                 zip(
                     self.event_ids,
                     self.sources,

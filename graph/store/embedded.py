@@ -41,6 +41,7 @@ from graph.models import (
     StoredEvent,
     pair,
 )
+from graph.sqlite_rows import insert_rows
 
 SCHEMA_VERSION = 4
 
@@ -101,6 +102,27 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+_IDENTIFIER_COLUMNS = (
+    "seq",
+    "type",
+    "value",
+    "first_seen",
+    "last_seen",
+    "blocked",
+    "shared",
+    "strong_neighbours",
+    "one_id",
+)
+_EVENT_COLUMNS = (
+    "seq",
+    "event_id",
+    "source",
+    "timestamp",
+    "received_at",
+    "keys",
+    "traits",
+    "blocked",
+)
 _UNRESOLVED = "unresolved_from"  # meta: the first event seq whose resolution was deferred
 
 
@@ -490,9 +512,10 @@ class EmbeddedStore:
 
             def write(db: sqlite3.Connection) -> None:
                 keys = load.keys
-                db.executemany(
-                    "INSERT INTO identifiers (seq, type, value, first_seen, last_seen, blocked,"
-                    " shared, strong_neighbours, one_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                insert_rows(
+                    db,
+                    "identifiers",
+                    _IDENTIFIER_COLUMNS,
                     zip(
                         range(1, len(keys) + 1),
                         map(operator.itemgetter(0), keys),
@@ -529,9 +552,10 @@ class EmbeddedStore:
                         (first_seq, received),
                     )
                 else:
-                    db.executemany(
-                        "INSERT INTO events (seq, event_id, source, timestamp, received_at,"
-                        " keys, traits, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    insert_rows(
+                        db,
+                        "events",
+                        _EVENT_COLUMNS,
                         zip(
                             itertools.count(first_seq),
                             events.event_ids,
@@ -588,9 +612,10 @@ class EmbeddedStore:
         assignments = c.assignments
         # Identifiers derived from deferred events have no row until resolved.
         unwritten = [n for k, n in c.node_updates.items() if k in self._unwritten]
-        db.executemany(
-            "INSERT INTO identifiers (seq, type, value, first_seen, last_seen, blocked, shared,"
-            " strong_neighbours, one_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        insert_rows(
+            db,
+            "identifiers",
+            _IDENTIFIER_COLUMNS,
             [
                 (
                     n.seq,
@@ -633,9 +658,10 @@ class EmbeddedStore:
                 if k not in new and k not in c.node_updates
             ],
         )
-        db.executemany(
-            "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys, traits,"
-            " blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        insert_rows(
+            db,
+            "events",
+            _EVENT_COLUMNS,
             [
                 (
                     e.seq,
@@ -737,11 +763,7 @@ def _insert_customers(db: sqlite3.Connection, customers: Iterable[CustomerRecord
         if created is None:
             created = at[x.created_at] = _ts(x.created_at)
         rows.append((x.one_id, x.seq, created, x.merged_into, int(x.retired)))
-    db.executemany(
-        "INSERT INTO customers (one_id, seq, created_at, merged_into, retired)"
-        " VALUES (?, ?, ?, ?, ?)",
-        rows,
-    )
+    insert_rows(db, "customers", ("one_id", "seq", "created_at", "merged_into", "retired"), rows)
 
 
 def _claim(data_dir: Path) -> Any:

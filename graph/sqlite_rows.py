@@ -1,0 +1,33 @@
+"""Many rows into SQLite in few statements.
+
+``executemany`` runs its statement once per row, and the ``sqlite3``
+module's work for each run (reset, bind, step, check) costs more than
+SQLite's own for a small row. An ``INSERT`` of a few hundred rows at once
+runs once for all of them: a bulk write of hundreds of thousands of rows
+takes markedly less time (SQLite stores the same rows either way).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from itertools import chain, islice
+
+_MOST_ROWS = 256  # more per statement saves no more and compiles longer SQL
+
+
+def insert_rows(
+    db: sqlite3.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
+    """Insert ``rows`` (a value per column, in order) into ``table``, in the open transaction."""
+    width = len(columns)
+    per = max(1, min(_MOST_ROWS, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    one = "(" + ", ".join(["?"] * width) + ")"
+    full = head + ", ".join([one] * per)
+    remaining = iter(rows)
+    while values := list(chain.from_iterable(islice(remaining, per))):
+        if len(values) == per * width:
+            db.execute(full, values)
+        else:
+            db.execute(head + ", ".join([one] * (len(values) // width)), values)
