@@ -120,7 +120,7 @@ class WholeGraph:
             for n, limit in zip(joining.tolist(), limit_at[joining].tolist(), strict=True)
         ]
         anchor = anchor0 & ~shared
-        groups1 = np.array(_components(self.adj, anchor.tolist()), dtype=np.int64)
+        groups1 = _components(src, dst, anchor)
         # Any other identifier: the distinct anchor groups next to it.
         corroborator = ~strong_type & ~blocked & ~hub
         judged = corroborator & has_threshold
@@ -158,7 +158,7 @@ class WholeGraph:
         allows goes through ``resolution.constrained``, edge by edge.
         """
         linkable = self._linkable(shared)
-        labels = np.array(_components(self.adj, linkable.tolist()), dtype=np.int64)
+        labels = _components(self.src, self.dst, linkable)
         groups = _members(labels)
         types = len(self.limit)
         limit = np.array([-1 if n is None else n for n in self.limit], dtype=np.int64)
@@ -186,9 +186,9 @@ class WholeGraph:
 
     def linked_components(self, shared: list[bool]) -> list[list[Key]]:
         """Plain connected components over the nodes that are neither blocked nor shared."""
-        labels = _components(self.adj, self._linkable(shared).tolist())
+        labels = _components(self.src, self.dst, self._linkable(shared))
         keys = self.keys
-        groups = _members(np.array(labels, dtype=np.int64))
+        groups = _members(labels)
         return [[keys[n] for n in members] for members in groups.values()]
 
     def _linkable(self, shared: list[bool]) -> Flags:
@@ -308,17 +308,28 @@ def _members(labels: Ints) -> dict[int, list[int]]:
     }
 
 
-def _components(adj: list[list[int]], member: list[bool]) -> list[int]:
-    """Each member's component over member-to-member edges, named by its smallest node; -1 else."""
-    label = [-1] * len(adj)
-    for start in range(len(adj)):
-        if not member[start] or label[start] >= 0:
-            continue
-        found = [start]
-        label[start] = start  # nodes are visited in increasing order: start is the smallest
-        for n in found:
-            for o in adj[n]:
-                if member[o] and label[o] < 0:
-                    label[o] = start
-                    found.append(o)
+def _components(src: Ints, dst: Ints, member: Flags) -> Ints:
+    """Each member's component over member-to-member edges, named by its smallest node; -1 else.
+
+    Every node starts as its own label. Each round, across every edge, both
+    ends and both ends' labels take the smaller of the two labels; then each
+    node jumps to its label's label until none moves (after Shiloach and
+    Vishkin). Labels only fall and always name a node of the component, so
+    they settle on its smallest node; the rounds grow with the logarithm of a
+    component's size, and each is a few passes over the edge arrays.
+    """
+    inside = (src < dst) & member[src] & member[dst]
+    a, b = src[inside], dst[inside]
+    label = np.arange(len(member), dtype=np.int64)
+    while True:
+        low = np.minimum(label[a], label[b])
+        lowered = label.copy()
+        for ends in (a, b, label[a], label[b]):
+            np.minimum.at(lowered, ends, low)
+        while not np.array_equal(jumped := lowered[lowered], lowered):
+            lowered = jumped
+        if np.array_equal(lowered, label):
+            break
+        label = lowered
+    label[~member] = -1
     return label
