@@ -763,6 +763,9 @@ def _insert_customers(db: sqlite3.Connection, customers: Iterable[CustomerRecord
         if created is None:
             created = at[x.created_at] = _ts(x.created_at)
         rows.append((x.one_id, x.seq, created, x.merged_into, int(x.retired)))
+    # In OneID order: the OneID index is then appended to, not split all over
+    # (OneIDs are random, and a first load writes tens of thousands at once).
+    rows.sort()
     insert_rows(db, "customers", ("one_id", "seq", "created_at", "merged_into", "retired"), rows)
 
 
