@@ -522,8 +522,9 @@ class EmbeddedStore:
                         map(operator.itemgetter(1), keys),
                         load.first_seen,
                         load.last_seen,
-                        load.blocked,
-                        load.shared,
+                        # sqlite3 binds an int at once, a bool (a subclass) by adapting it
+                        map(int, load.blocked),
+                        map(int, load.shared),
                         load.strong_neighbours,
                         load.one_ids,
                         strict=True,
@@ -623,8 +624,8 @@ class EmbeddedStore:
                     n.key[1],
                     n.first_seen.isoformat(),
                     n.last_seen.isoformat(),
-                    n.blocked,
-                    n.shared,
+                    int(n.blocked),
+                    int(n.shared),
                     n.strong_neighbours,
                     assignments.get(n.key, n.one_id),
                 )
@@ -640,8 +641,8 @@ class EmbeddedStore:
                 (
                     n.last_seen.isoformat(),
                     n.first_seen.isoformat(),
-                    n.blocked,
-                    n.shared,
+                    int(n.blocked),
+                    int(n.shared),
                     n.strong_neighbours,
                     assignments[k] if k in assignments else nodes[k].one_id,
                     n.seq,
