@@ -11,12 +11,14 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graph.errors import IdgraphError
-from graph.identity_graph import IdentityGraph
 from graph.importer import PreparedChunks, default_workers, without_cycle_collection
 from service.settings import Settings, ensure_admin_key
+
+if TYPE_CHECKING:
+    from graph.identity_graph import IdentityGraph
 
 
 def _positive(text: str) -> int:
@@ -41,6 +43,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def open_graph(settings: Settings) -> IdentityGraph:
+    from graph.identity_graph import IdentityGraph
+
     return IdentityGraph(settings.load_config(), settings.open_store())
 
 
@@ -83,6 +87,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             handle, config, now, args.batch_size, workers, spill=settings.embedded
         ) as chunks,
     ):
+        # The graph's modules (numpy among them) load while the workers, which
+        # need none of them, read the first chunks.
+        from graph.identity_graph import IdentityGraph
+
         graph = IdentityGraph(config, settings.open_store())
         try:
             load = graph.bulk_load(now)
