@@ -97,7 +97,12 @@ def clean_event(
             keys.append(key)
     if not keys:
         raise InvalidEvent("no valid identifier in the event: " + "; ".join(warnings))
-    timestamp = as_utc(event.timestamp) if event.timestamp is not None else now
+    timestamp = now
+    if event.timestamp is not None:
+        try:
+            timestamp = as_utc(event.timestamp)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment in UTC
+            raise InvalidEvent("timestamp is out of range once in UTC", field="timestamp") from None
     return CleanEvent(
         position=index,
         event_id=event.event_id.strip() if event.event_id else f"auto-{uuid.uuid4().hex}",

@@ -157,12 +157,12 @@ class LineReader:
         elif type(timestamp) is str:
             try:
                 moment = datetime.fromisoformat(timestamp)  # also checks the date is real
-            except ValueError:
+                if _UTC_SECONDS.fullmatch(timestamp):  # the form most integrations send
+                    seen = timestamp[:19] + ".000000+00:00"
+                else:
+                    seen = moment_text(as_utc(moment))
+            except (ValueError, OverflowError):  # the general way says which
                 return False
-            if _UTC_SECONDS.fullmatch(timestamp):  # the form most integrations send
-                seen = timestamp[:19] + ".000000+00:00"
-            else:
-                seen = moment_text(as_utc(moment))
         else:
             return False
         valid, types = self._valid, self.registry.types

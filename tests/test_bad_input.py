@@ -123,6 +123,18 @@ def test_event_without_valid_identifiers_is_rejected(api: Api) -> None:
     assert snapshot(api) == before
 
 
+def test_timestamp_out_of_range_in_utc_rejects_only_that_event(api: Api) -> None:
+    before = seeded(api)
+    result = api.ingest(
+        event("early", "web", ("email", "b@example.com"), timestamp="0001-01-01T00:00:00+01:00"),
+        event("late", "web", ("email", "b@example.com"), timestamp="9999-12-31T23:59:59-01:00"),
+        event("fine", "web", ("cookie_id", "ck-777777"), timestamp="0001-01-01T00:00:00Z"),
+    )
+    assert [r["errorCode"] for r in result["results"]] == ["INVALID_EVENT"] * 2 + [None]
+    assert "out of range" in result["results"][0]["errorMessage"]
+    assert snapshot(api) == before
+
+
 def test_traits_must_be_an_object(api: Api) -> None:
     before = seeded(api)
     bad = event("t", "web", ("email", "b@example.com"))
