@@ -32,6 +32,16 @@ from graph.oneids import new_one_ids
 from graph.resolver import EventResult, Resolver
 from graph.whole_graph import WholeGraph
 
+Micros = npt.NDArray[np.int64]
+_LATEST = np.iinfo(np.int64).max  # no sighting yet: any first sighting is earlier
+_EARLIEST = np.iinfo(np.int64).min
+
+
+def moment_texts(values: Micros) -> list[str]:
+    """``event_chunk.moment_text`` of each moment in ``micros``, formatted by numpy at once."""
+    texts: list[str] = np.datetime_as_string(values.astype("datetime64[us]"), unit="us").tolist()
+    return [text + "+00:00" for text in texts]
+
 
 class BulkLoad:
     """Feed it chunks with ``add_chunk`` (clean events with ``add``); ``finish`` resolves them."""
@@ -50,8 +60,9 @@ class BulkLoad:
         # The graph so far, by position of first sighting (sequence number - 1).
         self._ids: dict[Key, int] = {}
         self._keys: list[Key] = []
-        self._first: list[str] = []  # moment_text: compared as text, read once at the end
-        self._last: list[str] = []
+        # First and last sightings in micros, by position; spare room at the end.
+        self._first: Micros = np.zeros(0, dtype=np.int64)
+        self._last: Micros = np.zeros(0, dtype=np.int64)
         self._blocked: list[bool] = []
         self._edges: list[npt.NDArray[np.int64]] = []  # each chunk's edges, positions two by two
         # Each node as the last part wrote it, by position; later nodes are not written yet.
@@ -91,33 +102,33 @@ class BulkLoad:
     def _forget(self) -> None:
         """The graph is in the store now: later parts are resolved the general way."""
         self.empty = False
-        self._ids, self._keys, self._edges = {}, [], []
-        self._first, self._last, self._blocked = [], [], []
+        self._ids, self._keys, self._edges, self._blocked = {}, [], [], []
+        self._first, self._last = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         self._written_as = []
 
     def _follow(self, chunk: EventChunk) -> None:
-        ids, keys = self._ids, self._keys
-        first, last, blocked = self._first, self._last, self._blocked
-        number = []  # the chunk's node number -> the loader's
-        for key, seen_first, seen_last, is_blocked in zip(
-            chunk.nodes, chunk.first_seen, chunk.last_seen, chunk.node_blocked, strict=True
-        ):
-            n = ids.get(key)
-            if n is None:
-                n = ids[key] = len(keys)
-                keys.append(key)
-                first.append(seen_first)
-                last.append(seen_last)
-                blocked.append(is_blocked)
-            else:
-                if seen_first < first[n]:
-                    first[n] = seen_first
-                if seen_last > last[n]:
-                    last[n] = seen_last
-            number.append(n)
+        """Take in a chunk's nodes, sightings, edges: new nodes one by one, the rest as arrays."""
+        if not chunk.nodes:
+            return
+        ids, keys, nodes = self._ids, self._keys, chunk.nodes
+        number = list(map(ids.get, nodes))  # the chunk's node number -> the loader's, None if new
+        new = [p for p, n in enumerate(number) if n is None]
+        for n, p in enumerate(new, start=len(keys)):
+            ids[nodes[p]] = number[p] = n
+        keys.extend(map(nodes.__getitem__, new))
+        self._blocked.extend(map(chunk.node_blocked.__getitem__, new))
+        if len(keys) > len(self._first):  # room for twice as many, as a list grows
+            room = 2 * len(keys) - len(self._first)
+            self._first = np.append(self._first, np.full(room, _LATEST, dtype=np.int64))
+            self._last = np.append(self._last, np.full(room, _EARLIEST, dtype=np.int64))
+        at = np.array(number, dtype=np.int64)  # distinct: a chunk lists each node once
+        first = np.frombuffer(chunk.first_seen, dtype=np.int64)
+        last = np.frombuffer(chunk.last_seen, dtype=np.int64)
+        self._first[at] = np.minimum(self._first[at], first)
+        self._last[at] = np.maximum(self._last[at], last)
         if chunk.edges:
             ends = np.frombuffer(chunk.edges, dtype=np.intc)
-            self._edges.append(np.array(number, dtype=np.int64)[ends])
+            self._edges.append(at[ends])
 
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""
@@ -141,10 +152,11 @@ class BulkLoad:
         whole = WholeGraph(self.resolver.registry, self._keys, self._blocked, edges)
         counts, shared = whole.judge()
         node_of = whole.rank  # loader's position -> key-order position
+        size = len(self._keys)
         load = FirstLoad(
             self._keys,
-            self._first,
-            self._last,
+            moment_texts(self._first[:size]),
+            moment_texts(self._last[:size]),
             self._blocked,
             np.array(shared, dtype=bool)[node_of].tolist(),
             np.array(counts, dtype=np.int64)[node_of].tolist(),

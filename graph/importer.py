@@ -29,7 +29,7 @@ import orjson
 from graph import jsontext
 from graph.config import Config
 from graph.errors import IdgraphError
-from graph.event_chunk import ChunkBuilder, EventChunk, moment_text
+from graph.event_chunk import ChunkBuilder, EventChunk, micros, moment_text
 from graph.events import as_utc, clean_event, event_from_json
 from graph.identifiers import IdentifierRegistry, remember_valid_phones
 from graph.models import Key
@@ -63,6 +63,7 @@ class LineReader:
         """``exchange``: where the reader tells the phone numbers it finds valid, hears others'."""
         self.registry = registry
         self.now = now
+        self._now_text, self._now_micros = moment_text(now), micros(now)
         self._exchange = exchange
         self._max_identifiers = registry.config.ingest.max_identifiers_per_event
         # (type, raw value) -> its valid key, or None when it is not valid.
@@ -153,16 +154,17 @@ class LineReader:
         ):
             return False
         if timestamp is None:
-            seen = moment_text(self.now)
+            seen, at = self._now_text, self._now_micros
         elif type(timestamp) is str:
             try:
-                moment = datetime.fromisoformat(timestamp)  # also checks the date is real
-                if _UTC_SECONDS.fullmatch(timestamp):  # the form most integrations send
-                    seen = timestamp[:19] + ".000000+00:00"
-                else:
-                    seen = moment_text(as_utc(moment))
+                moment = as_utc(datetime.fromisoformat(timestamp))  # also checks the date is real
             except (ValueError, OverflowError):  # the general way says which
                 return False
+            if _UTC_SECONDS.fullmatch(timestamp):  # the form most integrations send
+                seen = timestamp[:19] + ".000000+00:00"
+            else:
+                seen = moment_text(moment)
+            at = micros(moment)
         else:
             return False
         valid, types = self._valid, self.registry.types
@@ -200,6 +202,7 @@ class LineReader:
             event_id,
             source,
             seen,
+            at,
             keys,
             (),
             "{}" if not traits else jsontext.dumps(traits),

@@ -101,7 +101,7 @@ class FirstLoad:
     """A bulk load into an empty store, resolved whole: every identifier, in columns.
 
     Identifier ``n`` (from 0) has sequence number ``n + 1``. Sightings are
-    ``moment_text``, as the chunks carried them. A store writes it as it
+    ``moment_text``, as the event log keeps them. A store writes it as it
     would the ``ChangeSet`` of ``changes()``; columns spare it the hundreds of
     thousands of records and timestamps it would only turn back into rows.
     """
