@@ -200,8 +200,11 @@ NORMALISERS: dict[str, Callable[[str, str], str | None]] = {
 def _repeated_character(value: str) -> bool:
     """One letter or digit, three times or more, and nothing else but separators."""
     lowered = value.lower()
+    first, last = lowered[:1], lowered[-1:]
+    if first != last and first.isalnum() and last.isalnum():
+        return False  # two letters or digits: most values show it at their two ends
     only: str | None = None
-    for char in lowered:  # real values show a second letter or digit within a few characters
+    for char in lowered:
         if char.isalnum():
             if only is None:
                 only = char

@@ -66,8 +66,9 @@ class LineReader:
         self._now_text, self._now_micros = moment_text(now), micros(now)
         self._exchange = exchange
         self._max_identifiers = registry.config.ingest.max_identifiers_per_event
-        # (type, raw value) -> its valid key, or None when it is not valid.
-        self._valid: dict[tuple[str, str], Key | None] = {}
+        # type -> raw value -> its valid key, or None when it is not valid.
+        self._valid: dict[str, dict[str, Key | None]] = {}
+        self._remembered = 0
         self._phone_types = frozenset(
             name for name, kind in registry.types.items() if kind.spec.normaliser == "phone"
         )
@@ -157,14 +158,15 @@ class LineReader:
             seen, at = self._now_text, self._now_micros
         elif type(timestamp) is str:
             try:
-                moment = as_utc(datetime.fromisoformat(timestamp))  # also checks the date is real
+                moment = datetime.fromisoformat(timestamp)  # also checks the date is real
+                if _UTC_SECONDS.fullmatch(timestamp):  # the form most integrations send
+                    seen = timestamp[:19] + ".000000+00:00"
+                else:
+                    moment = as_utc(moment)
+                    seen = moment_text(moment)
+                at = micros(moment)
             except (ValueError, OverflowError):  # the general way says which
                 return False
-            if _UTC_SECONDS.fullmatch(timestamp):  # the form most integrations send
-                seen = timestamp[:19] + ".000000+00:00"
-            else:
-                seen = moment_text(moment)
-            at = micros(moment)
         else:
             return False
         valid, types = self._valid, self.registry.types
@@ -176,7 +178,8 @@ class LineReader:
             value = item.get("value")
             if type(kind) is not str or type(value) is not str:
                 return False
-            key = valid.get((kind, value), _UNSEEN)
+            known = valid.get(kind)  # by type, then value: no tuple to build and hash
+            key = _UNSEEN if known is None else known.get(value, _UNSEEN)
             if key is _UNSEEN:
                 identifier_type = types.get(kind)
                 if identifier_type is None:
@@ -191,9 +194,13 @@ class LineReader:
                 ):
                     self._phones_known.add(canonical)
                     self._phones_found.append(canonical)
-                if len(valid) >= _REMEMBERED:
+                if self._remembered >= _REMEMBERED:
                     valid.clear()
-                valid[(kind, value)] = key
+                    self._remembered, known = 0, None
+                if known is None:
+                    known = valid[kind] = {}
+                known[value] = key
+                self._remembered += 1
             if key is None:
                 return False
             if key not in keys:
