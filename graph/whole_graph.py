@@ -54,7 +54,6 @@ class WholeGraph:
         self.rank[self.order] = np.arange(size)
         self.keys = list(map(keys.__getitem__, order_list))
         self.blocked_at: Flags = np.array(blocked, dtype=bool)[self.order]
-        self.blocked: list[bool] = self.blocked_at.tolist()
         ends = self.rank[np.asarray(edges, dtype=np.int64)]
         self.src, self.dst = _both_ways(ends, size)
         bounds = np.zeros(size + 1, dtype=np.int64)
