@@ -11,7 +11,13 @@ from typing import TypeVar
 
 from graph.bulk_load import BulkLoad
 from graph.config import Config
-from graph.errors import BatchTooLarge, NotFound, StoreConflict, StoreUnavailable
+from graph.errors import (
+    BatchTooLarge,
+    NotFound,
+    StoreConflict,
+    StoreUnavailable,
+    UnknownIdentifierType,
+)
 from graph.events import EventInput, IdentifierInput
 from graph.explain import Explanation, explain_link
 from graph.identifiers import (
@@ -107,6 +113,11 @@ class IdentityGraph:
         return self.registry.normalise(identifier.type, identifier.value)
 
     def resolve(self, identifiers: list[IdentifierInput]) -> list[Resolution]:
+        """Each identifier's customer, in input order; a bad item is answered INVALID alone.
+
+        A client resolving a thousand identifiers from its own tables should
+        not lose all of them to one type it has not configured here.
+        """
         limit = self.config.query.max_identifiers
         if len(identifiers) > limit:
             raise BatchTooLarge(
@@ -114,10 +125,22 @@ class IdentityGraph:
                 limit=limit,
                 size=len(identifiers),
             )
-        normalised = [self.normalise(i) for i in identifiers]
-        nodes = self.store.nodes(n.key for n in normalised if n.value is not None)
+        normalised: list[Normalised | UnknownIdentifierType] = []
+        for identifier in identifiers:
+            try:
+                normalised.append(self.normalise(identifier))
+            except UnknownIdentifierType as exc:
+                normalised.append(exc)
+        nodes = self.store.nodes(
+            n.key for n in normalised if isinstance(n, Normalised) and n.value is not None
+        )
         out = []
-        for n in normalised:
+        for identifier, n in zip(identifiers, normalised, strict=True):
+            if isinstance(n, UnknownIdentifierType):
+                out.append(
+                    Resolution(identifier.type, identifier.value, None, "INVALID", None, n.message)
+                )
+                continue
             node = nodes.get(n.key) if n.value is not None else None
             if n.status is IdentifierStatus.INVALID:
                 status = "INVALID"
@@ -132,6 +155,12 @@ class IdentityGraph:
             one_id = node.one_id if node is not None and status == "LINKED" else None
             out.append(Resolution(n.type, n.raw, n.value, status, one_id, n.reason))
         return out
+
+    def resolve_one(self, identifier: IdentifierInput) -> Resolution:
+        """One identifier's customer; an unknown type is the caller's error, typed."""
+        self.normalise(identifier)
+        (found,) = self.resolve([identifier])
+        return found
 
     def _customer(self, one_id: str) -> tuple[str, set[Key]] | None:
         """The surviving OneID for ``one_id`` (aliases followed) and its identifiers."""
@@ -182,7 +211,11 @@ class IdentityGraph:
         return CustomerGraph(canonical, nodes, self.store.observations(sorted(pairs)))
 
     def explain(self, a: IdentifierInput, b: IdentifierInput) -> Explanation:
-        return explain_link(self.store, self.registry, self.normalise(a), self.normalise(b))
+        try:
+            first, second = self.normalise(a), self.normalise(b)
+        except UnknownIdentifierType as exc:
+            return Explanation(False, "INVALID", exc.message)
+        return explain_link(self.store, self.registry, first, second)
 
 
 T = TypeVar("T")

@@ -105,10 +105,54 @@ def test_queries_with_text_that_is_not_unicode_find_nothing(api: Api) -> None:
     assert found["profile"] is None and found["identityGraph"] is None
 
 
-def test_unknown_type_in_a_query_is_a_typed_error(api: Api) -> None:
-    errors = api.errors(
-        '{ resolveIdentifiers(identifiers: [{type: "fax", value: "1"}]) { status } }'
-    )
+def test_bad_items_among_lookups_are_answered_alone(api: Api) -> None:
+    """One unknown type or unusable value among many lookups spoils only itself."""
+    seeded(api)
+    good = {"type": "phone", "value": "13800138000"}
+    bad_type = {"type": "fax", "value": "1"}
+    bad_value = {"type": "email", "value": "not an email"}
+    ids = [good, bad_type, *[good] * 996, bad_value, {"type": "cookie_id", "value": "ck-123456"}]
+    found = api(
+        "query($ids: [IdentifierInput!]!) {"
+        " resolveIdentifiers(identifiers: $ids) { type value normalized oneId status reason } }",
+        {"ids": ids},
+    )["resolveIdentifiers"]
+    assert len(found) == 1000
+    one_id = found[0]["oneId"]
+    assert one_id is not None and found[0]["status"] == "LINKED"
+    assert found[1] == {
+        "type": "fax",
+        "value": "1",
+        "normalized": None,
+        "oneId": None,
+        "status": "INVALID",
+        "reason": found[1]["reason"],
+    }
+    assert "unknown identifier type 'fax'" in found[1]["reason"]
+    assert all(r["oneId"] == one_id and r["status"] == "LINKED" for r in found[2:998])
+    assert found[998]["status"] == "INVALID" and found[998]["reason"]
+    assert found[999]["status"] == "UNKNOWN"
+
+
+def test_explaining_an_unknown_type_answers_invalid(api: Api) -> None:
+    seeded(api)
+    found = api(
+        """{ explainLink(a: {type: "fax", value: "1"}, b: {type: "phone", value: "13800138000"})
+             { joined reason message } }"""
+    )["explainLink"]
+    assert found["joined"] is False and found["reason"] == "INVALID"
+    assert "unknown identifier type 'fax'" in found["message"]
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        '{ profileByIdentifier(type: "fax", value: "1") { oneId } }',
+        'mutation { removeIdentifier(identifier: {type: "fax", value: "1"}) { oneIds } }',
+    ],
+)
+def test_unknown_type_in_a_single_item_operation_is_a_typed_error(api: Api, operation: str) -> None:
+    errors = api.errors(operation)
     assert errors[0]["extensions"]["code"] == "UNKNOWN_IDENTIFIER_TYPE"
 
 

@@ -40,8 +40,8 @@ class Query:
         self, info: strawberry.Info, type: str, value: str
     ) -> Profile | None:
         graph = _graph(info)
-        (found,) = await run_in_threadpool(
-            graph.resolve, [IdentifierInput(type=type, value=value).to_core()]
+        found = await run_in_threadpool(
+            graph.resolve_one, IdentifierInput(type=type, value=value).to_core()
         )
         if found.one_id is None:
             return None
