@@ -171,15 +171,20 @@ class BulkLoad:
         whole, shared, load = self._judged()
         customers = whole.customers(shared)
         one_ids = new_one_ids(len(customers))
-        load.customers = [
-            CustomerRecord(one_id, seq, self.now) for seq, one_id in enumerate(one_ids, start=1)
-        ]
         names: list[str | None] = [*one_ids, None]
         # Each node's customer (by the loader's position); -1, past the last name, for none.
         customer_of = np.full(len(self._keys), -1, dtype=np.int64)
         sizes = list(map(len, customers))
         members = np.fromiter(chain.from_iterable(customers), dtype=np.int64, count=sum(sizes))
-        customer_of[whole.order[members]] = np.repeat(np.arange(len(customers)), sizes)
+        positions = whole.order[members]
+        customer_of[positions] = np.repeat(np.arange(len(customers)), sizes)
+        # Each OneID is issued for its customer's oldest identifier (position + 1 is its seq).
+        starts = np.cumsum([0, *sizes[:-1]]) if sizes else np.zeros(0, dtype=np.int64)
+        anchors = (np.minimum.reduceat(positions, starts) + 1).tolist() if sizes else []
+        load.customers = [
+            CustomerRecord(one_id, seq, self.now, anchor=anchor)
+            for seq, (one_id, anchor) in enumerate(zip(one_ids, anchors, strict=True), start=1)
+        ]
         load.one_ids = list(map(names.__getitem__, customer_of.tolist()))
         self.store.apply_first_load(load)
         if self.store.resolve_every is not None:  # more parts may follow

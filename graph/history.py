@@ -1,4 +1,4 @@
-"""The merge, split and retirement records of one batch, with the evidence behind each."""
+"""The merge, split, retirement and restore records of one batch, with the evidence behind each."""
 
 from __future__ import annotations
 
@@ -74,6 +74,22 @@ def record_history(
                 kind,
                 one_id,
                 renaming.splits.get(one_id, []),
+                batch.now,
+                reason,
+                cause[:EVIDENCE_LIMIT],
+                evidence[:EVIDENCE_LIMIT],
+            )
+        )
+    for one_id, means in renaming.restored.items():
+        # Given back to the part holding what it was issued for: why the part it
+        # meant came apart is why it is its own again.
+        evidence = changed_of.get(means, []) + refused_of.get(means, []) if means else []
+        cause = sorted({e for k in keys_of.get(one_id, []) for e in events_by_key.get(k, [])})
+        batch.changes.history.append(
+            HistoryEntry(
+                "restore",
+                one_id,
+                [means] if means else [],
                 batch.now,
                 reason,
                 cause[:EVIDENCE_LIMIT],

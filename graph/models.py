@@ -56,6 +56,9 @@ class CustomerRecord:
     created_at: datetime
     merged_into: str | None = None
     retired: bool = False
+    # The sequence number of the identifier this OneID was first issued for (the
+    # oldest of its part then): a part holding it takes the OneID back on a split.
+    anchor: int | None = None
 
 
 @dataclass(slots=True)
@@ -87,7 +90,7 @@ class StoredEvent:
 class HistoryEntry:
     """A merge or split of customers, with why it happened and the evidence behind it."""
 
-    kind: str  # "merge" | "split" | "retire"
+    kind: str  # "merge" | "split" | "retire" | "restore"
     one_id: str
     others: list[str]
     at: datetime

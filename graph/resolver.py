@@ -30,7 +30,7 @@ from graph.models import (
     StoredEvent,
     pair,
 )
-from graph.oneids import rename
+from graph.oneids import Dormant, Renaming, rename
 from graph.resolution import partition
 from graph.sharing import refresh_shared
 from graph.store.protocol import GraphStore
@@ -360,31 +360,95 @@ class Resolver:
             gone = batch.original[removed]
             if gone.one_id is not None:
                 old_ids.add(gone.one_id)
+        node_seq = {k: records[k].seq for k in region}
         customers = self.store.customers(old_ids)
+        key_at = {seq: k for k, seq in node_seq.items()}
+        anchors = {o: key_at[c.anchor] for o, c in customers.items() if c.anchor in key_at}
         customer_seq = {o: c.seq for o, c in customers.items()}
-        renaming = rename(
-            result.components, old, {k: records[k].seq for k in region}, customer_seq, old_ids
-        )
+        renaming = rename(result.components, old, node_seq, customer_seq, old_ids, anchors=anchors)
+        dormant = self._dormant(batch, renaming, node_seq, key_at)
+        if dormant:
+            for d, record in dormant:
+                customers[d.one_id] = record
+                customer_seq[d.one_id] = record.seq
+            renaming = rename(
+                result.components,
+                old,
+                node_seq,
+                customer_seq,
+                old_ids,
+                anchors=anchors,
+                dormant=[d for d, _ in dormant],
+            )
         for key in region:
             new = renaming.assignment.get(key)
             if new != old[key]:
                 batch.changes.assignments[key] = new
         for one_id in renaming.minted:
             batch.changes.new_customers.append(
-                CustomerRecord(one_id, next(batch.customer_seq), batch.now)
+                CustomerRecord(
+                    one_id,
+                    next(batch.customer_seq),
+                    batch.now,
+                    anchor=node_seq[renaming.anchors[one_id]],
+                )
             )
+        updates = batch.changes.customer_updates
         for survivor, absorbed in renaming.merges.items():
             for one_id in absorbed:
-                c = customers[one_id]
-                batch.changes.customer_updates.append(
-                    CustomerRecord(c.one_id, c.seq, c.created_at, merged_into=survivor)
-                )
+                updates.append(_updated(customers[one_id], merged_into=survivor))
         for one_id in renaming.retired:  # no part inherited it, so it was not merged either
-            c = customers[one_id]
-            batch.changes.customer_updates.append(
-                CustomerRecord(c.one_id, c.seq, c.created_at, retired=True)
-            )
+            updates.append(_updated(customers[one_id], retired=True))
+        for one_id in renaming.restored:  # its own again: no longer an alias, nor retired
+            updates.append(_updated(customers[one_id]))
+        for alias, name in renaming.repointed.items():
+            updates.append(_updated(customers[alias], merged_into=name))
         record_history(batch, renaming, result, old, reason, removed)
+
+    def _dormant(
+        self,
+        batch: Batch,
+        renaming: Renaming,
+        node_seq: Mapping[Key, int],
+        key_at: Mapping[int, Key],
+    ) -> list[tuple[Dormant, CustomerRecord]]:
+        """OneIDs no identifier holds that were issued for identifiers a part may be owed.
+
+        Only a split, a retirement or a part about to get a fresh OneID can
+        give one back; and a part made of identifiers new in this batch holds
+        no identifier anything was issued for, so the common ingest reads
+        nothing more.
+        """
+        if not renaming.wants_dormant:
+            return []
+        new = {n.key for n in batch.changes.new_nodes}
+        if renaming.splits or renaming.retired:
+            wanted = [seq for key, seq in node_seq.items() if key not in new]
+        else:
+            minted = set(renaming.minted)
+            wanted = [
+                node_seq[key]
+                for key, name in renaming.assignment.items()
+                if name in minted and key not in new
+            ]
+        if not wanted:
+            return []
+        return [
+            (Dormant(c.one_id, c.seq, key_at[anchor], c.merged_into), c)
+            for c in self.store.anchored(wanted)
+            if (c.merged_into is not None or c.retired)
+            and (anchor := c.anchor) is not None
+            and anchor in key_at
+        ]
+
+
+def _updated(
+    record: CustomerRecord, merged_into: str | None = None, retired: bool = False
+) -> CustomerRecord:
+    """A customer's record with a new state: an alias of ``merged_into``, retired, or its own."""
+    return CustomerRecord(
+        record.one_id, record.seq, record.created_at, merged_into, retired, record.anchor
+    )
 
 
 def _one_id_of(keys: list[Key], stored: Mapping[Key, NodeRecord]) -> str | None:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
+from graph.errors import StoreUnavailable
 from service.app import create_app
 from tests.conftest import INGEST, RESOLVE, Api, event, make_settings
 from tests.server import IDGRAPH, running_server
+from tests.test_resolution import REMOVE
 
 
 def post(url: str, key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -135,3 +139,40 @@ def test_an_import_cut_short_is_finished_by_the_next_start(tmp_path: Path) -> No
     assert groups(reopened) == groups(online) and len(groups(online)) > 100
     reopened.close()
     online.close()
+
+
+def test_a_store_of_the_previous_format_is_upgraded(tmp_path: Path) -> None:
+    """Format 4 kept no anchors: each living OneID gets its oldest identifier's."""
+    data = tmp_path / "data"
+    with TestClient(create_app(make_settings(data))) as client:
+        api = Api(client)
+        api.ingest(event("a", "web", ("cookie_id", "ck-111111"), ("email", "a@x.com")))
+        api.ingest(event("b", "app", ("device_id", "dev-222222"), ("phone", "13800138000")))
+        before = [api.one_id("cookie_id", "ck-111111"), api.one_id("device_id", "dev-222222")]
+    db = sqlite3.connect(data / "idgraph.sqlite3")
+    db.execute("ALTER TABLE customers DROP COLUMN anchor")
+    db.execute("PRAGMA user_version=4")
+    db.commit()
+    db.close()
+    with TestClient(create_app(make_settings(data))) as client:
+        api = Api(client)
+        assert [api.one_id("cookie_id", "ck-111111"), api.one_id("device_id", "dev-222222")] == (
+            before
+        )
+        api.ingest(event("c", "crm", ("email", "a@x.com"), ("phone", "13800138000")))
+        assert api.one_id("device_id", "dev-222222") == before[0]
+        api(REMOVE, {"id": {"type": "email", "value": "a@x.com"}})
+        assert [api.one_id("cookie_id", "ck-111111"), api.one_id("device_id", "dev-222222")] == (
+            before
+        )
+
+
+def test_a_store_of_an_unknown_format_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with TestClient(create_app(make_settings(data))):
+        pass
+    db = sqlite3.connect(data / "idgraph.sqlite3")
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(StoreUnavailable, match="store format 99"):
+        create_app(make_settings(data))

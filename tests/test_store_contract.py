@@ -86,6 +86,24 @@ def test_customers_members_aliases(store: GraphStore) -> None:
     assert store.aliases("one") == ["old"]
 
 
+def test_an_alias_given_back_or_pointed_elsewhere(store: GraphStore) -> None:
+    seed(store)
+    store.apply(ChangeSet(new_customers=[CustomerRecord("new", 2, T0, anchor=3)]))
+    store.apply(
+        ChangeSet(customer_updates=[CustomerRecord("old", 0, T0, merged_into="new", anchor=2)])
+    )
+    assert store.canonical_one_id("old") == "new"
+    assert store.aliases("one") == [] and store.aliases("new") == ["old"]
+    assert [(c.one_id, c.merged_into) for c in store.anchored([2, 3, 9])] == [
+        ("new", None),
+        ("old", "new"),
+    ]
+    store.apply(ChangeSet(customer_updates=[CustomerRecord("old", 0, T0, anchor=2)]))
+    assert store.canonical_one_id("old") == "old"
+    assert store.aliases("new") == []
+    assert store.customers(["old"])["old"].anchor == 2
+
+
 def test_events_observations_history(store: GraphStore) -> None:
     seed(store)
     assert store.known_events(["e1", "e9"]) == {"e1"}

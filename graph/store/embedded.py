@@ -43,7 +43,7 @@ from graph.models import (
 )
 from graph.sqlite_rows import insert_rows
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The events are the evidence: the graph's edges, and each edge's sources,
 # first and last sighting and count, are derived from them rather than stored
@@ -79,7 +79,8 @@ CREATE TABLE IF NOT EXISTS customers (
     seq INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     merged_into TEXT,
-    retired INTEGER NOT NULL DEFAULT 0
+    retired INTEGER NOT NULL DEFAULT 0,
+    anchor INTEGER
 );
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
@@ -158,6 +159,8 @@ class EmbeddedStore:
         (tables,) = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         if tables == 0:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version == 4:
+            self._upgrade_from_4()
         elif version != SCHEMA_VERSION:
             self._owner.close()
             raise StoreUnavailable(
@@ -165,6 +168,27 @@ class EmbeddedStore:
                 f"{version}, this one reads {SCHEMA_VERSION}); export it with that version "
                 "and import it into a new data dir"
             )
+
+    def _upgrade_from_4(self) -> None:
+        """Format 4 did not keep what a OneID was issued for: take each living one's oldest.
+
+        That is the identifier a split has always left a OneID with; an alias
+        gets none, so it is never given back, as before.
+        """
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("ALTER TABLE customers ADD COLUMN anchor INTEGER")
+            db.execute(
+                "UPDATE customers SET anchor = oldest.seq FROM (SELECT one_id, min(seq) AS seq"
+                " FROM identifiers WHERE one_id IS NOT NULL GROUP BY one_id) AS oldest"
+                " WHERE customers.one_id = oldest.one_id"
+            )
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _load(self) -> None:
         self._stale = False
@@ -206,16 +230,14 @@ class EmbeddedStore:
                 self._replay(keys, _dt(timestamp), blocked)
             self._index_event(seq, keys)
         self._customers: dict[str, CustomerRecord] = {}
-        for one_id, seq, created_at, merged_into, retired in self._db.execute(
-            "SELECT one_id, seq, created_at, merged_into, retired FROM customers"
-        ):
-            self._customers[one_id] = CustomerRecord(
-                one_id, seq, _dt(created_at), merged_into, bool(retired)
-            )
         self._absorbed: dict[str, set[str]] = {}  # survivor -> OneIDs merged straight into it
-        for record in self._customers.values():
-            if record.merged_into:
-                self._absorbed.setdefault(record.merged_into, set()).add(record.one_id)
+        self._anchored: dict[int, set[str]] = {}  # identifier seq -> OneIDs issued for it
+        for one_id, seq, created_at, merged_into, retired, anchor in self._db.execute(
+            "SELECT one_id, seq, created_at, merged_into, retired, anchor FROM customers"
+        ):
+            self._track(
+                CustomerRecord(one_id, seq, _dt(created_at), merged_into, bool(retired), anchor)
+            )
         self._max_customer = max((c.seq for c in self._customers.values()), default=0)
 
     def _index_event(self, seq: int, keys: list[Key]) -> None:
@@ -325,6 +347,14 @@ class EmbeddedStore:
         with self._lock:
             self._current()
             return {o: self._customers[o] for o in one_ids if o in self._customers}
+
+    def anchored(self, seqs: Iterable[int]) -> list[CustomerRecord]:
+        with self._lock:
+            self._current()
+            anchored, found = self._anchored, set[str]()
+            for seq in seqs:
+                found.update(anchored.get(seq, ()))
+            return [self._customers[o] for o in sorted(found)]
 
     def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
         with self._lock:
@@ -680,8 +710,8 @@ class EmbeddedStore:
         )
         _insert_customers(db, c.new_customers)
         db.executemany(
-            "UPDATE customers SET merged_into = ?, retired = ? WHERE one_id = ?",
-            [(x.merged_into, int(x.retired), x.one_id) for x in c.customer_updates],
+            "UPDATE customers SET merged_into = ?, retired = ?, anchor = ? WHERE one_id = ?",
+            [(x.merged_into, int(x.retired), x.anchor, x.one_id) for x in c.customer_updates],
         )
         if c.deferred and c.events and self._unresolved_from is None:
             db.execute(
@@ -745,15 +775,24 @@ class EmbeddedStore:
         for e in c.events:
             self._index_event(e.seq, e.keys)
         for x in c.new_customers:
-            self._customers[x.one_id] = x
+            self._track(x)
             self._max_customer = max(self._max_customer, x.seq)
         for x in c.customer_updates:
-            self._customers[x.one_id] = x
-            if x.merged_into:
-                self._absorbed.setdefault(x.merged_into, set()).add(x.one_id)
+            self._track(x)
         self._unwritten.difference_update(c.node_updates)
         if c.settles_deferred:
             self._dirty.clear()
+
+    def _track(self, record: CustomerRecord) -> None:
+        """Keep ``record`` and the indexes over it: who is merged into whom, what for."""
+        before = self._customers.get(record.one_id)
+        if before is not None and before.merged_into:
+            self._absorbed[before.merged_into].discard(record.one_id)
+        self._customers[record.one_id] = record
+        if record.merged_into:
+            self._absorbed.setdefault(record.merged_into, set()).add(record.one_id)
+        if record.anchor is not None:
+            self._anchored.setdefault(record.anchor, set()).add(record.one_id)
 
 
 def _insert_customers(db: sqlite3.Connection, customers: Iterable[CustomerRecord]) -> None:
@@ -763,11 +802,12 @@ def _insert_customers(db: sqlite3.Connection, customers: Iterable[CustomerRecord
         created = at.get(x.created_at)
         if created is None:
             created = at[x.created_at] = _ts(x.created_at)
-        rows.append((x.one_id, x.seq, created, x.merged_into, int(x.retired)))
+        rows.append((x.one_id, x.seq, created, x.merged_into, int(x.retired), x.anchor))
     # In OneID order: the OneID index is then appended to, not split all over
     # (OneIDs are random, and a first load writes tens of thousands at once).
     rows.sort()
-    insert_rows(db, "customers", ("one_id", "seq", "created_at", "merged_into", "retired"), rows)
+    columns = ("one_id", "seq", "created_at", "merged_into", "retired", "anchor")
+    insert_rows(db, "customers", columns, rows)
 
 
 def _claim(data_dir: Path) -> Any:

@@ -3,7 +3,7 @@
     (:Identifier {type, value, seq, firstSeen, lastSeen, blocked, shared, strongNeighbours,
                   events})
     (:Identifier)-[:SEEN_WITH {source, firstSeen, lastSeen, count}]->(:Identifier)
-    (:Identifier)-[:BELONGS_TO]->(:Customer {oneId, seq, createdAt, retired})
+    (:Identifier)-[:BELONGS_TO]->(:Customer {oneId, seq, createdAt, retired, anchor})
     (:Customer)-[:MERGED_INTO]->(:Customer)
     (:Event {seq, eventId, source, timestamp, receivedAt, keys, traits, blocked})
     (:History {kind, oneId, others, at, reason, eventIds, evidence})-[:CONCERNS]->(:Customer)
@@ -58,6 +58,7 @@ _SCHEMA: list[LiteralString] = [
     "CREATE CONSTRAINT event_id IF NOT EXISTS FOR (e:Event) REQUIRE e.eventId IS UNIQUE",
     "CREATE CONSTRAINT event_seq IF NOT EXISTS FOR (e:Event) REQUIRE e.seq IS UNIQUE",
     "CREATE INDEX identifier_seq IF NOT EXISTS FOR (i:Identifier) ON (i.seq)",
+    "CREATE INDEX customer_anchor IF NOT EXISTS FOR (c:Customer) ON (c.anchor)",
 ]
 
 
@@ -387,18 +388,17 @@ class Neo4jStore:
 
     def customers(self, one_ids: Iterable[str]) -> dict[str, CustomerRecord]:
         rows = self._read(
-            "UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
-            " OPTIONAL MATCH (c)-[:MERGED_INTO]->(s:Customer)"
-            f" RETURN c.oneId AS oneId, c.seq AS seq, {_when('c.createdAt')} AS createdAt,"
-            " s.oneId AS mergedInto, c.retired AS retired",
+            "UNWIND $ids AS id MATCH (c:Customer {oneId: id})" + _CUSTOMER_FIELDS,
             ids=list(set(one_ids)),
         )
-        return {
-            r["oneId"]: CustomerRecord(
-                r["oneId"], r["seq"], _moment(r["createdAt"]), r["mergedInto"], r["retired"]
-            )
-            for r in rows
-        }
+        return {r["oneId"]: _customer(r) for r in rows}
+
+    def anchored(self, seqs: Iterable[int]) -> list[CustomerRecord]:
+        rows = self._read(
+            "UNWIND $seqs AS seq MATCH (c:Customer {anchor: seq})" + _CUSTOMER_FIELDS,
+            seqs=list(set(seqs)),
+        )
+        return sorted((_customer(r) for r in rows), key=lambda c: c.one_id)
 
     def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
         wanted = list(set(one_ids))
@@ -653,6 +653,19 @@ def _refused(exc: Exception) -> None:
         ) from exc
 
 
+_CUSTOMER_FIELDS: LiteralString = (
+    " OPTIONAL MATCH (c)-[:MERGED_INTO]->(s:Customer)"
+    f" RETURN c.oneId AS oneId, c.seq AS seq, {_when('c.createdAt')} AS createdAt,"
+    " s.oneId AS mergedInto, c.retired AS retired, c.anchor AS anchor"
+)
+
+
+def _customer(r: Any) -> CustomerRecord:
+    return CustomerRecord(
+        r["oneId"], r["seq"], _moment(r["createdAt"]), r["mergedInto"], r["retired"], r["anchor"]
+    )
+
+
 def _event(e: Any) -> StoredEvent:
     return StoredEvent(
         e["seq"],
@@ -702,13 +715,14 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
     _unwind(
         tx,
         "UNWIND $rows AS r CREATE (:Customer {oneId: r.oneId, seq: r.seq,"
-        f" createdAt: {_at('r.createdAt')}, retired: r.retired}})",
+        f" createdAt: {_at('r.createdAt')}, retired: r.retired, anchor: r.anchor}})",
         rows=[
             {
                 "oneId": x.one_id,
                 "seq": x.seq,
                 "createdAt": _instant(x.created_at),
                 "retired": x.retired,
+                "anchor": x.anchor,
             }
             for x in c.new_customers
         ],
@@ -772,11 +786,19 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
         _link(tx, [(e.seq, e.source, e.timestamp, e.keys) for e in c.events])
     _unwind(
         tx,
-        "UNWIND $rows AS r MATCH (c:Customer {oneId: r.oneId}) SET c.retired = r.retired"
-        " WITH c, r WHERE r.mergedInto IS NOT NULL"
+        "UNWIND $rows AS r MATCH (c:Customer {oneId: r.oneId})"
+        " SET c.retired = r.retired, c.anchor = r.anchor"
+        " WITH c, r OPTIONAL MATCH (c)-[was:MERGED_INTO]->(other:Customer)"
+        " WHERE other.oneId <> r.mergedInto OR r.mergedInto IS NULL DELETE was"
+        " WITH DISTINCT c, r WHERE r.mergedInto IS NOT NULL"
         " MATCH (s:Customer {oneId: r.mergedInto}) MERGE (c)-[:MERGED_INTO]->(s)",
         rows=[
-            {"oneId": x.one_id, "retired": x.retired, "mergedInto": x.merged_into}
+            {
+                "oneId": x.one_id,
+                "retired": x.retired,
+                "mergedInto": x.merged_into,
+                "anchor": x.anchor,
+            }
             for x in c.customer_updates
         ],
     )

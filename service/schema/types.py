@@ -144,9 +144,12 @@ class HistoryKind(Enum):
     MERGE = "merge"
     SPLIT = "split"
     RETIRE = "retire"
+    RESTORE = "restore"
 
 
-@strawberry.type(description="A merge, split or retirement of customers, and why.")
+@strawberry.type(
+    description="A merge, split, retirement or restore (a OneID given back) of customers, and why."
+)
 class HistoryEntry:
     kind: HistoryKind
     one_id: strawberry.ID
