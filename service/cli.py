@@ -8,10 +8,9 @@ import gc
 import json
 import sys
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from graph.errors import IdgraphError
 from graph.importer import PreparedChunks, default_workers, without_cycle_collection
@@ -128,13 +127,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def cmd_export(args: argparse.Namespace) -> int:
+    from service.export import profile_document
+
     graph = open_graph(_settings(args))
     fmt = args.format or ("csv" if str(args.file).endswith(".csv") else "profiles")
     count = 0
@@ -155,8 +150,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     profile = graph.profile(one_id)
                     if profile is not None:
                         handle.write(
-                            json.dumps(asdict(profile), ensure_ascii=False, default=_jsonable)
-                            + "\n"
+                            json.dumps(profile_document(profile), ensure_ascii=False) + "\n"
                         )
                         count += 1
     finally:

@@ -9,8 +9,13 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from starlette.testclient import TestClient
+
+from service.app import create_app
 from service.schema import sdl
+from tests.conftest import Api, event, make_settings
 from tests.server import IDGRAPH
+from tests.test_resolution import REMOVE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,8 +96,8 @@ def test_import_reports_rejected_lines_and_export_writes_both_formats(tmp_path: 
     assert idgraph("export", str(profiles), "--data-dir", str(data)).returncode == 0
     (line,) = profiles.read_text("utf-8").splitlines()
     profile = json.loads(line)
-    assert profile["one_id"] == rows[0]["one_id"]
-    assert profile["event_count"] == 2
+    assert profile["oneId"] == rows[0]["one_id"]
+    assert profile["eventCount"] == 2
     assert [t["value"] for t in profile["traits"]] == ["王芳"]
 
 
@@ -266,3 +271,34 @@ def test_a_bad_number_in_the_environment_fails_naming_the_variable(tmp_path: Pat
         assert result.returncode == 2
         assert "CONFIG_ERROR" in result.stderr and name in result.stderr
         assert "Traceback" not in result.stderr
+
+
+FULL_PROFILE = """
+query P($id: ID!) {
+  profile(oneId: $id) {
+    oneId
+    identifiers { type identifiers { type value firstSeen lastSeen sources } }
+    traits { name value source observedAt }
+    traitValues firstSeen lastSeen sources eventCount aliases
+    history { kind oneId others at reason eventIds evidence }
+  }
+}
+"""
+
+
+def test_exported_profiles_read_as_the_api_answers(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with TestClient(create_app(make_settings(data))) as client:
+        api = Api(client)
+        api.ingest(event("a", "web", ("cookie_id", "ck-111111"), ("email", "a@x.com"), city="上海"))
+        api.ingest(event("b", "app", ("device_id", "dev-222222"), ("phone", "13800138000")))
+        api.ingest(event("c", "crm", ("email", "a@x.com"), ("phone", "13800138000"), vip=True))
+        api.ingest(event("d", "crm", ("phone", "13800138000"), ("crm_id", "C1")))
+        api(REMOVE, {"id": {"type": "email", "value": "a@x.com"}})
+        one_ids = {api.one_id("cookie_id", "ck-111111"), api.one_id("crm_id", "C1")}
+        answers = {o: api(FULL_PROFILE, {"id": o})["profile"] for o in one_ids}
+    assert all(a["history"] for a in answers.values())
+    exported = tmp_path / "profiles.ndjson"
+    assert idgraph("export", str(exported), "--data-dir", str(data)).returncode == 0
+    lines = [json.loads(line) for line in exported.read_text("utf-8").splitlines()]
+    assert {p["oneId"]: p for p in lines} == answers
