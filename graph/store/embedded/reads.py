@@ -1,0 +1,246 @@
+"""Every read of the embedded store, against one ``Shape`` and one SQLite connection.
+
+A reader pairs a published shape with a read transaction on the file at the
+same generation, so what it reads from memory and from SQLite is one
+commit's state. The writer reads the same way, through its own connection,
+inside its transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from graph.models import (
+    CustomerRecord,
+    EdgeObservation,
+    HistoryEntry,
+    Key,
+    NodeRecord,
+    Pair,
+    StoredEvent,
+    pair,
+)
+from graph.store.embedded.shape import Shape
+
+_dt = datetime.fromisoformat
+
+
+class ShapeReads:
+    """The store protocol's reads over one shape; ``db`` holds the evidence's details."""
+
+    def __init__(self, shape: Shape, db: sqlite3.Connection) -> None:
+        self.shape = shape
+        self.db = db
+
+    # --- the graph ------------------------------------------------------------------
+    def _seqs(self, keys: Iterable[Key]) -> dict[Key, int]:
+        wanted = list(dict.fromkeys(keys))
+        return {k: s for k, s in zip(wanted, self.shape.seqs(wanted), strict=True) if s is not None}
+
+    def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
+        shape = self.shape
+        return {k: shape.record(s) for k, s in self._seqs(keys).items()}
+
+    def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]:
+        pairs = list(pairs)
+        seqs = self._seqs(k for p in pairs for k in p)
+        shape = self.shape
+        found = set()
+        for a, b in pairs:
+            if a in seqs and b in seqs and seqs[b] in shape.neighbours(seqs[a]):
+                found.add((a, b))
+        return found
+
+    def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
+        keys = list(keys)
+        seqs = self._seqs(keys)
+        shape = self.shape
+        return {
+            k: {shape.key(o) for o in shape.neighbours(seqs[k])} if k in seqs else set()
+            for k in keys
+        }
+
+    def component(
+        self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
+    ) -> tuple[set[Key], set[Pair]]:
+        shape = self.shape
+        seeds = list(seeds)
+        seqs = self._seqs(seeds)
+
+        def can_link(key: Key, seq: int | None) -> bool:
+            if key in linkable:
+                return linkable[key]
+            return seq is not None and shape.linkable(seq)
+
+        seen: set[Key] = set()
+        edges: set[Pair] = set()
+        stack = [(k, seqs.get(k)) for k in seeds if k in seqs or k in linkable]
+        seen.update(k for k, _ in stack)
+        while stack:
+            key, seq = stack.pop()
+            if seq is None or not can_link(key, seq):
+                continue
+            for other_seq in shape.neighbours(seq):
+                other = shape.key(other_seq)
+                if not can_link(other, other_seq):
+                    continue
+                edges.add(pair(key, other))
+                if other not in seen:
+                    seen.add(other)
+                    stack.append((other, other_seq))
+        return seen, edges
+
+    def customers(self, one_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+        shape = self.shape
+        found = {o: shape.customer(o) for o in set(one_ids)}
+        return {o: c for o, c in found.items() if c is not None}
+
+    def anchored(self, seqs: Iterable[int]) -> list[CustomerRecord]:
+        shape = self.shape
+        one_ids = set[str]().union(*(shape.anchored(s) for s in seqs))
+        found = (shape.customer(o) for o in sorted(one_ids))
+        return [c for c in found if c is not None]
+
+    def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
+        shape = self.shape
+        return {o: {shape.key(s) for s in shape.members(o)} for o in one_ids}
+
+    def known_events(self, event_ids: Iterable[str]) -> set[str]:
+        """Ids among ``event_ids`` already stored; a hash match is checked against the log."""
+        shape = self.shape
+        wanted = list(event_ids)
+        candidates = {e: shape.event_candidates(e) for e in dict.fromkeys(wanted)}
+        new = shape.overlay.events
+        known = {e for e in candidates if e in new}
+        check = sorted({s for e, seqs in candidates.items() if e not in new for s in seqs})
+        stored = {row[0] for row in self._event_rows(check, "event_id")}
+        return known | (stored & candidates.keys())
+
+    def dirty_keys(self) -> list[Key]:
+        shape = self.shape
+        return [shape.key(s) for s in sorted(shape.dirty)]
+
+    def node_count(self) -> int:
+        return self.shape.node_count
+
+    def last_event_seq(self) -> int:
+        return self.shape.counters.event
+
+    def counters(self) -> tuple[int, int, int]:
+        c = self.shape.counters
+        return c.node, c.customer, c.event
+
+    # --- the API's reads ------------------------------------------------------------
+    def canonical_one_id(self, one_id: str) -> str | None:
+        shape = self.shape
+        seen: set[str] = set()
+        current = shape.customer(one_id)
+        while current is not None and current.merged_into and current.one_id not in seen:
+            seen.add(current.one_id)
+            current = shape.customer(current.merged_into)
+        return None if current is None else current.one_id
+
+    def aliases(self, one_id: str) -> list[str]:
+        shape = self.shape
+        found: set[str] = set()
+        frontier = [one_id]
+        while frontier:
+            absorbed = shape.absorbed(frontier.pop()) - found - {one_id}
+            found |= absorbed
+            frontier.extend(absorbed)
+        return sorted(found)
+
+    def _event_rows(self, seqs: Iterable[int], columns: str) -> list[Any]:
+        ordered = sorted(set(seqs))
+        rows: list[Any] = []
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(
+                self.db.execute(f"SELECT {columns} FROM events WHERE seq IN ({marks})", chunk)
+            )
+        return rows
+
+    def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
+        shape = self.shape
+        seqs = [e for s in self._seqs(keys).values() for e in shape.events_of(s)]
+        rows = self._event_rows(seqs, "seq, event_id, source, timestamp, received_at, keys, traits")
+        return [
+            StoredEvent(
+                r[0],
+                r[1],
+                r[2],
+                _dt(r[3]),
+                _dt(r[4]),
+                [(k[0], k[1]) for k in json.loads(r[5])],
+                json.loads(r[6]),
+            )
+            for r in sorted(rows)
+        ]
+
+    def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]:
+        """Each source's evidence for each pair: the events that carry both identifiers."""
+        pairs = list(pairs)
+        shape = self.shape
+        seqs = self._seqs(k for p in pairs for k in p)
+        wanted: list[tuple[Key, Key, list[int]]] = []
+        for a, b in pairs:
+            if a not in seqs or b not in seqs:
+                continue
+            lo, hi = (a, b) if seqs[a] < seqs[b] else (b, a)
+            shorter, longer = sorted((shape.events_of(seqs[a]), shape.events_of(seqs[b])), key=len)
+            common = set(longer).intersection(shorter)
+            if common:
+                wanted.append((lo, hi, sorted(common)))
+        rows = self._event_rows((s for *_, seqs in wanted for s in seqs), "seq, source, timestamp")
+        seen = {seq: (source, timestamp) for seq, source, timestamp in rows}
+        found = []
+        for lo, hi, event_seqs in wanted:
+            by_source: dict[str, list[str]] = {}
+            for seq in event_seqs:
+                source, timestamp = seen[seq]
+                by_source.setdefault(source, []).append(timestamp)
+            for source, stamps in sorted(by_source.items()):
+                times = [_dt(t) for t in stamps]
+                found.append(EdgeObservation(lo, hi, source, min(times), max(times), len(times)))
+        return found
+
+    def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]:
+        ids = sorted(set(one_ids))
+        rows: dict[int, Any] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT id, kind, one_id, others, at, reason, event_ids, evidence FROM history"
+                f" WHERE id IN (SELECT history FROM history_index WHERE one_id IN ({marks}))",
+                chunk,
+            ):
+                rows[row[0]] = row
+        return [
+            HistoryEntry(
+                r[1],
+                r[2],
+                json.loads(r[3]),
+                _dt(r[4]),
+                r[5],
+                json.loads(r[6]),
+                json.loads(r[7]),
+            )
+            for _, r in sorted(rows.items())
+        ]
+
+    def all_keys(self) -> Iterator[Key]:
+        shape = self.shape
+        for seq in shape.all_seqs():
+            yield shape.key(seq)
+
+    def assignments(self) -> Iterator[tuple[Key, str | None]]:
+        shape = self.shape
+        for seq in shape.all_seqs():
+            record = shape.record(seq)
+            yield record.key, record.one_id
