@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from graph.identifiers import IdentifierRegistry, IdentifierStatus, Normalised
 from graph.models import EdgeObservation, Key, NodeRecord, Pair, pair
 from graph.resolution import partition
-from graph.store.protocol import GraphStore
+from graph.store.protocol import GraphReads
 
 
 @dataclass
@@ -79,7 +79,7 @@ def _path(edges: list[Pair], start: Key, goal: Key) -> list[Pair]:
 
 
 def explain_link(
-    store: GraphStore, registry: IdentifierRegistry, a: Normalised, b: Normalised
+    store: GraphReads, registry: IdentifierRegistry, a: Normalised, b: Normalised
 ) -> Explanation:
     nodes = store.nodes(n.key for n in (a, b) if n.value is not None)
     for side, n in (("a", a), ("b", b)):

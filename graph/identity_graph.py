@@ -29,7 +29,9 @@ from graph.identifiers import (
 from graph.models import EdgeObservation, Key, NodeRecord, pair
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
-from graph.store.protocol import GraphStore
+from graph.store.protocol import GraphReads, GraphStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -131,9 +133,8 @@ class IdentityGraph:
                 normalised.append(self.normalise(identifier))
             except UnknownIdentifierType as exc:
                 normalised.append(exc)
-        nodes = self.store.nodes(
-            n.key for n in normalised if isinstance(n, Normalised) and n.value is not None
-        )
+        wanted = [n.key for n in normalised if isinstance(n, Normalised) and n.value is not None]
+        nodes = self._consistent(lambda view: view.nodes(wanted))
         out = []
         for identifier, n in zip(identifiers, normalised, strict=True):
             if isinstance(n, UnknownIdentifierType):
@@ -162,63 +163,90 @@ class IdentityGraph:
         (found,) = self.resolve([identifier])
         return found
 
-    def _customer(self, one_id: str) -> tuple[str, set[Key]] | None:
+    def _consistent(self, read: Callable[[GraphReads], T]) -> T:
+        """``read`` against one state of the graph, run again if a write committed meanwhile.
+
+        The embedded store's views never change under a reader; a Neo4j read
+        transaction sees each statement's own committed state, so a write
+        between two statements is caught by the version and the read repeated.
+        """
+        for _ in range(20):
+            with self.store.reading() as view:
+                before = view.version()
+                found = read(view)
+                if view.version() == before:
+                    return found
+        raise StoreConflict("the graph kept changing while it was read; try again")
+
+    @staticmethod
+    def _customer(view: GraphReads, one_id: str) -> tuple[str, set[Key]] | None:
         """The surviving OneID for ``one_id`` (aliases followed) and its identifiers."""
         if has_lone_surrogate(one_id):  # not text: never issued, and no store takes it
             return None
-        canonical = self.store.canonical_one_id(one_id)
+        canonical = view.canonical_one_id(one_id)
         if canonical is None:
             return None
-        members = self.store.members([canonical])[canonical]
+        members = view.members([canonical])[canonical]
         return (canonical, members) if members else None
 
     def profile(self, one_id: str) -> Profile | None:
-        found = self._customer(one_id)
-        if found is None:
-            return None
-        canonical, members = found
-        nodes = list(self.store.nodes(members).values())
-        aliases = self.store.aliases(canonical)
-        return build_profile(
-            canonical,
-            nodes,
-            self.store.events_for(members),
-            self.config.traits,
-            aliases,
-            self.store.history([canonical, *aliases]),
-        )
+        def read(view: GraphReads) -> Profile | None:
+            found = self._customer(view, one_id)
+            if found is None:
+                return None
+            canonical, members = found
+            nodes = list(view.nodes(members).values())
+            aliases = view.aliases(canonical)
+            return build_profile(
+                canonical,
+                nodes,
+                view.events_for(members),
+                self.config.traits,
+                aliases,
+                view.history([canonical, *aliases]),
+            )
+
+        return self._consistent(read)
 
     def customer_graph(self, one_id: str) -> CustomerGraph | None:
-        found = self._customer(one_id)
-        if found is None:
-            return None
-        canonical, members = found
-        adjacency = self.store.neighbours(members)
-        around = {k for others in adjacency.values() for k in others}
-        records: dict[Key, NodeRecord] = self.store.nodes(members | around)
-        shown = set(members) | {k for k in around if not records[k].linkable}
-        nodes = [
-            GraphNode(
-                k,
-                "BLOCKED" if records[k].blocked else "SHARED" if records[k].shared else "LINKED",
-                records[k].one_id,
-                records[k].first_seen,
-                records[k].last_seen,
-            )
-            for k in sorted(shown, key=lambda k: records[k].seq)
-        ]
-        pairs = {pair(a, b) for a in members for b in adjacency[a] if b in shown}
-        return CustomerGraph(canonical, nodes, self.store.observations(sorted(pairs)))
+        def read(view: GraphReads) -> CustomerGraph | None:
+            found = self._customer(view, one_id)
+            if found is None:
+                return None
+            canonical, members = found
+            adjacency = view.neighbours(members)
+            around = {k for others in adjacency.values() for k in others}
+            records: dict[Key, NodeRecord] = view.nodes(members | around)
+            shown = set(members) | {k for k in around if not records[k].linkable}
+            nodes = [
+                GraphNode(
+                    k,
+                    "BLOCKED"
+                    if records[k].blocked
+                    else "SHARED"
+                    if records[k].shared
+                    else "LINKED",
+                    records[k].one_id,
+                    records[k].first_seen,
+                    records[k].last_seen,
+                )
+                for k in sorted(shown, key=lambda k: records[k].seq)
+            ]
+            pairs = {pair(a, b) for a in members for b in adjacency[a] if b in shown}
+            return CustomerGraph(canonical, nodes, view.observations(sorted(pairs)))
+
+        return self._consistent(read)
 
     def explain(self, a: IdentifierInput, b: IdentifierInput) -> Explanation:
         try:
             first, second = self.normalise(a), self.normalise(b)
         except UnknownIdentifierType as exc:
             return Explanation(False, "INVALID", exc.message)
-        return explain_link(self.store, self.registry, first, second)
+        return self._consistent(lambda view: explain_link(view, self.registry, first, second))
 
 
-T = TypeVar("T")
+def _status(record: NodeRecord) -> str:
+    return "BLOCKED" if record.blocked else "SHARED" if record.shared else "LINKED"
 
 
 def _retried(write: Callable[[], T], attempts: int = 5) -> T:

@@ -18,8 +18,9 @@ from starlette.routing import Mount, Route
 
 from graph.identity_graph import IdentityGraph
 from service.graphiql import AssetFiles, assets_dir, graphiql_page
-from service.http import execute_request
+from service.http import JSON_TYPE, error_body, execute_request, respond
 from service.settings import Settings, ensure_admin_key
+from service.startup import Startup
 
 GRAPHIQL_ASSETS_PATH = "/graphiql-assets"
 
@@ -29,19 +30,55 @@ def wants_html(request: Request) -> bool:
     return request.method == "GET" and "text/html" in accept and "query" not in request.query_params
 
 
-def create_app(settings: Settings, graph: IdentityGraph | None = None) -> Starlette:
+def create_app(
+    settings: Settings, graph: IdentityGraph | None = None, background: bool = False
+) -> Starlette:
+    """The service; with ``background`` its store is opened while it already answers.
+
+    Errors a user must fix (a data dir another process holds, a store of
+    another version, a bad config) are raised here either way; only reading
+    the graph into memory is left to the background.
+    """
     admin_key, _ = ensure_admin_key(settings)
     if graph is None:
-        graph = IdentityGraph(settings.load_config(), settings.open_store())
-    service_graph = graph
+        config = settings.load_config()
+        store = settings.open_store(load=not background)
+
+        def open_graph() -> IdentityGraph:
+            try:
+                store.load()
+                return IdentityGraph(config, store)
+            except BaseException:
+                store.close()  # let go of the data dir: another start may fix what failed
+                raise
+
+        startup = Startup(open_graph, background)
+    else:
+        given = graph
+        startup = Startup(lambda: given, background=False)
 
     async def graphql(request: Request) -> Response:
         if wants_html(request):
             return graphiql_page(GRAPHIQL_ASSETS_PATH)
-        return await execute_request(request, service_graph, admin_key)
+        opened = startup.graph
+        if opened is None:
+            why = "is starting: opening the data dir" if startup.error is None else "failed to open"
+            return respond(
+                error_body("STORE_UNAVAILABLE", f"idgraph {why}; try again shortly"),
+                503,
+                JSON_TYPE,
+                {"Retry-After": "1"},
+            )
+        return await execute_request(request, opened, admin_key)
 
     async def healthz(request: Request) -> Response:
-        if service_graph.store.healthy():
+        opened = startup.graph
+        if opened is None:
+            body = {"status": startup.status}
+            if startup.error is not None:
+                body["error"] = startup.error
+            return JSONResponse(body, status_code=503)
+        if opened.store.healthy():
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "unavailable"}, status_code=503)
 
@@ -51,7 +88,9 @@ def create_app(settings: Settings, graph: IdentityGraph | None = None) -> Starle
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        service_graph.close()
+        startup.wait()
+        if startup.graph is not None:
+            startup.graph.close()
 
     app = Starlette(
         routes=[
@@ -75,5 +114,5 @@ def create_app(settings: Settings, graph: IdentityGraph | None = None) -> Starle
         if settings.cors_origins
         else [],
     )
-    app.state.graph = service_graph
+    app.state.startup = startup
     return app

@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  {key}\nSend it as 'Authorization: Bearer <key>'. It is printed only this once.",
             flush=True,
         )
-    app = create_app(settings)
+    app = create_app(settings, background=True)
     print(f"idgraph: GraphiQL at http://{settings.host}:{settings.port}/graphql", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from starlette.concurrency import run_in_threadpool
 from strawberry.dataloader import DataLoader
 
 from graph.identity_graph import IdentityGraph
+from service.reads import read
 from service.schema.types import Profile
 
 
@@ -24,4 +24,4 @@ class Loaders:
                 found.append(Profile.of(p) if p is not None else None)
             return found
 
-        return await run_in_threadpool(load)
+        return await read(self._graph, load)

@@ -66,7 +66,8 @@ class Settings:
         """Whether the store is the embedded one (no Neo4j URI set)."""
         return not self.neo4j_uri
 
-    def open_store(self) -> GraphStore:
+    def open_store(self, load: bool = True) -> GraphStore:
+        """The store; with ``load`` false, its working state is left for ``store.load()``."""
         if self.neo4j_uri:
             # Imported only when used: the driver is a fifth of a second of start-up
             # that every embedded command (an import, an export) would pay for nothing.
@@ -79,7 +80,7 @@ class Settings:
                 self.neo4j_database,
                 resolve_every=self.neo4j_resolve_every,
             )
-        return EmbeddedStore(self.data_dir)
+        return EmbeddedStore(self.data_dir, load=load)
 
 
 def ensure_admin_key(settings: Settings) -> tuple[str, bool]:

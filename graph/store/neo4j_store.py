@@ -171,6 +171,8 @@ def _summed(rows: list[EventRow], blocked: set[Key]) -> _Deferred:
 class Neo4jStore:
     """A ``GraphStore`` in a Neo4j database, through the official driver."""
 
+    reads_block = True  # every read is a round trip to the database
+
     def __init__(
         self,
         uri: str,
@@ -215,8 +217,10 @@ class Neo4jStore:
     def _read(self, query: LiteralString, **params: Any) -> list[neo4j.Record]:
         self._ensure_schema()
         params = {k: _Rows(v) if type(v) is list else v for k, v in params.items()}
-        tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
-        if tx is not None:  # inside an exclusive batch: read what it has written so far
+        tx: neo4j.Transaction | None = getattr(self._local, "tx", None) or getattr(
+            self._local, "read_tx", None
+        )
+        if tx is not None:  # an exclusive batch reads what it has written so far
             return self._guard(lambda: list(tx.run(query, params)))
         return self._guard(
             lambda: (
@@ -271,6 +275,41 @@ class Neo4jStore:
                 done()
         finally:
             session.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Neo4jStore]:
+        """One read transaction for one API request, from the driver's pool; no lock of ours."""
+        if getattr(self._local, "tx", None) is not None or getattr(self._local, "read_tx", None):
+            yield self
+            return
+        self._ensure_schema()
+        session = self._guard(
+            lambda: self._driver.session(
+                database=self._database, default_access_mode=neo4j.READ_ACCESS
+            )
+        )
+        try:
+            tx = self._guard(session.begin_transaction)
+            self._local.read_tx = tx
+            try:
+                yield self
+            finally:
+                self._local.read_tx = None
+                with contextlib.suppress(DriverError, Neo4jError):
+                    tx.close()
+        finally:
+            session.close()
+
+    def load(self) -> None:
+        self._ensure_schema()  # quietly: a database that is down now is reported per call
+
+    def version(self) -> int:
+        """How many exclusive batches have committed: each counts one on the lock node."""
+        rows = self._read(
+            "MATCH (l) WHERE elementId(l) = $lock RETURN coalesce(l.batches, 0) AS n",
+            lock=self._lock_id,
+        )
+        return int(rows[0]["n"]) if rows else 0
 
     def _ensure_schema(self) -> None:
         """Constraints and indexes, idempotently; retried until the database answers once."""

@@ -26,26 +26,15 @@ from graph.models import (
 )
 
 
-class GraphStore(Protocol):
-    # How many deferred events one resolution may take on at most, or None for
-    # no limit. A resolution is one transaction, and a database server may cap
-    # a transaction's memory; a bulk load resolves every so many events then.
-    resolve_every: int | None
+class GraphReads(Protocol):
+    """What a store answers about the graph: to the resolver, and to the API through ``reading``."""
 
-    def close(self) -> None: ...
+    def version(self) -> int:
+        """A number that changes whenever a write commits.
 
-    def exclusive(self) -> AbstractContextManager[None]:
-        """Be the only writer for one batch: its reads and its ``apply`` form one transaction.
-
-        The resolver reads a region, decides, and writes; a second writer
-        changing the region in between would make the decision stale. A store
-        that several processes share serialises those batches here; a store
-        one process owns (the embedded one) has nothing to do.
+        A read that found it unchanged from its start to its end saw one state
+        of the graph, never half of a write.
         """
-        ...
-
-    def healthy(self) -> bool:
-        """True when reads and writes can be served right now."""
         ...
 
     # --- reads used by the resolver -------------------------------------------------
@@ -113,6 +102,51 @@ class GraphStore(Protocol):
     def all_keys(self) -> Iterator[Key]: ...
 
     def assignments(self) -> Iterator[tuple[Key, str | None]]: ...
+
+
+class GraphStore(GraphReads, Protocol):
+    # How many deferred events one resolution may take on at most, or None for
+    # no limit. A resolution is one transaction, and a database server may cap
+    # a transaction's memory; a bulk load resolves every so many events then.
+    resolve_every: int | None
+
+    def load(self) -> None:
+        """Bring the store's working state into memory.
+
+        Until it returns only ``healthy`` and ``close`` may be called: a
+        service calls it in the background, answering health checks with
+        "starting" meanwhile.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Be the only writer for one batch: its reads and its ``apply`` form one transaction.
+
+        The resolver reads a region, decides, and writes; a second writer
+        changing the region in between would make the decision stale. A store
+        that several processes share serialises those batches here; a store
+        one process owns (the embedded one) has nothing to do.
+        """
+        ...
+
+    def healthy(self) -> bool:
+        """True when reads and writes can be served right now."""
+        ...
+
+    # Whether a read waits on the network: the API then reads from a thread, so the
+    # event loop serves other requests meanwhile; a store in memory is read in place.
+    reads_block: bool
+
+    def reading(self) -> AbstractContextManager[GraphReads]:
+        """Reads for one API request, never waiting for a writer.
+
+        The embedded store answers from one published shape and a SQLite read
+        transaction of the same generation; Neo4j from one read transaction,
+        whose ``version`` tells the caller whether a write committed meanwhile.
+        """
+        ...
 
     # --- writes ---------------------------------------------------------------------
     def apply(self, changes: ChangeSet) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import strawberry
-from starlette.concurrency import run_in_threadpool
 
 from graph.identity_graph import IdentityGraph as Core
+from service.reads import read
 from service.schema.types import (
     IdentifierInput,
     IdentifierResolution,
@@ -27,7 +27,7 @@ class Query:
         self, info: strawberry.Info, identifiers: list[IdentifierInput]
     ) -> list[IdentifierResolution]:
         graph = _graph(info)
-        found = await run_in_threadpool(graph.resolve, [i.to_core() for i in identifiers])
+        found = await read(graph, graph.resolve, [i.to_core() for i in identifiers])
         return [IdentifierResolution.of(r) for r in found]
 
     @strawberry.field(description="A customer's profile; an alias OneID gives the survivor's.")
@@ -40,8 +40,8 @@ class Query:
         self, info: strawberry.Info, type: str, value: str
     ) -> Profile | None:
         graph = _graph(info)
-        found = await run_in_threadpool(
-            graph.resolve_one, IdentifierInput(type=type, value=value).to_core()
+        found = await read(
+            graph, graph.resolve_one, IdentifierInput(type=type, value=value).to_core()
         )
         if found.one_id is None:
             return None
@@ -52,12 +52,14 @@ class Query:
     async def identity_graph(
         self, info: strawberry.Info, one_id: strawberry.ID
     ) -> IdentityGraph | None:
-        found = await run_in_threadpool(_graph(info).customer_graph, str(one_id))
+        graph = _graph(info)
+        found = await read(graph, graph.customer_graph, str(one_id))
         return IdentityGraph.of(found) if found is not None else None
 
     @strawberry.field(description="The evidence path joining two identifiers, or why none does.")
     async def explain_link(
         self, info: strawberry.Info, a: IdentifierInput, b: IdentifierInput
     ) -> LinkExplanation:
-        found = await run_in_threadpool(_graph(info).explain, a.to_core(), b.to_core())
+        graph = _graph(info)
+        found = await read(graph, graph.explain, a.to_core(), b.to_core())
         return LinkExplanation.of(found)

@@ -36,6 +36,9 @@ class ShapeReads:
         self.shape = shape
         self.db = db
 
+    def version(self) -> int:
+        return self.shape.generation
+
     # --- the graph ------------------------------------------------------------------
     def _seqs(self, keys: Iterable[Key]) -> dict[Key, int]:
         wanted = list(dict.fromkeys(keys))

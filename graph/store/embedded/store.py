@@ -77,7 +77,7 @@ class EmbeddedStore:
     resolve_every = None  # SQLite keeps a transaction of any size on disk
     reads_block = False  # reads are memory and a local file: no thread pool needed
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, load: bool = True) -> None:
         self.path = Path(data_dir) / "idgraph.sqlite3"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._snapshot_path = Path(data_dir) / SNAPSHOT
@@ -99,17 +99,26 @@ class EmbeddedStore:
         self._unresolved_from = meta_int(self._db, UNRESOLVED)
         self._stale = False  # deferred writes left the shape behind the file
         self._deferred_ids: set[str] = set()  # event ids written while stale
-        snapshot_found = snapshot.load(self._snapshot_path, self._generation)
-        found = snapshot_found
-        if found is None or self._unresolved_from is not None:
+        self._max_event = 0
+        self._saved = (-1, time.monotonic())  # the generation last written to the snapshot
+        if load:
+            self.load()
+
+    def load(self) -> None:
+        """Read the shape: from the snapshot if it is the file's, else rebuilt from the file."""
+        if hasattr(self, "_shape"):
+            return
+        found = snapshot.load(self._snapshot_path, self._generation)
+        rebuilt = found is None or self._unresolved_from is not None
+        if rebuilt:
             found = rebuild(self._db)
+        assert found is not None
         self._shape = found
         self._max_event = found.counters.event
-        self._saved = (-1, time.monotonic())
-        if snapshot_found is found:
-            self._saved = (found.generation, time.monotonic())
-        else:  # rebuilt: keep it, so the next start need not rebuild it again
+        if rebuilt:  # keep it, so the next start need not rebuild it again
             self.checkpoint()
+        else:
+            self._saved = (found.generation, time.monotonic())
 
     # --- the shape ------------------------------------------------------------------
     def _current(self) -> Shape:
@@ -182,8 +191,9 @@ class EmbeddedStore:
 
     # --- plumbing -------------------------------------------------------------------
     def close(self) -> None:
-        with contextlib.suppress(OSError, sqlite3.Error):
-            self.checkpoint()
+        if hasattr(self, "_shape"):
+            with contextlib.suppress(OSError, sqlite3.Error):
+                self.checkpoint()
         with self._readers_lock:
             for reader in self._all_readers:
                 reader.close()
@@ -195,13 +205,15 @@ class EmbeddedStore:
 
     def healthy(self) -> bool:
         try:
-            with self.reading() as view:
-                view.db.execute("SELECT 1").fetchone()
+            self._reader().execute("SELECT 1").fetchone()
         except sqlite3.Error:
             return False
         return True
 
     # --- resolver reads -------------------------------------------------------------
+    def version(self) -> int:
+        return self._shape.generation
+
     def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
         return self._writer_reads().nodes(keys)
 

@@ -1,0 +1,50 @@
+"""Opening the service's graph in the background, so that health checks answer at once.
+
+Opening a data dir reads the graph's shape into memory: a fraction of a
+second from a snapshot, longer when it must be rebuilt from the file. A
+process supervisor or load balancer asking ``/healthz`` meanwhile should
+hear "starting", not time out; API calls get ``STORE_UNAVAILABLE`` until
+the graph is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from graph.identity_graph import IdentityGraph
+
+log = logging.getLogger("idgraph.startup")
+
+
+class Startup:
+    def __init__(self, open_graph: Callable[[], IdentityGraph], background: bool) -> None:
+        self.graph: IdentityGraph | None = None
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(
+                target=self._open, args=(open_graph,), name="idgraph-open", daemon=True
+            )
+            self._thread.start()
+        else:
+            self.graph = open_graph()
+
+    def _open(self, open_graph: Callable[[], IdentityGraph]) -> None:
+        try:
+            self.graph = open_graph()
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("idgraph could not open its store")
+
+    @property
+    def status(self) -> str:
+        """``ready``, ``starting`` or ``failed``."""
+        if self.graph is not None:
+            return "ready"
+        return "failed" if self.error is not None else "starting"
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
