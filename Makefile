@@ -41,7 +41,8 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.quality --persons 20000
 	$(BIN)/python -m bench.import_speed --persons 20000
-	$(BIN)/python -m bench.api_ingest --events 20000
+	$(BIN)/python -m bench.api_ingest --persons 4000
+	$(BIN)/python -m bench.serve
 
 clean:
 	rm -rf $(VENV) $(GRAPHIQL)/node_modules .neo4j

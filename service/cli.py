@@ -50,7 +50,7 @@ def open_graph(settings: Settings) -> IdentityGraph:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app
+    from service.app import create_app, serving_process
 
     settings = _settings(args)
     settings.host = args.host or settings.host
@@ -62,6 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  {key}\nSend it as 'Authorization: Bearer <key>'. It is printed only this once.",
             flush=True,
         )
+    serving_process()
     app = create_app(settings, background=True)
     print(f"idgraph: GraphiQL at http://{settings.host}:{settings.port}/graphql", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)

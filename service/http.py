@@ -8,6 +8,7 @@ place: here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from functools import lru_cache
@@ -21,8 +22,10 @@ from graphql import (
     parse,
     validate,
 )
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from strawberry.types import ExecutionResult
 
 from graph.errors import IdgraphError
 from graph.identity_graph import IdentityGraph
@@ -35,6 +38,7 @@ log = logging.getLogger("idgraph.http")
 JSON_TYPE = "application/json"
 GRAPHQL_RESPONSE_TYPE = "application/graphql-response+json"
 MAX_BODY_BYTES = 32 * 1024 * 1024
+LARGE_BODY_BYTES = 64 * 1024
 
 
 class RequestError(Exception):
@@ -151,7 +155,10 @@ async def _read_params(request: Request) -> tuple[str, dict[str, Any] | None, st
                 "send smaller batches",
             )
     try:
-        body = json.loads(raw_body.decode("utf-8"))
+        if len(raw_body) > LARGE_BODY_BYTES:  # a batch of events: decoded off the event loop
+            body = await run_in_threadpool(json.loads, raw_body.decode("utf-8"))
+        else:
+            body = json.loads(raw_body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestError(400, "BAD_JSON", f"the request body is not valid JSON: {exc}") from exc
     return _params(body)
@@ -172,6 +179,26 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
     if name is None:
         return operations[0] if len(operations) == 1 else None
     return next((o for o in operations if o.name and o.name.value == name), None)
+
+
+def _execute_apart(
+    query: str,
+    variables: dict[str, Any] | None,
+    context: dict[str, Any],
+    operation_name: str | None,
+) -> ExecutionResult:
+    """Execute a mutation in a worker thread, on an event loop of its own.
+
+    Coercing a batch's variables, validating and writing it is CPU work of
+    tens of milliseconds; here it shares the interpreter with the event loop
+    in short turns instead of holding the loop for all of it. A loop costs a
+    fraction of a millisecond to make, next to nothing for a batch.
+    """
+    return asyncio.run(
+        schema.execute(
+            query, variable_values=variables, context_value=context, operation_name=operation_name
+        )
+    )
 
 
 async def execute_request(request: Request, graph: IdentityGraph, admin_key: str) -> Response:
@@ -216,9 +243,12 @@ async def execute_request(request: Request, graph: IdentityGraph, admin_key: str
     except RequestError as exc:
         return respond(error_body(exc.code, exc.message), exc.status, media_type, exc.headers)
     context = {"graph": graph, "loaders": Loaders(graph), "request": request}
-    result = await schema.execute(
-        query, variable_values=variables, context_value=context, operation_name=operation_name
-    )
+    if operation is not None and operation.operation is OperationType.MUTATION:
+        result = await run_in_threadpool(_execute_apart, query, variables, context, operation_name)
+    else:
+        result = await schema.execute(
+            query, variable_values=variables, context_value=context, operation_name=operation_name
+        )
     body: dict[str, Any] = {}
     if result.errors:
         body["errors"] = [format_error(e) for e in result.errors]

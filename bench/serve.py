@@ -1,0 +1,299 @@
+"""Serving under load: GraphQL reads beside bare endpoints, with and without an ingest stream.
+
+    python -m bench.serve                       # about a million identifiers
+    python -m bench.serve --persons 12000 --neo4j-uri bolt://127.0.0.1:7687
+    python -m bench.serve --scale               # about 100k, 1M and 3M identifiers
+
+A generated data set is imported with ``idgraph import``; the server
+(``bench.serve_app``: the service as ``idgraph serve`` builds it, with bare
+endpoints beside it) runs in a process of its own, the load client in this
+one. Each read is measured at 1, 10 and 50 keep-alive clients against
+``/graphql`` and against the bare endpoint doing the same store read in the
+same process, then again while one more client posts ``ingestEvents``
+batches of 500 as fast as they are taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.generator import generate
+from bench.load import Load, run
+from tests.server import IDGRAPH, free_port
+
+PROFILE = (
+    "query($t: String!, $v: String!) { profileByIdentifier(type: $t, value: $v) {"
+    " oneId eventCount traitValues identifiers { type identifiers { value } } } }"
+)
+RESOLVE = (
+    "query($ids: [IdentifierInput!]!) { resolveIdentifiers(identifiers: $ids) { oneId status } }"
+)
+INGEST = "mutation($e: [IdentityEventInput!]!) { ingestEvents(events: $e) { accepted } }"
+
+
+def write_events(path: Path, persons: int, seed: int, prefix: str = "") -> list[dict]:
+    events = generate(persons, seed).events
+    if prefix:
+        for e in events:
+            e["eventId"] = prefix + e["eventId"]
+    with path.open("w", encoding="utf-8") as handle:
+        for e in events:
+            handle.write(json.dumps(e, ensure_ascii=False) + "\n")
+    return events
+
+
+def import_file(path: Path, data: Path, neo4j_uri: str | None) -> float:
+    """``idgraph import``; returns its events/s."""
+    extra = ["--neo4j-uri", neo4j_uri] if neo4j_uri else []
+    done = subprocess.run(
+        [IDGRAPH, "import", str(path), "--data-dir", str(data), "--quiet", *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"\(([\d,]+) events/s\)", done.stdout)
+    if found is None:
+        raise RuntimeError(f"import failed: {done.stdout}{done.stderr}")
+    return float(found.group(1).replace(",", ""))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextmanager
+def server(data: Path, neo4j_uri: str | None) -> Iterator[tuple[int, float, float]]:
+    """A running server: its port, seconds from start to healthy, and RSS (MB) then."""
+    port = free_port()
+    extra = ["--neo4j-uri", neo4j_uri] if neo4j_uri else []
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.serve_app",
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+            *extra,
+        ],
+        env={**os.environ, "IDGRAPH_ADMIN_KEY": "bench"},
+    )
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("the server exited")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.02)
+        healthy = time.perf_counter() - started
+        yield port, healthy, rss_mb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+
+
+def sample_identifiers(events: list[dict], count: int, seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    picked = rng.sample(events, min(count, len(events)))
+    return [rng.choice(e["identifiers"]) for e in picked]
+
+
+def bodies(identifiers: list[dict[str, str]]) -> dict[str, list[bytes]]:
+    batches = [identifiers[i : i + 100] for i in range(0, len(identifiers) - 99, 100)]
+    return {
+        "profile /graphql": [
+            json.dumps({"query": PROFILE, "variables": {"t": i["type"], "v": i["value"]}}).encode()
+            for i in identifiers
+        ],
+        "profile bare": [json.dumps(i).encode() for i in identifiers],
+        "resolve 100 /graphql": [
+            json.dumps({"query": RESOLVE, "variables": {"ids": b}}).encode() for b in batches
+        ],
+        "resolve 100 bare": [json.dumps({"identifiers": b}).encode() for b in batches],
+    }
+
+
+PATHS = {
+    "profile /graphql": "/graphql",
+    "profile bare": "/bare/profile",
+    "resolve 100 /graphql": "/graphql",
+    "resolve 100 bare": "/bare/resolve",
+}
+
+
+def ingest_batches(events: list[dict], size: int = 500) -> list[bytes]:
+    return [
+        json.dumps({"query": INGEST, "variables": {"e": events[i : i + size]}}).encode()
+        for i in range(0, len(events), size)
+    ]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def read_table(
+    port: int, requests: dict[str, list[bytes]], stream: list[bytes], seconds: float
+) -> None:
+    print("| read | clients | ingest stream | req/s | p50 ms | p99 ms | vs bare: req/s | p99 |")
+    print("|---|---|---|---|---|---|---|---|")
+    offset = 0
+    for with_ingest in (False, True):
+        for clients in (1, 10, 50):
+            for read in ("profile", "resolve 100"):
+                found: dict[str, Load] = {}
+                events = 0
+                for kind in ("bare", "/graphql"):
+                    name = f"{read} {kind}"
+                    batches = None
+                    if with_ingest:
+                        batches = stream[offset:]
+                    load, accepted = run(
+                        "127.0.0.1",
+                        port,
+                        PATHS[name],
+                        requests[name],
+                        clients,
+                        seconds,
+                        ingest=batches,
+                    )
+                    offset += (accepted + 499) // 500
+                    events += accepted
+                    found[kind] = load
+                for kind in ("bare", "/graphql"):
+                    load = found[kind]
+                    versus = ""
+                    if kind == "/graphql":
+                        bare = found["bare"]
+                        versus = (
+                            f" {load.per_second / bare.per_second:.2f}x |"
+                            f" {load.quantile(0.99) / bare.quantile(0.99):.2f}x"
+                        )
+                    else:
+                        versus = " | "
+                    stream_text = f"{events / (2 * seconds):,.0f} events/s" if with_ingest else "no"
+                    print(
+                        f"| {read} {kind} | {clients} | {stream_text} | {load.per_second:,.0f} |"
+                        f" {ms(load.quantile(0.5))} | {ms(load.quantile(0.99))} |{versus} |"
+                    )
+                    if load.errors:
+                        print(f"  ({load.errors} requests failed)")
+
+
+def ingest_rate(port: int, stream: list[bytes], seconds: float) -> float:
+    load, accepted = run("127.0.0.1", port, "/graphql", [b"{}"], 0, seconds, stream)
+    return accepted / load.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--persons", type=int, default=118_000, help="118,000: about 1M identifiers"
+    )
+    parser.add_argument("--seconds", type=float, default=6.0, help="per measurement")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--neo4j-uri", help="an empty Neo4j to load and serve from")
+    parser.add_argument("--scale", action="store_true", help="the scaling table instead")
+    parser.add_argument("--workdir", help="keep generated files and data dirs here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(args.workdir or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        if args.scale:
+            scaling(work, args)
+        else:
+            one_size(work, args)
+
+
+def one_size(work: Path, args: argparse.Namespace) -> None:
+    events_file, data = work / f"events-{args.persons}.ndjson", work / f"data-{args.persons}"
+    events = write_events(events_file, args.persons, args.seed)
+    stream = ingest_batches(write_events(work / "stream.ndjson", 25_000, args.seed + 1, "stream-"))
+    imported = import_file(events_file, data, args.neo4j_uri)
+    identifiers = sample_identifiers(events, 3_000, args.seed)
+    store = "Neo4j" if args.neo4j_uri else "embedded"
+    with server(data, args.neo4j_uri) as (_, first_healthy, first_rss):
+        pass
+    with server(data, args.neo4j_uri) as (port, healthy, rss):
+        nodes = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql",
+                    data=json.dumps({"query": "{ __typename }"}).encode(),
+                    headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
+                )
+            ).read()
+        )
+        assert nodes["data"]["__typename"] == "Query"
+        print(
+            f"{store} store, {len(events):,} events from {args.persons:,} persons"
+            f" (import {imported:,.0f} events/s)\n"
+            f"time to healthy: {first_healthy:.1f} s the first start after the import,"
+            f" {healthy:.1f} s the next; RSS after open {first_rss:.0f} MB, then {rss:.0f} MB\n"
+        )
+        read_table(port, bodies(identifiers), stream, args.seconds)
+
+
+def scaling(work: Path, args: argparse.Namespace) -> None:
+    print(
+        "| identifiers | events | RSS after open MB | healthy s (first / next) |"
+        " import events/s | API ingest events/s | profile p99 ms (10 clients) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for persons in (12_000, 118_000, 354_000):
+        events_file, data = work / f"events-{persons}.ndjson", work / f"data-{persons}"
+        events = write_events(events_file, persons, args.seed)
+        imported = import_file(events_file, data, args.neo4j_uri)
+        identifiers = sample_identifiers(events, 3_000, args.seed)
+        del events
+        with server(data, args.neo4j_uri) as (_, first_healthy, _rss):
+            pass
+        with server(data, args.neo4j_uri) as (port, healthy, rss):
+            requests = bodies(identifiers)["profile /graphql"]
+            load, _ = run("127.0.0.1", port, "/graphql", requests, 10, args.seconds)
+            stream = ingest_batches(
+                write_events(work / "stream.ndjson", 8_000, args.seed + persons, f"s{persons}-")
+            )
+            rate = ingest_rate(port, stream, args.seconds * 2)
+        lines = sum(1 for _ in events_file.open(encoding="utf-8"))
+        print(
+            f"| {identifier_count(data):,} | {lines:,} | {rss:.0f} |"
+            f" {first_healthy:.1f} / {healthy:.1f} | {imported:,.0f} | {rate:,.0f} |"
+            f" {ms(load.quantile(0.99))} |"
+        )
+
+
+def identifier_count(data: Path) -> int:
+    db = sqlite3.connect(data / "idgraph.sqlite3")
+    try:
+        (count,) = db.execute("SELECT count(*) FROM identifiers").fetchone()
+        return int(count)
+    finally:
+        db.close()
+
+
+if __name__ == "__main__":
+    main()
