@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from graph.events import IdentifierInput
 from graph.identity_graph import IdentityGraph
 from service.app import create_app, serving_process
+from service.cli import fewer_collections
 from service.reads import read
 from service.settings import Settings
 
@@ -59,8 +59,8 @@ def main() -> None:
     parser.add_argument("--neo4j-uri")
     args = parser.parse_args()
     settings = Settings(data_dir=Path(args.data_dir), admin_key="bench", neo4j_uri=args.neo4j_uri)
-    if os.environ.get("BENCH_SWITCH") != "default":
-        serving_process()
+    fewer_collections()  # as idgraph's command does for every command
+    serving_process()
     app = create_app(settings, background=True)
     startup = app.state.startup
 

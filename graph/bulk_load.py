@@ -27,12 +27,14 @@ import numpy.typing as npt
 from graph.batch import Batch
 from graph.event_chunk import ChunkBuilder, EventChunk
 from graph.events import CleanEvent
-from graph.models import CustomerRecord, FirstLoad, Key, NodeRecord
+from graph.models import CustomerRecord, FirstLoad, Key, LoadedGraph, NodeRecord
 from graph.oneids import new_one_ids
 from graph.resolver import EventResult, Resolver
 from graph.whole_graph import WholeGraph
 
 Micros = npt.NDArray[np.int64]
+_NO_HASHES = np.zeros(0, dtype=np.uint64)
+_NO_POSITIONS = np.zeros(0, dtype=np.int64)
 _LATEST = np.iinfo(np.int64).max  # no sighting yet: any first sighting is earlier
 _EARLIEST = np.iinfo(np.int64).min
 
@@ -65,6 +67,12 @@ class BulkLoad:
         self._last: Micros = np.zeros(0, dtype=np.int64)
         self._blocked: list[bool] = []
         self._edges: list[npt.NDArray[np.int64]] = []  # each chunk's edges, positions two by two
+        # For a store that keeps the graph in memory (LoadedGraph), chunk by chunk:
+        self._key_hashes: list[npt.NDArray[np.uint64]] = []  # of the nodes each chunk brought
+        self._event_nodes: list[npt.NDArray[np.int64]] = []
+        self._event_seqs: list[npt.NDArray[np.int64]] = []
+        self._event_hashes: list[npt.NDArray[np.uint64]] = []
+        self._hashed_seqs: list[npt.NDArray[np.int64]] = []
         # Each node as the last part wrote it, by position; later nodes are not written yet.
         self._written_as: list[NodeRecord] = []
 
@@ -93,7 +101,7 @@ class BulkLoad:
             self._written += len(chunk)
             self._unresolved += len(chunk)
             if self.empty:
-                self._follow(chunk)
+                self._follow(chunk, last + 1)
         limit = self.store.resolve_every
         if limit is not None and self._unresolved >= limit:
             self.finish()
@@ -103,11 +111,19 @@ class BulkLoad:
         """The graph is in the store now: later parts are resolved the general way."""
         self.empty = False
         self._ids, self._keys, self._edges, self._blocked = {}, [], [], []
+        self._key_hashes, self._event_nodes, self._event_seqs = [], [], []
+        self._event_hashes, self._hashed_seqs = [], []
         self._first, self._last = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         self._written_as = []
 
-    def _follow(self, chunk: EventChunk) -> None:
-        """Take in a chunk's nodes, sightings, edges: new nodes one by one, the rest as arrays."""
+    def _follow(self, chunk: EventChunk, first_seq: int) -> None:
+        """Take in a chunk's nodes, sightings, edges: new nodes one by one, the rest as arrays.
+
+        The chunk's events are numbered from ``first_seq``.
+        """
+        seqs = np.arange(first_seq, first_seq + len(chunk), dtype=np.int64)
+        self._event_hashes.append(np.frombuffer(chunk.event_hashes, dtype=np.uint64).copy())
+        self._hashed_seqs.append(seqs)
         if not chunk.nodes:
             return
         ids, keys, nodes = self._ids, self._keys, chunk.nodes
@@ -122,6 +138,10 @@ class BulkLoad:
             self._first = np.append(self._first, np.full(room, _LATEST, dtype=np.int64))
             self._last = np.append(self._last, np.full(room, _EARLIEST, dtype=np.int64))
         at = np.array(number, dtype=np.int64)  # distinct: a chunk lists each node once
+        self._key_hashes.append(np.frombuffer(chunk.node_hashes, dtype=np.uint64)[new])
+        sizes = np.frombuffer(chunk.event_sizes, dtype=np.intc)
+        self._event_nodes.append(at[np.frombuffer(chunk.event_nodes, dtype=np.intc)])
+        self._event_seqs.append(np.repeat(seqs, sizes))
         first = np.frombuffer(chunk.first_seen, dtype=np.int64)
         last = np.frombuffer(chunk.last_seen, dtype=np.int64)
         self._first[at] = np.minimum(self._first[at], first)
@@ -186,10 +206,27 @@ class BulkLoad:
             for seq, (one_id, anchor) in enumerate(zip(one_ids, anchors, strict=True), start=1)
         ]
         load.one_ids = list(map(names.__getitem__, customer_of.tolist()))
+        load.graph = self._loaded_graph(load, customer_of)
         self.store.apply_first_load(load)
         if self.store.resolve_every is not None:  # more parts may follow
             self._written_as = load.nodes()
         return len(self._keys)
+
+    def _loaded_graph(self, load: FirstLoad, customer_of: npt.NDArray[np.int64]) -> LoadedGraph:
+        size = len(self._keys)
+        return LoadedGraph(
+            np.concatenate(self._key_hashes) if self._key_hashes else _NO_HASHES,
+            self._first[:size],
+            self._last[:size],
+            np.array(load.shared, dtype=np.bool_),
+            np.array(load.strong_neighbours, dtype=np.int64),
+            customer_of,
+            np.concatenate(self._edges) if self._edges else _NO_POSITIONS,
+            np.concatenate(self._event_nodes) if self._event_nodes else _NO_POSITIONS,
+            np.concatenate(self._event_seqs) if self._event_seqs else _NO_POSITIONS,
+            np.concatenate(self._event_hashes) if self._event_hashes else _NO_HASHES,
+            np.concatenate(self._hashed_seqs) if self._hashed_seqs else _NO_POSITIONS,
+        )
 
     def _finish_part(self) -> int:
         """A later part: judge the whole graph again and write what changed.

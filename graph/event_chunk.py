@@ -21,6 +21,7 @@ from itertools import combinations
 from typing import Any
 
 from graph import jsontext
+from graph.hashing import key_hash, text_hash
 from graph.models import Key
 from graph.sqlite_rows import insert_rows
 
@@ -55,6 +56,14 @@ class EventChunk:
     last_seen: array[int] = field(default_factory=lambda: array("q"))
     node_blocked: list[bool] = field(default_factory=list)
     edges: array[int] = field(default_factory=lambda: array("i"))  # node numbers two by two
+    # Each event's node numbers, one run per event of the length in event_sizes: the
+    # importing process keeps each identifier's events from them without a parse.
+    event_sizes: array[int] = field(default_factory=lambda: array("i"))
+    event_nodes: array[int] = field(default_factory=lambda: array("i"))
+    # Stable hashes (graph.hashing) of each node's key and each event's id, made by
+    # the worker that parsed them rather than by the one process that takes them all.
+    node_hashes: array[int] = field(default_factory=lambda: array("Q"))
+    event_hashes: array[int] = field(default_factory=lambda: array("Q"))
     # A SQLite file holding the events' text (table ``events``, rowid = position + 1)
     # in place of the text columns above, which are then empty; see ``spill``.
     spilled: str | None = None
@@ -188,6 +197,7 @@ class ChunkBuilder:
         """An encoded event: ``seen`` is its moment's ``moment_text``, ``at`` its ``micros``."""
         chunk, number = self.chunk, self._number
         chunk.event_ids.append(event_id)
+        chunk.event_hashes.append(text_hash(event_id))
         chunk.sources.append(source)
         chunk.timestamps.append(seen)
         chunk.keys.append(keys_text)
@@ -202,11 +212,14 @@ class ChunkBuilder:
                 chunk.first_seen.append(at)
                 chunk.last_seen.append(at)
                 chunk.node_blocked.append(key in blocked)
+                chunk.node_hashes.append(key_hash(*key))
             elif at < chunk.first_seen[n]:
                 chunk.first_seen[n] = at
             elif at > chunk.last_seen[n]:
                 chunk.last_seen[n] = at
             positions.append(n)
+        chunk.event_sizes.append(len(positions))
+        chunk.event_nodes.extend(positions)
         pairs = self._pairs
         if len(positions) == 2:  # most events: one edge
             a, b = positions

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 Key = tuple[str, str]
 Pair = tuple[Key, Key]
 
@@ -99,6 +102,27 @@ class HistoryEntry:
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class LoadedGraph:
+    """A first load's graph as the loader followed it, nodes by position (seq - 1).
+
+    A store that keeps the graph in memory builds its working state from
+    these instead of reading back what it has just written.
+    """
+
+    key_hashes: npt.NDArray[np.uint64]  # graph.hashing.key_hash of each node's key
+    first_seen: npt.NDArray[np.int64]  # microseconds, by position
+    last_seen: npt.NDArray[np.int64]
+    shared: npt.NDArray[np.bool_]
+    strong_neighbours: npt.NDArray[np.int64]
+    customer: npt.NDArray[np.int64]  # each node's position in FirstLoad.customers, -1 for none
+    edges: npt.NDArray[np.int64]  # node positions, two by two
+    event_nodes: npt.NDArray[np.int64]  # for each identifier of each event: its position ...
+    event_seqs: npt.NDArray[np.int64]  # ... and the event's seq
+    event_hashes: npt.NDArray[np.uint64]  # graph.hashing.text_hash of each event id ...
+    hashed_seqs: npt.NDArray[np.int64]  # ... and that event's seq
+
+
 @dataclass(slots=True)
 class FirstLoad:
     """A bulk load into an empty store, resolved whole: every identifier, in columns.
@@ -117,6 +141,7 @@ class FirstLoad:
     strong_neighbours: list[int]
     one_ids: list[str | None]
     customers: list[CustomerRecord]
+    graph: LoadedGraph | None = None
 
     def nodes(self) -> list[NodeRecord]:
         moment = datetime.fromisoformat

@@ -9,6 +9,7 @@ the graph is ready.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -33,7 +34,12 @@ class Startup:
 
     def _open(self, open_graph: Callable[[], IdentityGraph]) -> None:
         try:
-            self.graph = open_graph()
+            graph = open_graph()
+            # What is alive now (modules, the schema, the graph) lives as long as the
+            # process: the cyclic collector need not walk it again on every pass.
+            gc.collect()
+            gc.freeze()
+            self.graph = graph
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("idgraph could not open its store")

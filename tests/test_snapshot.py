@@ -7,8 +7,10 @@ stale, missing or damaged), every read answers the same.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +24,7 @@ from graph.events import EventInput, IdentifierInput
 from graph.identity_graph import IdentityGraph
 from graph.store.embedded import EmbeddedStore
 from graph.store.embedded.store import SNAPSHOT
+from tests.server import IDGRAPH
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -142,3 +145,33 @@ def test_a_snapshot_that_cannot_be_used_is_rebuilt(
     assert reopened(data) == before  # rebuilt from the file
     assert (data / SNAPSHOT).exists()
     assert reopened(data) == before  # and from the snapshot written after the rebuild
+
+
+def test_a_first_import_leaves_the_snapshot_a_rebuild_would_make(tmp_path: Path) -> None:
+    """The import builds the shape from its own arrays and keeps it; the file agrees."""
+    lines = [
+        json.dumps(
+            {
+                "eventId": e.event_id,
+                "source": e.source,
+                "timestamp": e.timestamp.isoformat() if e.timestamp else None,
+                "identifiers": [{"type": i.type, "value": i.value} for i in e.identifiers],
+                "traits": e.traits,
+            }
+        )
+        for e in events(5, 400)
+    ]
+    source = tmp_path / "events.ndjson"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+    data = tmp_path / "data"
+    done = subprocess.run(
+        [IDGRAPH, "import", str(source), "--data-dir", str(data), "--quiet", "--batch-size", "50"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (data / SNAPSHOT).exists()
+    imported = reopened(data)
+    (data / SNAPSHOT).unlink()
+    assert reopened(data) == imported

@@ -3,32 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from graph.models import CustomerRecord
+from graph.models import CustomerRecord, FirstLoad, LoadedGraph
 from graph.store.embedded.keys import KeyIndex
-from graph.store.embedded.shape import NONE, Base, Flags, Int32s, Ints, micros_of
+from graph.store.embedded.shape import (
+    NONE,
+    Base,
+    Counters,
+    Flags,
+    Int32s,
+    Ints,
+    Overlay,
+    Shape,
+    micros_of,
+)
 
 
 def rows_of(src: Ints, dst: Ints, size: int) -> tuple[Ints, Ints]:
     """``dst`` grouped by ``src`` (each group sorted): a pointer array and the values."""
-    order = np.lexsort((dst, src))
     ptr = np.zeros(size + 1, dtype=np.int64)
-    if len(src):
-        np.cumsum(np.bincount(src, minlength=size), out=ptr[1:])
-    return ptr, dst[order]
+    if not len(src):
+        return ptr, dst.astype(np.int64)
+    span = int(dst.max()) + 1
+    order = np.argsort(src.astype(np.int64) * span + dst, kind="stable")
+    np.cumsum(np.bincount(src, minlength=size), out=ptr[1:])
+    return ptr, dst[order].astype(np.int64)
 
 
 def both_ways(a: Ints, b: Ints) -> tuple[Ints, Ints]:
-    """Distinct undirected edges as (from, to) both ways."""
+    """Distinct undirected edges (no loops) as (from, to) both ways."""
     if not len(a):
         return a, b
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    pairs = np.unique(np.stack([lo, hi], axis=1), axis=0)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])
+    span = int(hi.max()) + 1
+    codes = np.sort((lo * span + hi)[lo != hi])  # a sort, not np.unique: that hashes first
+    codes = codes[np.concatenate([[True], codes[1:] != codes[:-1]])]
+    lo, hi = codes // span, codes % span
+    return np.concatenate([lo, hi]), np.concatenate([hi, lo])
 
 
 def build_base(
@@ -113,3 +128,35 @@ def customer_rows(node_one_ids: Sequence[str | None], rows: Mapping[str, int]) -
         dtype=np.int32,
         count=len(node_one_ids),
     )
+
+
+def first_shape(load: FirstLoad, graph: LoadedGraph, generation: int, max_event: int) -> Shape:
+    """The shape of a first load into an empty store, from the loader's own arrays.
+
+    Node position ``p`` is seq ``p + 1``; seq 0 is no identifier.
+    """
+    count = len(load.keys)
+    keys = KeyIndex.build(
+        [None, *load.keys], np.concatenate([np.zeros(1, dtype=np.uint64), graph.key_hashes])
+    )
+
+    def by_seq(values: npt.NDArray[Any], fill: object) -> npt.NDArray[Any]:
+        return np.concatenate([np.full(1, fill, dtype=values.dtype), values])
+
+    edges = graph.edges + 1
+    base = build_base(
+        keys,
+        by_seq(graph.first_seen, 0),
+        by_seq(graph.last_seen, 0),
+        by_seq(np.array(load.blocked, dtype=np.bool_), False),
+        by_seq(graph.shared, False),
+        by_seq(graph.strong_neighbours.astype(np.int32), 0),
+        by_seq(graph.customer.astype(np.int32), NONE),
+        (edges[0::2], edges[1::2]),
+        (graph.event_nodes + 1, graph.event_seqs),
+        load.customers,
+        graph.event_hashes,
+        graph.hashed_seqs,
+    )
+    counters = Counters(count, max((c.seq for c in load.customers), default=0), max_event)
+    return Shape(base, Overlay(), counters, generation, count)

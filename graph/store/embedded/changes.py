@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from graph.hashing import hashes_of
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
 from graph.store.embedded.build import build_base
-from graph.store.embedded.keys import NO_TYPE, hashes_of
+from graph.store.embedded.keys import NO_TYPE
 from graph.store.embedded.shape import NONE, Counters, Ints, Overlay, Shape, micros_of
 
 

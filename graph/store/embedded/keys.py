@@ -9,34 +9,18 @@ back as it is, with no hashing at open.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from graph.hashing import key_hash
 from graph.models import Key
 
 NO_TYPE = 255  # the code of a sequence number no identifier has (never used, or removed)
 
 Ints = npt.NDArray[np.int64]
-
-
-def key_hash(type_name: str, value: str) -> int:
-    """A hash that is the same in every process, so an index can be written to a file."""
-    text = f"{type_name}\x1f{value}".encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
-
-
-def text_hash(text: str) -> int:
-    """``key_hash`` for other text, such as event ids."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-def hashes_of(texts: Iterable[str]) -> npt.NDArray[np.uint64]:
-    return np.fromiter(map(text_hash, texts), dtype=np.uint64)
 
 
 @dataclass(frozen=True)
@@ -51,12 +35,17 @@ class KeyIndex:
     hash_seq: Ints  # the seq of each hash
 
     @classmethod
-    def build(cls, keys: Sequence[Key | None]) -> KeyIndex:
-        """The index of ``keys[seq]`` for each seq (None where there is no identifier)."""
+    def build(
+        cls, keys: Sequence[Key | None], hashes: npt.NDArray[np.uint64] | None = None
+    ) -> KeyIndex:
+        """The index of ``keys[seq]`` for each seq (None where there is no identifier).
+
+        ``hashes[seq]``, when given, is ``key_hash`` of ``keys[seq]`` already
+        (the import's workers compute them in parallel).
+        """
         types: dict[str, int] = {}
         codes = np.full(len(keys), NO_TYPE, dtype=np.uint8)
         encoded: list[bytes] = []
-        hashes: list[int] = []
         seqs: list[int] = []
         for seq, key in enumerate(keys):
             if key is None:
@@ -67,21 +56,19 @@ class KeyIndex:
                 raise ValueError(f"more than {NO_TYPE} identifier types")
             codes[seq] = code
             encoded.append(key[1].encode("utf-8", "surrogatepass"))
-            hashes.append(key_hash(*key))
             seqs.append(seq)
+        seq_array = np.array(seqs, dtype=np.int64)
+        if hashes is None:
+            hash_array = np.fromiter(
+                (key_hash(*k) for k in keys if k is not None), dtype=np.uint64, count=len(seqs)
+            )
+        else:
+            hash_array = hashes[seq_array]
         lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
         ptr = np.zeros(len(keys) + 1, dtype=np.int64)
         np.cumsum(lengths, out=ptr[1:])
-        hash_array = np.array(hashes, dtype=np.uint64)
         order = np.argsort(hash_array, kind="stable")
-        return cls(
-            tuple(types),
-            codes,
-            ptr,
-            b"".join(encoded),
-            hash_array[order],
-            np.array(seqs, dtype=np.int64)[order],
-        )
+        return cls(tuple(types), codes, ptr, b"".join(encoded), hash_array[order], seq_array[order])
 
     def __len__(self) -> int:
         return len(self.type_code)

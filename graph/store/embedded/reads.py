@@ -14,6 +14,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from graph.hashing import hashes_of
 from graph.models import (
     CustomerRecord,
     EdgeObservation,
@@ -112,16 +116,29 @@ class ShapeReads:
         shape = self.shape
         return {o: {shape.key(s) for s in shape.members(o)} for o in one_ids}
 
-    def known_events(self, event_ids: Iterable[str]) -> set[str]:
-        """Ids among ``event_ids`` already stored; a hash match is checked against the log."""
+    def known_events(
+        self, event_ids: Iterable[str], hashes: npt.NDArray[np.uint64] | None = None
+    ) -> set[str]:
+        """Ids among ``event_ids`` already stored; a hash match is checked against the log.
+
+        ``hashes`` are the ids' ``text_hash`` when the caller has them already.
+        """
         shape = self.shape
         wanted = list(event_ids)
-        candidates = {e: shape.event_candidates(e) for e in dict.fromkeys(wanted)}
-        new = shape.overlay.events
-        known = {e for e in candidates if e in new}
-        check = sorted({s for e, seqs in candidates.items() if e not in new for s in seqs})
+        known = shape.overlay.events.keys() & wanted
+        base = shape.base
+        if not len(base.event_hashes) or not wanted:
+            return known
+        found = hashes_of(wanted) if hashes is None else hashes
+        at = np.searchsorted(base.event_hashes, found)
+        at[at == len(base.event_hashes)] = 0
+        hits = np.flatnonzero(base.event_hashes[at] == found)
+        if not len(hits):
+            return known
+        asked = {wanted[i] for i in hits.tolist()}
+        check = sorted({s for e in asked for s in shape.event_candidates(e)})
         stored = {row[0] for row in self._event_rows(check, "event_id")}
-        return known | (stored & candidates.keys())
+        return known | (stored & asked)
 
     def dirty_keys(self) -> list[Key]:
         shape = self.shape

@@ -17,9 +17,10 @@ from itertools import combinations
 import numpy as np
 
 from graph import jsontext
+from graph.hashing import hashes_of
 from graph.models import CustomerRecord, Key
 from graph.store.embedded.build import build_base, customer_rows
-from graph.store.embedded.keys import KeyIndex, hashes_of
+from graph.store.embedded.keys import KeyIndex
 from graph.store.embedded.schema import NODE_SEQ, UNRESOLVED, generation, meta_int
 from graph.store.embedded.shape import Counters, Ints, Overlay, Shape, micros_of
 

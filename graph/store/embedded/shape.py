@@ -23,8 +23,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from graph.hashing import text_hash
 from graph.models import CustomerRecord, Key, NodeRecord
-from graph.store.embedded.keys import NO_TYPE, KeyIndex, text_hash
+from graph.store.embedded.keys import NO_TYPE, KeyIndex
 
 Ints = npt.NDArray[np.int64]
 Int32s = npt.NDArray[np.int32]

@@ -32,6 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from graph.errors import StoreUnavailable
 from graph.event_chunk import EventChunk
 from graph.models import (
@@ -47,6 +50,7 @@ from graph.models import (
 )
 from graph.sqlite_rows import insert_rows
 from graph.store.embedded import snapshot
+from graph.store.embedded.build import first_shape
 from graph.store.embedded.changes import applied, compact
 from graph.store.embedded.reads import ShapeReads
 from graph.store.embedded.rebuild import rebuild
@@ -237,11 +241,13 @@ class EmbeddedStore:
     def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
         return self._writer_reads().members(one_ids)
 
-    def known_events(self, event_ids: Iterable[str]) -> set[str]:
+    def known_events(
+        self, event_ids: Iterable[str], hashes: npt.NDArray[np.uint64] | None = None
+    ) -> set[str]:
         # While deferred writes leave the shape behind, the events it knows are
         # still stored (events are never deleted); the ones written since are listed.
         wanted = list(event_ids)
-        found = ShapeReads(self._shape, self._db).known_events(wanted)
+        found = ShapeReads(self._shape, self._db).known_events(wanted, hashes)
         return found | self._deferred_ids.intersection(wanted)
 
     def dirty_keys(self) -> list[Key]:
@@ -337,10 +343,18 @@ class EmbeddedStore:
 
         self._transaction(write)
         self._unresolved_from = None
-        self._went_stale(())  # a first load is read back from the file when next read
+        if load.graph is None:
+            self._went_stale(())  # read back from the file when next read
+            return
+        self._stale = False
+        self._deferred_ids = set()
+        self._publish(first_shape(load, load.graph, self._generation, self._max_event))
 
     def append_deferred(self, events: EventChunk, first_seq: int, received_at: datetime) -> None:
-        known = self.known_events(events.event_ids)
+        hashes = np.frombuffer(events.event_hashes, dtype=np.uint64)
+        known = self.known_events(
+            events.event_ids, hashes if len(hashes) == len(events.event_ids) else None
+        )
         if known:
             raise sqlite3.IntegrityError(f"event {sorted(known)[0]!r} is already stored")
         received = received_at.isoformat()
