@@ -1,27 +1,18 @@
-"""A new ``Shape`` from a committed ``ChangeSet``, and the overlay folded into a new base.
+"""A new ``Shape`` from a committed ``ChangeSet``.
 
 Nothing here changes the shape it starts from: readers may be using it.
 The new overlay is a copy of the old one with whole new values for what the
 change touches (a node's record, its neighbours, a customer's members), so
 each of these is a cost in what the change touches plus a copy of the
-overlay, which ``compact`` keeps small.
+overlay, which ``compaction`` keeps small.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import replace
 from itertools import combinations
-from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from graph.hashing import hashes_of
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
-from graph.store.embedded.build import build_base
-from graph.store.embedded.keys import NO_TYPE
-from graph.store.embedded.shape import NONE, Counters, Ints, Overlay, Shape, micros_of
+from graph.store.embedded.shape import Counters, Overlay, Shape
 
 
 class _Draft:
@@ -168,75 +159,3 @@ def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
     return Shape(
         shape.base, d.overlay(), counters, generation, count, frozenset(dirty), frozenset(unwritten)
     )
-
-
-def compact(shape: Shape) -> Shape:
-    """The same shape with its overlay folded into a new base, and an empty overlay.
-
-    Customers keep their rows (new ones come after), so each identifier's
-    customer row carries over as it is where the overlay did not change it.
-    """
-    base, overlay = shape.base, shape.overlay
-    if not overlay.size:
-        return shape
-    live = {s: r for s, r in overlay.nodes.items() if r is not None}
-    removed = [s for s, r in overlay.nodes.items() if r is None]
-    old = len(base.keys)
-    added = [(s, r.key) for s, r in live.items() if s >= old]
-    keys = base.keys.extended(added, removed, shape.counters.node + 1)
-    size = len(keys)
-    customers = [
-        overlay.customers.get(base.one_id(row)) or base.customer(row)
-        for row in range(len(base.one_ids))
-    ]
-    row_of = {c.one_id: row for row, c in enumerate(customers)}
-    for one_id, c in overlay.customers.items():
-        if one_id not in row_of:
-            row_of[one_id] = len(customers)
-            customers.append(c)
-    first, last = _grown(base.first, size, 0), _grown(base.last, size, 0)
-    blocked, shared = _grown(base.blocked, size, False), _grown(base.shared, size, False)
-    strong, cust = _grown(base.strong, size, 0), _grown(base.cust, size, NONE)
-    cust[removed] = NONE
-    for s, r in live.items():
-        first[s], last[s] = micros_of(r.first_seen), micros_of(r.last_seen)
-        blocked[s], shared[s], strong[s] = r.blocked, r.shared, r.strong_neighbours
-        cust[s] = NONE if r.one_id is None else row_of[r.one_id]
-    assert int(np.count_nonzero(keys.type_code != NO_TYPE)) == shape.node_count
-    events = list(overlay.events.items())
-    new_base = build_base(
-        keys,
-        first,
-        last,
-        blocked,
-        shared,
-        strong,
-        cust,
-        _patched(base.adj_ptr, base.adj, overlay.adj),
-        _patched(base.ev_ptr, base.ev, overlay.ev),
-        customers,
-        np.concatenate([base.event_hashes, hashes_of(e for e, _ in events)]),
-        np.concatenate([base.event_seqs, np.array([s for _, s in events], dtype=np.int64)]),
-    )
-    return replace(shape, base=new_base, overlay=Overlay())
-
-
-def _grown(values: npt.NDArray[Any], size: int, fill: object) -> npt.NDArray[Any]:
-    out = np.full(size, fill, dtype=values.dtype)
-    out[: len(values)] = values
-    return out
-
-
-def _patched(
-    ptr: Ints, values: npt.NDArray[Any], replaced: Mapping[int, Collection[int]]
-) -> tuple[Ints, Ints]:
-    """(row, value) pairs of compressed rows, the rows in ``replaced`` replaced whole."""
-    rows = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
-    changed = np.fromiter(replaced, dtype=np.int64, count=len(replaced))
-    keep = ~np.isin(rows, changed)
-    src = [rows[keep]]
-    dst = [values[keep].astype(np.int64)]
-    for row, new in replaced.items():
-        src.append(np.full(len(new), row, dtype=np.int64))
-        dst.append(np.fromiter(new, dtype=np.int64, count=len(new)))
-    return np.concatenate(src), np.concatenate(dst)

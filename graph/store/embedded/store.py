@@ -51,7 +51,8 @@ from graph.models import (
 from graph.sqlite_rows import insert_rows
 from graph.store.embedded import snapshot
 from graph.store.embedded.build import first_shape
-from graph.store.embedded.changes import applied, compact
+from graph.store.embedded.changes import applied
+from graph.store.embedded.compaction import compact
 from graph.store.embedded.reads import ShapeReads
 from graph.store.embedded.rebuild import rebuild
 from graph.store.embedded.schema import (
