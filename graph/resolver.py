@@ -31,6 +31,7 @@ from graph.models import (
     pair,
 )
 from graph.oneids import Dormant, Renaming, rename
+from graph.parts import in_parts
 from graph.resolution import partition
 from graph.sharing import refresh_shared
 from graph.store.protocol import GraphStore
@@ -268,18 +269,29 @@ class Resolver:
 
     # --- rebuild --------------------------------------------------------------------
     def rebuild(self, now: datetime | None = None) -> None:
-        """Recompute flags and customers for the whole graph, e.g. after a config change."""
+        """Recompute flags and customers for the whole graph, e.g. after a config change.
+
+        A store that caps a transaction (``resolve_every``) takes the result in
+        parts of that many identifiers, each whole for the customers it touches
+        (``parts.in_parts``); run it while no other process writes.
+        """
         now = now or datetime.now(UTC)
-        with self.writing, self.store.exclusive():
-            batch = Batch(self.store, self.registry, now)
-            keys = list(self.store.all_keys())
-            batch.load(keys)
-            batch.changed = set(keys)
-            for key, node in batch.pending.items():
-                node.blocked = self.registry.is_blocked(key)
-            self._resolve_whole(batch, reason="rebuild")
-            batch.changes.settles_deferred = True
-            self.store.apply(batch.changes)
+        with self.writing:
+            with self.store.exclusive():
+                batch = Batch(self.store, self.registry, now)
+                keys = list(self.store.all_keys())
+                batch.load(keys)
+                batch.changed = set(keys)
+                for key, node in batch.pending.items():
+                    node.blocked = self.registry.is_blocked(key)
+                self._resolve_whole(batch, reason="rebuild")
+                batch.changes.settles_deferred = True
+                most = self.store.resolve_every
+                parts = [batch.changes] if most is None else in_parts(batch.changes, most)
+                self.store.apply(parts[0])
+            for part in parts[1:]:
+                with self.store.exclusive():
+                    self.store.apply(part)
 
     # --- the shared core ------------------------------------------------------------
     def _region(self, batch: Batch) -> tuple[set[Key], set[Pair], dict[Key, NodeRecord]]:
