@@ -124,6 +124,7 @@ def run(
     bodies: list[bytes],
     clients: int,
     seconds: float,
+    *,
     key: str = "bench",
     ingest: list[bytes] | None = None,
 ) -> tuple[Load, int]:

@@ -204,7 +204,7 @@ def read_table(
 
 
 def ingest_rate(port: int, stream: list[bytes], seconds: float) -> float:
-    load, accepted = run("127.0.0.1", port, "/graphql", [b"{}"], 0, seconds, stream)
+    load, accepted = run("127.0.0.1", port, "/graphql", [b"{}"], 0, seconds, ingest=stream)
     return accepted / load.seconds
 
 

@@ -70,7 +70,7 @@ from graph.store.embedded.writes import insert_customers, write_changes
 
 SNAPSHOT = "shape.npz"
 # Fold the overlay into the base past this many entries (or a twentieth of the
-# identifiers): the overlay is copied on every write, the base rebuilt on a fold.
+# identifiers): the overlay is copied on every write, the base's arrays on a fold.
 COMPACT_AT = 20_000
 CHECKPOINT_WRITES = 2_000  # write a snapshot after this many writes ...
 CHECKPOINT_SECONDS = 600.0  # ... or this long after the last one, whichever comes first
