@@ -267,6 +267,7 @@ def scaling(work: Path, args: argparse.Namespace) -> None:
         events_file, data = work / f"events-{persons}.ndjson", work / f"data-{persons}"
         events = write_events(events_file, persons, args.seed)
         imported = import_file(events_file, data, args.neo4j_uri)
+        count = identifier_count(data) if args.neo4j_uri is None else 0  # as imported
         identifiers = sample_identifiers(events, 3_000, args.seed)
         del events
         with server(data, args.neo4j_uri) as (_, first_healthy, _rss):
@@ -280,7 +281,7 @@ def scaling(work: Path, args: argparse.Namespace) -> None:
             rate = ingest_rate(port, stream, args.seconds * 2)
         lines = sum(1 for _ in events_file.open(encoding="utf-8"))
         print(
-            f"| {identifier_count(data):,} | {lines:,} | {rss:.0f} |"
+            f"| {count:,} | {lines:,} | {rss:.0f} |"
             f" {first_healthy:.1f} / {healthy:.1f} | {imported:,.0f} | {rate:,.0f} |"
             f" {ms(load.quantile(0.99))} |"
         )
