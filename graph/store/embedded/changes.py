@@ -30,9 +30,18 @@ class _Draft:
         self.absorbed = dict(o.absorbed)
         self.anchored = dict(o.anchored)
         self.events = dict(o.events)
+        self._stored: dict[Key, int] = {}
+
+    def known(self, keys: list[Key]) -> None:
+        """Look the stored ones among ``keys`` up at once: one pass, not one per key."""
+        for key, seq in zip(keys, self.shape.seqs(keys), strict=True):
+            if seq is not None:
+                self._stored.setdefault(key, seq)
 
     def seq(self, key: Key) -> int:
         found = self.seqs.get(key)
+        if found is None:
+            found = self._stored.get(key)
         if found is None:
             (found,) = self.shape.seqs([key])
         assert found is not None, f"no identifier {key}"
@@ -83,6 +92,9 @@ class _Draft:
 def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
     """``shape`` with ``c`` applied: what the file holds once ``c`` has committed."""
     d = _Draft(shape)
+    d.known(
+        [*c.removed_nodes, *c.node_updates, *c.assignments, *(k for e in c.events for k in e.keys)]
+    )
     count = shape.node_count
     dirty, unwritten = set(shape.dirty), set(shape.unwritten)
     max_node = shape.counters.node

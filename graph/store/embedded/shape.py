@@ -198,23 +198,11 @@ class Shape:
 
     def neighbours(self, seq: int) -> Iterable[int]:
         found = self.overlay.adj.get(seq)
-        if found is not None:
-            return found
-        b = self.base
-        if seq >= len(b.adj_ptr) - 1:
-            return ()
-        out: list[int] = b.adj[b.adj_ptr[seq] : b.adj_ptr[seq + 1]].tolist()
-        return out
+        return found if found is not None else _row(self.base.adj_ptr, self.base.adj, seq)
 
     def events_of(self, seq: int) -> Sequence[int]:
         found = self.overlay.ev.get(seq)
-        if found is not None:
-            return found
-        b = self.base
-        if seq >= len(b.ev_ptr) - 1:
-            return ()
-        out: list[int] = b.ev[b.ev_ptr[seq] : b.ev_ptr[seq + 1]].tolist()
-        return out
+        return found if found is not None else _row(self.base.ev_ptr, self.base.ev, seq)
 
     def all_seqs(self) -> Iterator[int]:
         """Every identifier's seq, in order."""
@@ -241,11 +229,10 @@ class Shape:
         found = self.overlay.members.get(one_id)
         if found is not None:
             return found
-        b = self.base
-        row = b.row_of(one_id)
-        if row is None:
-            return frozenset()
-        return frozenset(b.mem[b.mem_ptr[row] : b.mem_ptr[row + 1]].tolist())
+        row = self.base.row_of(one_id)
+        return (
+            frozenset() if row is None else frozenset(_row(self.base.mem_ptr, self.base.mem, row))
+        )
 
     def absorbed(self, one_id: str) -> frozenset[str]:
         """The OneIDs merged straight into ``one_id``."""
@@ -256,8 +243,7 @@ class Shape:
         row = b.row_of(one_id)
         if row is None:
             return frozenset()
-        rows = b.absorbed[b.abs_ptr[row] : b.abs_ptr[row + 1]].tolist()
-        return frozenset(b.one_id(r) for r in rows)
+        return frozenset(b.one_id(r) for r in _row(b.abs_ptr, b.absorbed, row))
 
     def anchored(self, seq: int) -> frozenset[str]:
         """The OneIDs first issued for the identifier ``seq``."""
@@ -282,3 +268,11 @@ class Shape:
         hi = int(np.searchsorted(b.event_hashes, h, side="right"))
         found: list[int] = b.event_seqs[lo:hi].tolist()
         return found
+
+
+def _row(ptr: Ints, values: npt.NDArray[np.int32] | Ints, row: int) -> list[int]:
+    """Row ``row`` of compressed rows, empty past the last."""
+    if row >= len(ptr) - 1:
+        return []
+    found: list[int] = values[ptr[row] : ptr[row + 1]].tolist()
+    return found
