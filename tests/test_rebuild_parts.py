@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from graph.config import load_config
 from graph.events import EventInput, IdentifierInput
 from graph.identity_graph import IdentityGraph
-from graph.models import ChangeSet
+from graph.models import ChangeSet, Key
 from graph.parts import in_parts
 from graph.store.embedded import EmbeddedStore
 from service.settings import Settings
 from tests.conftest import make_settings
-from tests.test_properties import partition, tight_config
-
-Partition = Any
+from tests.test_properties import Partition, partition, tight_config
 
 
 def events(seed: int) -> list[EventInput]:
@@ -40,7 +37,7 @@ def events(seed: int) -> list[EventInput]:
     ]
 
 
-def rebuilt(settings: Settings, most: int | None) -> Partition:
+def rebuilt(settings: Settings, most: int | None) -> tuple[Partition, frozenset[Key]]:
     """Ingest under the default rules, then rebuild under tighter ones, as after a config change.
 
     ``most`` identifiers per part, or the store's own setting with None.

@@ -165,13 +165,6 @@ class Shape:
         assert found is not None, f"no identifier {seq}"
         return found
 
-    def exists(self, seq: int) -> bool:
-        nodes = self.overlay.nodes
-        if seq in nodes:
-            return nodes[seq] is not None
-        keys = self.base.keys
-        return seq < len(keys) and int(keys.type_code[seq]) != NO_TYPE
-
     def record(self, seq: int) -> NodeRecord:
         """The identifier's record: a new object, or the overlay's (never to be changed)."""
         found = self.overlay.nodes.get(seq)
@@ -187,7 +180,7 @@ class Shape:
             bool(b.blocked[seq]),
             bool(b.shared[seq]),
             int(b.strong[seq]),
-            None if row == NONE else self.one_id_at(row),
+            None if row == NONE else b.one_id(row),
         )
 
     def linkable(self, seq: int) -> bool:
@@ -215,9 +208,6 @@ class Shape:
         yield from added
 
     # --- customers --------------------------------------------------------------
-    def one_id_at(self, row: int) -> str:
-        return self.base.one_id(row)
-
     def customer(self, one_id: str) -> CustomerRecord | None:
         found = self.overlay.customers.get(one_id)
         if found is not None:

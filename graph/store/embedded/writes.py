@@ -27,13 +27,8 @@ def write_changes(
     db: sqlite3.Connection, c: ChangeSet, shape: Shape, unresolved_from: int | None
 ) -> None:
     """``c`` into the tables; ``shape`` is the graph before it (for seqs and event lists)."""
-    seq_of = dict(
-        zip(
-            keys := [*c.removed_nodes, *c.node_updates, *c.assignments],
-            shape.seqs(keys),
-            strict=True,
-        )
-    )
+    keys = [*c.removed_nodes, *c.node_updates, *c.assignments]
+    seq_of = dict(zip(keys, shape.seqs(keys), strict=True))
     for key in c.removed_nodes:
         seq = seq_of[key]
         assert seq is not None
