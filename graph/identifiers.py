@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache, lru_cache
+from typing import NamedTuple
 
 import phonenumbers
 
@@ -26,8 +27,17 @@ class IdentifierStatus(Enum):
     INVALID = "INVALID"
 
 
-@dataclass(frozen=True, slots=True)
-class Normalised:
+_STATUSES: dict[str, IdentifierStatus] = {s.value: s for s in IdentifierStatus}
+
+
+class Normalised(NamedTuple):
+    """One raw value judged: its canonical value, status and why.
+
+    A tuple, so that the registry can cache the plain tuple behind it: the
+    garbage collector stops tracking a tuple of strings, and a cache of
+    hundreds of thousands of them then costs a full collection nothing.
+    """
+
     type: str
     raw: str
     value: str | None
@@ -305,7 +315,7 @@ class IdentifierRegistry:
         self.types = {
             name: IdentifierType(name, spec, config) for name, spec in config.types.items()
         }
-        self._cached = lru_cache(maxsize=262_144)(self._normalise)
+        self._cached = lru_cache(maxsize=262_144)(self._judged)
 
     def get(self, name: str) -> IdentifierType:
         try:
@@ -316,13 +326,15 @@ class IdentifierRegistry:
                 f"unknown identifier type {name!r}; configured types: {known}", type=name
             ) from None
 
-    def _normalise(self, type_name: str, raw: str) -> Normalised:
-        return self.get(type_name).normalise(raw)
+    def _judged(self, type_name: str, raw: str) -> tuple[str, str, str | None, str, str | None]:
+        found = self.get(type_name).normalise(raw)
+        return (found.type, found.raw, found.value, found.status.value, found.reason)
 
     def normalise(self, type_name: str, raw: str) -> Normalised:
         if type_name not in self.types:
             self.get(type_name)
-        return self._cached(type_name, raw)
+        type_, raw, value, status, reason = self._cached(type_name, raw)
+        return Normalised(type_, raw, value, _STATUSES[status], reason)
 
     def is_strong(self, key: tuple[str, str]) -> bool:
         kind = self.types.get(key[0])
