@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from graph.events import EventInput, IdentifierInput
 from graph.identity_graph import IdentityGraph
+from graph.store.embedded import EmbeddedStore
+from graph.store.embedded.shape import Shape
 from tests.conftest import make_settings
 
 BATCHES = 25
@@ -72,4 +77,42 @@ def test_reads_never_see_half_a_write(tmp_path: Path, store_uri: str | None) -> 
         assert not problems, problems[:5]
         assert len(set(seen)) > 2, "the readers ran beside the writer"
     finally:
+        graph.close()
+
+
+def test_a_read_between_commit_and_publication_sees_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded store stages a write's shape before committing: no reader waits to publish.
+
+    The writer is held after its commit, before it publishes; a read then
+    answers at once with what was committed, and agrees with the file.
+    """
+    store = EmbeddedStore(tmp_path / "data")
+    graph = IdentityGraph(make_settings(tmp_path / "data").load_config(), store)
+    committed, release = threading.Event(), threading.Event()
+    publish = EmbeddedStore._publish
+
+    def held(self: EmbeddedStore, shape: Shape) -> None:
+        committed.set()
+        release.wait(10)
+        publish(self, shape)
+
+    try:
+        graph.ingest([EventInput("crm", [IdentifierInput("crm_id", "C1")], event_id="e0")])
+        monkeypatch.setattr(EmbeddedStore, "_publish", held)
+        writer = threading.Thread(target=graph.ingest, args=(batch(0),))
+        writer.start()
+        assert committed.wait(10)
+        started = time.perf_counter()
+        found = graph.resolve(
+            [IdentifierInput("cookie_id", "ck-000000"), IdentifierInput("device_id", "dev-000000")]
+        )
+        waited = time.perf_counter() - started
+        release.set()
+        writer.join()
+        assert [r.status for r in found] == ["LINKED", "LINKED"]
+        assert waited < 5, "the read waited for the writer to publish"
+    finally:
+        release.set()
         graph.close()

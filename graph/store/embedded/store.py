@@ -103,6 +103,7 @@ class EmbeddedStore:
         self._generation = generation(self._db)
         self._unresolved_from = meta_int(self._db, UNRESOLVED)
         self._stale = False  # deferred writes left the shape behind the file
+        self._committing: Shape | None = None  # the shape of the transaction being committed
         self._deferred_ids: set[str] = set()  # event ids written while stale
         self._max_event = 0
         self._saved = (-1, time.monotonic())  # the generation last written to the snapshot
@@ -152,20 +153,28 @@ class EmbeddedStore:
     def reading(self) -> Iterator[ShapeReads]:
         """A consistent view for one API read: the published shape and the file at its generation.
 
-        The file can be ahead of the published shape only between a commit and
-        its publication, a few instructions later; then the newer shape is taken.
+        The file is ahead of the shape read just before it only when a commit
+        landed in between; that commit's shape was staged before it began, so
+        the reader takes it and never waits for the writer to publish.
         """
         db = self._reader()
-        for _ in range(1000):
-            shape = self._shape
+        for _ in range(100):
+            published = self._shape
             db.execute("BEGIN")
+            found = generation(db)
+            shape: Shape | None = published
             # Deferred (bulk) writes move the file on without a new shape: nothing
             # they wrote is resolved yet, so the shape before them is the answer.
-            if generation(db) <= shape.generation or self._stale:
+            if found > published.generation and not self._stale:
+                shape = next(
+                    (s for s in (self._committing, self._shape) if s and s.generation == found),
+                    None,
+                )
+            if shape is not None:
                 break
-            db.execute("COMMIT")
-            time.sleep(0)  # let the writer publish
+            db.execute("COMMIT")  # two commits in between: look again
         else:
+            shape = self._shape
             db.execute("BEGIN")
         try:
             yield ShapeReads(shape, db)
@@ -307,12 +316,18 @@ class EmbeddedStore:
         def write(db: sqlite3.Connection) -> None:
             write_changes(db, changes, shape, self._unresolved_from)
             published.append(applied(shape, changes, self._generation + 1))
+            self._committing = published[0]
 
-        self._transaction(write)
+        try:
+            self._transaction(write)
+        except BaseException:
+            self._committing = None
+            raise
         self._max_event = max(self._max_event, published[0].counters.event)
         if changes.settles_deferred:
             self._unresolved_from = None
         self._publish(published[0])
+        self._committing = None  # after publishing: a reader looks at it first, then the shape
 
     def _went_stale(self, event_ids: Iterable[str]) -> None:
         self._stale = True
