@@ -320,3 +320,18 @@ def test_resolve_statuses_in_input_order(api: Api) -> None:
         {type: "device_id", value: "KIOSK-0042"}]) { status oneId } }""")["resolveIdentifiers"]
     assert [f["status"] for f in found] == ["LINKED", "UNKNOWN", "BLOCKED", "INVALID", "SHARED"]
     assert found[0]["oneId"] and all(f["oneId"] is None for f in found[1:])
+
+
+def test_plain_fields_answer_with_aliases_typenames_and_directives(api: Api) -> None:
+    """Plain leaf fields take a short path through execution; the answer is GraphQL's own."""
+    api.ingest(event("a", "web", ("email", "a@example.com")))
+    found = api(
+        """query($skip: Boolean!) { resolveIdentifiers(identifiers: [
+        {type: "email", value: "a@example.com"}, {type: "email", value: "b@example.com"}]) {
+        __typename how: status status @skip(if: $skip) id: oneId again: oneId } }""",
+        {"skip": True},
+    )["resolveIdentifiers"]
+    assert [sorted(f) for f in found] == [["__typename", "again", "how", "id"]] * 2
+    assert [f["how"] for f in found] == ["LINKED", "UNKNOWN"]
+    assert found[0]["id"] is not None and found[0]["id"] == found[0]["again"]
+    assert found[1]["id"] is None and found[0]["__typename"] == "IdentifierResolution"
