@@ -43,7 +43,14 @@ class Batch:
     def load(self, keys: Iterable[Key]) -> None:
         """Bring stored nodes into the batch, so changes to them are written back."""
         wanted = [k for k in keys if k not in self.pending]
-        for key, stored in self.store.nodes(wanted).items():
+        # Records this batch has read already are what the store holds: nothing
+        # is written until the batch applies, so only the others are read.
+        self._read_records(wanted)
+        records = self._records
+        for key in wanted:
+            stored = records.get(key)
+            if stored is None:
+                continue
             node = stored.copy()
             self.pending[key] = node
             self.original[key] = stored
