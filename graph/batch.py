@@ -102,9 +102,9 @@ class Batch:
         stored = self._stored_neighbours
         missing = [k for k in dict.fromkeys(keys) if k not in stored]
         if missing:
-            fresh = self.store.neighbours(missing)
+            fresh, records = self.store.neighbourhood(missing)
             stored.update(fresh)
-            self._read_records(itertools.chain.from_iterable(fresh.values()))
+            self._records.update(records)
         new_edges, removed = self.new_edges, self.removed
         found: dict[Key, set[Key]] = {}
         for key in keys:
@@ -136,6 +136,13 @@ class Batch:
         """Stored nodes that linked before this batch and link no more, or vice versa."""
         linkable = self.linkable()
         return [k for k, was in self.original.items() if was.linkable != linkable[k]]
+
+    def one_ids(self) -> dict[Key, str | None]:
+        """The OneID of every node the batch holds, as its changes leave it."""
+        assigned = self.changes.assignments
+        return {
+            k: assigned.get(k, n.one_id) for k, n in self.pending.items() if k not in self.removed
+        }
 
     def linkable(self) -> dict[Key, bool]:
         flags = {k: n.linkable for k, n in self.pending.items()}

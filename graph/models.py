@@ -52,6 +52,10 @@ class NodeRecord:
         )
 
 
+# Some keys' neighbours, and the records of all those neighbours.
+Neighbourhood = tuple[dict[Key, set[Key]], dict[Key, NodeRecord]]
+
+
 @dataclass(slots=True)
 class CustomerRecord:
     one_id: str

@@ -125,10 +125,14 @@ class Resolver:
                 refresh_shared(batch)
                 self._resolve(batch, reason="ingest")
                 self.store.apply(batch.changes)
-            # One read for the whole batch: a networked store pays a round trip per read.
-            stored = self.store.nodes({k for c in clean for k in c.keys})
+            # The batch knows the OneIDs of what it touched; only identifiers of events
+            # it skipped as duplicates are read, in one read for all of them.
+            one_ids = batch.one_ids()
+            unknown = {k for c in clean for k in c.keys if k not in one_ids}
+            if unknown:
+                one_ids.update((k, n.one_id) for k, n in self.store.nodes(unknown).items())
             for c in clean:
-                results[c.position].one_id = _one_id_of(c.keys, stored)
+                results[c.position].one_id = _one_id_of(c.keys, one_ids)
                 if results[c.position].one_id is None:
                     results[c.position].warnings.append(
                         "no identifier of this event links to a customer (blocked or shared)"
@@ -463,10 +467,10 @@ def _updated(
     )
 
 
-def _one_id_of(keys: list[Key], stored: Mapping[Key, NodeRecord]) -> str | None:
+def _one_id_of(keys: list[Key], one_ids: Mapping[Key, str | None]) -> str | None:
     """The event's customer: that of its first identifier that links to one."""
     for key in keys:
-        node = stored.get(key)
-        if node is not None and node.one_id is not None:
-            return node.one_id
+        one_id = one_ids.get(key)
+        if one_id is not None:
+            return one_id
     return None

@@ -64,6 +64,17 @@ def test_nodes_edges_and_neighbours(store: GraphStore) -> None:
     assert store.healthy()
 
 
+def test_neighbourhood_is_neighbours_with_their_records(store: GraphStore) -> None:
+    seed(store)
+    # A second source seeing A and B together is a second relationship, not a second neighbour.
+    store.apply(ChangeSet(observations=[EdgeObservation(*pair(A, B), "app", T0, T0)]))
+    unknown = ("phone", "unknown")
+    around, records = store.neighbourhood([B, C, unknown])
+    assert around == {B: {A, C}, C: {B, D}, unknown: set()}
+    assert records == store.nodes([A, B, C, D])
+    assert records[A].one_id == "one" and records[D].one_id is None and records[D].shared
+
+
 def test_component_stops_at_unlinkable_nodes_and_honours_overrides(store: GraphStore) -> None:
     seed(store)
     nodes, edges = store.component([A], {})

@@ -41,6 +41,7 @@ from graph.models import (
     FirstLoad,
     HistoryEntry,
     Key,
+    Neighbourhood,
     NodeRecord,
     Pair,
     StoredEvent,
@@ -98,6 +99,14 @@ _NODE_FIELDS = (
     "i.type AS type, i.value AS value, i.seq AS seq,"
     f" {_when('i.firstSeen')} AS firstSeen, {_when('i.lastSeen')} AS lastSeen,"
     " i.blocked AS blocked, i.shared AS shared, i.strongNeighbours AS strongNeighbours"
+)
+
+
+# The same fields as a map, for a list of nodes in one row.
+_NODE_MAP = (
+    "type: i.type, value: i.value, seq: i.seq,"
+    f" firstSeen: {_when('i.firstSeen')}, lastSeen: {_when('i.lastSeen')},"
+    " blocked: i.blocked, shared: i.shared, strongNeighbours: i.strongNeighbours"
 )
 
 
@@ -377,6 +386,25 @@ class Neo4jStore:
         for r in rows:
             found[_key(r["k"])] = {_key(o) for o in r["others"]}
         return found
+
+    def neighbourhood(self, keys: Iterable[Key]) -> Neighbourhood:
+        wanted = list(set(keys))
+        rows = self._read(
+            "UNWIND $keys AS k MATCH (:Identifier {type: k[0], value: k[1]})-[:SEEN_WITH]-(i)"
+            " WITH DISTINCT k, i OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
+            f" RETURN k, collect({{{_NODE_MAP}, oneId: c.oneId}}) AS others",
+            keys=[list(k) for k in wanted],
+        )
+        around: dict[Key, set[Key]] = {k: set() for k in wanted}
+        records: dict[Key, NodeRecord] = {}
+        for r in rows:
+            others = around[_key(r["k"])]
+            for o in r["others"]:
+                other = (o["type"], o["value"])
+                others.add(other)
+                if other not in records:
+                    records[other] = _node(o, o["oneId"])
+        return around, records
 
     def component(
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]

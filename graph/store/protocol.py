@@ -20,6 +20,7 @@ from graph.models import (
     FirstLoad,
     HistoryEntry,
     Key,
+    Neighbourhood,
     NodeRecord,
     Pair,
     StoredEvent,
@@ -50,6 +51,14 @@ class GraphReads(Protocol):
 
     def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
         """Each key's neighbours in the evidence graph; read-only to the caller, like ``nodes``."""
+        ...
+
+    def neighbourhood(self, keys: Iterable[Key]) -> Neighbourhood:
+        """``neighbours(keys)`` and the records of all those neighbours, in one read.
+
+        The sharing rules look at every neighbour right after reading it: a
+        networked store answers both in one round trip instead of two.
+        """
         ...
 
     def component(

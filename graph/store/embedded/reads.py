@@ -23,6 +23,7 @@ from graph.models import (
     EdgeObservation,
     HistoryEntry,
     Key,
+    Neighbourhood,
     NodeRecord,
     Pair,
     StoredEvent,
@@ -70,6 +71,24 @@ class ShapeReads:
             k: {shape.key(o) for o in shape.neighbours(seqs[k])} if k in seqs else set()
             for k in keys
         }
+
+    def neighbourhood(self, keys: Iterable[Key]) -> Neighbourhood:
+        keys = list(keys)
+        seqs = self._seqs(keys)
+        shape = self.shape
+        around: dict[Key, set[Key]] = {}
+        records: dict[Key, NodeRecord] = {}
+        for key in keys:
+            others = around[key] = set()
+            seq = seqs.get(key)
+            if seq is None:
+                continue
+            for o in shape.neighbours(seq):
+                other = shape.key(o)
+                others.add(other)
+                if other not in records:
+                    records[other] = shape.record(o)
+        return around, records
 
     def component(
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]

@@ -44,6 +44,7 @@ from graph.models import (
     FirstLoad,
     HistoryEntry,
     Key,
+    Neighbourhood,
     NodeRecord,
     Pair,
     StoredEvent,
@@ -236,6 +237,9 @@ class EmbeddedStore:
 
     def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
         return self._writer_reads().neighbours(keys)
+
+    def neighbourhood(self, keys: Iterable[Key]) -> Neighbourhood:
+        return self._writer_reads().neighbourhood(keys)
 
     def component(
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
