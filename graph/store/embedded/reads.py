@@ -193,16 +193,25 @@ class ShapeReads:
             frontier.extend(absorbed)
         return sorted(found)
 
-    def _event_rows(self, seqs: Iterable[int], columns: str) -> list[Any]:
-        ordered = sorted(set(seqs))
-        rows: list[Any] = []
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows.extend(
-                self.db.execute(f"SELECT {columns} FROM events WHERE seq IN ({marks})", chunk)
-            )
+    def _all(self, select: str, values: Iterable[object]) -> list[list[Any]]:
+        """The rows of ``select`` for ``?`` bound to ``values`` (a JSON array), in one step.
+
+        SQLite hands rows over one step at a time, and every step gives up
+        the interpreter: beside a writer that wants it too, each step waited
+        for the writer's turn to end, and fetching a customer's events a row at
+        a time took most of a profile's time. Aggregated into one JSON array,
+        they come in one step.
+        """
+        (found,) = self.db.execute(select, (json.dumps(list(values)),)).fetchone()
+        rows: list[list[Any]] = json.loads(found)
         return rows
+
+    def _event_rows(self, seqs: Iterable[int], columns: str) -> list[Any]:
+        return self._all(
+            f"SELECT json_group_array(json_array({columns})) FROM events"
+            " WHERE seq IN (SELECT value FROM json_each(?))",
+            sorted(set(seqs)),
+        )
 
     def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
         shape = self.shape
@@ -249,17 +258,12 @@ class ShapeReads:
         return found
 
     def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]:
-        ids = sorted(set(one_ids))
-        rows: dict[int, Any] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(
-                "SELECT id, kind, one_id, others, at, reason, event_ids, evidence FROM history"
-                f" WHERE id IN (SELECT history FROM history_index WHERE one_id IN ({marks}))",
-                chunk,
-            ):
-                rows[row[0]] = row
+        rows = self._all(
+            "SELECT json_group_array(json_array(id, kind, one_id, others, at, reason, event_ids,"
+            " evidence)) FROM history WHERE id IN (SELECT history FROM history_index"
+            " WHERE one_id IN (SELECT value FROM json_each(?)))",
+            sorted(set(one_ids)),
+        )
         return [
             HistoryEntry(
                 r[1],
@@ -270,7 +274,7 @@ class ShapeReads:
                 json.loads(r[6]),
                 json.loads(r[7]),
             )
-            for _, r in sorted(rows.items())
+            for r in sorted(rows)
         ]
 
     def all_keys(self) -> Iterator[Key]:
