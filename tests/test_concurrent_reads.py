@@ -80,13 +80,15 @@ def test_reads_never_see_half_a_write(tmp_path: Path, store_uri: str | None) -> 
         graph.close()
 
 
-def test_a_read_between_commit_and_publication_sees_the_commit(
+def test_reads_between_commit_and_publication_answer_at_once_and_never_go_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The embedded store stages a write's shape before committing: no reader waits to publish.
 
-    The writer is held after its commit, before it publishes; a read then
-    answers at once with what was committed, and agrees with the file.
+    The writer is held after its commit, before it publishes. A read that
+    needs only the shape answers at once from the shape published before;
+    one that reads the file finds the commit there and answers from the
+    commit's staged shape; from then on no read answers from before it.
     """
     store = EmbeddedStore(tmp_path / "data")
     graph = IdentityGraph(make_settings(tmp_path / "data").load_config(), store)
@@ -98,21 +100,28 @@ def test_a_read_between_commit_and_publication_sees_the_commit(
         release.wait(10)
         publish(self, shape)
 
+    pair = [IdentifierInput("cookie_id", "ck-000000"), IdentifierInput("device_id", "dev-000000")]
     try:
         graph.ingest([EventInput("crm", [IdentifierInput("crm_id", "C1")], event_id="e0")])
+        (c1,) = graph.resolve([IdentifierInput("crm_id", "C1")])
+        assert c1.one_id is not None
         monkeypatch.setattr(EmbeddedStore, "_publish", held)
         writer = threading.Thread(target=graph.ingest, args=(batch(0),))
         writer.start()
         assert committed.wait(10)
         started = time.perf_counter()
-        found = graph.resolve(
-            [IdentifierInput("cookie_id", "ck-000000"), IdentifierInput("device_id", "dev-000000")]
-        )
+        before = graph.resolve(pair)
+        profile = graph.profile(c1.one_id)
+        after = graph.resolve(pair)
         waited = time.perf_counter() - started
         release.set()
         writer.join()
-        assert [r.status for r in found] == ["LINKED", "LINKED"]
-        assert waited < 5, "the read waited for the writer to publish"
+        assert [r.status for r in before] == ["UNKNOWN", "UNKNOWN"]
+        assert profile is not None and profile.event_count == 3
+        assert {i.type for i in profile.identifiers} == {"crm_id", "cookie_id", "device_id"}
+        assert [r.status for r in after] == ["LINKED", "LINKED"]
+        assert {r.one_id for r in after} == {c1.one_id}
+        assert waited < 5, "a read waited for the writer to publish"
     finally:
         release.set()
         graph.close()

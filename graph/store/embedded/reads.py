@@ -1,16 +1,19 @@
-"""Every read of the embedded store, against one ``Shape`` and one SQLite connection.
+"""Every read of the embedded store, against one ``Shape`` and the SQLite file.
 
-A reader pairs a published shape with a read transaction on the file at the
-same generation, so what it reads from memory and from SQLite is one
-commit's state. The writer reads the same way, through its own connection,
-inside its transaction.
+A reader takes the published shape and reads the file only when it needs
+evidence details, events or history: each such statement reads the file's
+generation with its rows (one statement is one snapshot), and the read
+stands only if every statement saw the shape's generation. Otherwise a
+commit landed meanwhile: the view's version says so and the read is made
+again. The writer reads the same way, through its own connection, inside
+its transaction.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,20 +32,66 @@ from graph.models import (
     StoredEvent,
     pair,
 )
+from graph.store.embedded.schema import GENERATION
 from graph.store.embedded.shape import Shape
 
 _dt = datetime.fromisoformat
 
 
-class ShapeReads:
-    """The store protocol's reads over one shape; ``db`` holds the evidence's details."""
+class FileAt:
+    """The file, read by a view whose shape is of generation ``expected``.
 
-    def __init__(self, shape: Shape, db: sqlite3.Connection) -> None:
-        self.shape = shape
+    No transaction is opened: a reader that needs nothing but the shape (a
+    resolve) touches no file at all, and one that does pays one statement,
+    one step, per thing it reads. Each step gives the interpreter up, and
+    beside a writer that wants it too each one waits for the writer's turn
+    to end. ``expected`` None is the writer's own connection, inside its
+    transaction; ``lagging`` is a shape that deferred writes have left behind
+    (nothing they wrote is resolved yet, so it is still the answer), where
+    the statements need only agree with one another.
+    """
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        expected: int | None = None,
+        lagging: bool = False,
+        ahead: Callable[[int], None] | None = None,
+    ) -> None:
         self.db = db
+        self.expected = expected
+        self.lagging = lagging
+        self._ahead = ahead
+        self._seen: int | None = None
+        self.moved = False
+
+    def value(self, select: str, param: object) -> Any:
+        """The one value ``select`` gives with its ``?`` bound to ``param``."""
+        if self.expected is None:
+            return self.db.execute(select, (param,)).fetchone()[0]
+        at, found = self.db.execute(
+            f"SELECT (SELECT value FROM meta WHERE name = '{GENERATION}'), ({select})", (param,)
+        ).fetchone()
+        at = int(at or 0)
+        if self._seen is None:
+            self._seen = at
+        if at != self._seen or (at != self.expected and not self.lagging):
+            self.moved = True
+            if self._ahead is not None and at > self.expected:
+                self._ahead(at)
+        return found
+
+
+class ShapeReads:
+    """The store protocol's reads over one shape; ``file`` holds the evidence's details."""
+
+    def __init__(self, shape: Shape, file: FileAt) -> None:
+        self.shape = shape
+        self.file = file
 
     def version(self) -> int:
-        return self.shape.generation
+        """The shape's generation, or -1 once the file was found at another one."""
+        return -1 if self.file.moved else self.shape.generation
 
     # --- the graph ------------------------------------------------------------------
     def _seqs(self, keys: Iterable[Key]) -> dict[Key, int]:
@@ -202,8 +251,7 @@ class ShapeReads:
         a time took most of a profile's time. Aggregated into one JSON array,
         they come in one step.
         """
-        (found,) = self.db.execute(select, (json.dumps(list(values)),)).fetchone()
-        rows: list[list[Any]] = json.loads(found)
+        rows: list[list[Any]] = json.loads(self.file.value(select, json.dumps(list(values))))
         return rows
 
     def _event_rows(self, seqs: Iterable[int], columns: str) -> list[Any]:

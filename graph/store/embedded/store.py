@@ -10,9 +10,10 @@ events and history are read from SQLite on demand.
 
 One writer (the resolver holds a lock around each batch) makes a new shape
 for each transaction and publishes it right after the commit. Readers take
-no lock: ``reading()`` pairs the published shape with a read-only WAL
-connection of the same generation, so a read sees one commit's state whole
-and never waits for a writer. A snapshot of the shape is written at close
+no lock: ``reading()`` gives the published shape, and what a read needs from
+the file it reads through a read-only WAL connection, each statement checked
+against the shape's generation (``reads.FileAt``), so a read sees one
+commit's state whole and never waits for a writer. A snapshot of the shape is written at close
 and every so many writes, and read back at open when it matches the file.
 """
 
@@ -54,7 +55,7 @@ from graph.store.embedded import snapshot
 from graph.store.embedded.build import first_shape
 from graph.store.embedded.changes import applied
 from graph.store.embedded.compaction import compact
-from graph.store.embedded.reads import ShapeReads
+from graph.store.embedded.reads import FileAt, ShapeReads
 from graph.store.embedded.rebuild import rebuild
 from graph.store.embedded.schema import (
     EVENT_COLUMNS,
@@ -105,6 +106,7 @@ class EmbeddedStore:
         self._unresolved_from = meta_int(self._db, UNRESOLVED)
         self._stale = False  # deferred writes left the shape behind the file
         self._committing: Shape | None = None  # the shape of the transaction being committed
+        self._file_ahead = -1  # the newest generation a reader found the file at
         self._deferred_ids: set[str] = set()  # event ids written while stale
         self._max_event = 0
         self._saved = (-1, time.monotonic())  # the generation last written to the snapshot
@@ -137,7 +139,7 @@ class EmbeddedStore:
         return self._shape
 
     def _writer_reads(self) -> ShapeReads:
-        return ShapeReads(self._current(), self._db)
+        return ShapeReads(self._current(), FileAt(self._db))
 
     def _reader(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._readers, "db", None)
@@ -152,35 +154,24 @@ class EmbeddedStore:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[ShapeReads]:
-        """A consistent view for one API read: the published shape and the file at its generation.
+        """A view of the published shape; the file is read at its generation when needed.
 
-        The file is ahead of the shape read just before it only when a commit
-        landed in between; that commit's shape was staged before it began, so
-        the reader takes it and never waits for the writer to publish.
+        A reader that found the file ahead of the published shape (a commit
+        landed, its shape not yet published) leaves word of it: the next
+        views take that commit's shape, staged before it began, instead of
+        waiting for the writer to publish it. A shape is only taken once the
+        file shows its commit, so no read sees a write that could still fail.
         """
-        db = self._reader()
-        for _ in range(100):
-            published = self._shape
-            db.execute("BEGIN")
-            found = generation(db)
-            shape: Shape | None = published
-            # Deferred (bulk) writes move the file on without a new shape: nothing
-            # they wrote is resolved yet, so the shape before them is the answer.
-            if found > published.generation and not self._stale:
-                shape = next(
-                    (s for s in (self._committing, self._shape) if s and s.generation == found),
-                    None,
-                )
-            if shape is not None:
-                break
-            db.execute("COMMIT")  # two commits in between: look again
-        else:
-            shape = self._shape
-            db.execute("BEGIN")
-        try:
-            yield ShapeReads(shape, db)
-        finally:
-            db.execute("COMMIT")
+        shape = self._shape
+        staged = self._committing
+        if staged is not None and staged.generation == self._file_ahead:
+            shape = staged
+        yield ShapeReads(
+            shape, FileAt(self._reader(), shape.generation, self._stale, self._saw_ahead)
+        )
+
+    def _saw_ahead(self, generation: int) -> None:
+        self._file_ahead = generation
 
     def checkpoint(self) -> None:
         """Fold the overlay into the base and write the snapshot, if anything changed."""
@@ -261,7 +252,7 @@ class EmbeddedStore:
         # While deferred writes leave the shape behind, the events it knows are
         # still stored (events are never deleted); the ones written since are listed.
         wanted = list(event_ids)
-        found = ShapeReads(self._shape, self._db).known_events(wanted, hashes)
+        found = ShapeReads(self._shape, FileAt(self._db)).known_events(wanted, hashes)
         return found | self._deferred_ids.intersection(wanted)
 
     def dirty_keys(self) -> list[Key]:
