@@ -60,8 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(data_dir=Path(args.data_dir), admin_key="bench", neo4j_uri=args.neo4j_uri)
     fewer_collections()  # as idgraph's command does for every command
-    serving_process()
     app = create_app(settings, background=True)
+    serving_process(app)
     startup = app.state.startup
 
     async def bare_profile(request: Request) -> Response:

@@ -31,6 +31,7 @@ from graph.models import (
     pair,
 )
 from graph.oneids import Dormant, Renaming, rename
+from graph.pacing import checkpoint
 from graph.parts import in_parts
 from graph.resolution import partition
 from graph.sharing import refresh_shared
@@ -77,6 +78,7 @@ class Resolver:
         results: list[EventResult] = []
         clean: list[CleanEvent] = []
         for index, event in enumerate(events):
+            checkpoint()
             try:
                 c = clean_event(index, event, self.registry, now)
             except IdgraphError as exc:
@@ -142,6 +144,7 @@ class Resolver:
         observed: dict[tuple[Pair, str], EdgeObservation] = {}
         batch.load({k for c in events for k in c.keys})
         for c in events:
+            checkpoint()
             batch.observe(c.keys, c.blocked, c.timestamp)
             batch.changes.events.append(
                 StoredEvent(

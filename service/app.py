@@ -17,25 +17,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
+from graph import pacing
 from graph.identity_graph import IdentityGraph
 from service.graphiql import AssetFiles, assets_dir, graphiql_page
 from service.http import JSON_TYPE, error_body, execute_request, respond
+from service.pacing import CountRequests, ReadsFirst
 from service.settings import Settings, ensure_admin_key
 from service.startup import Startup
 
 GRAPHIQL_ASSETS_PATH = "/graphiql-assets"
 
 
-def serving_process() -> None:
-    """Tune the interpreter of a process that serves reads beside writes.
+def serving_process(app: Starlette) -> None:
+    """Tune the interpreter of a process that serves ``app``'s reads beside its writes.
 
     Reads run on the event loop and writes (resolution, pure Python) in a
     thread; every time a read gives the interpreter up (a socket, a SQLite
     call) it waits for the writer's turn to end to get it back. CPython's
     default turn is 5 ms, which made a read beside an ingest stream take tens
     of milliseconds; a turn of half a millisecond costs the writer little.
+    Writes also step aside for waiting reads at their checkpoints (see
+    ``service.pacing``).
     """
     sys.setswitchinterval(0.0005)
+    pacing.install(app.state.reads_first.gate)
 
 
 def wants_html(request: Request) -> bool:
@@ -53,6 +58,7 @@ def create_app(
     the graph into memory is left to the background.
     """
     admin_key, _ = ensure_admin_key(settings)
+    reads_first = ReadsFirst(settings.writer_share)
     if graph is None:
         config = settings.load_config()
         store = settings.open_store(load=not background)
@@ -82,7 +88,7 @@ def create_app(
                 JSON_TYPE,
                 {"Retry-After": "1"},
             )
-        return await execute_request(request, opened, admin_key)
+        return await execute_request(request, opened, admin_key, reads_first)
 
     async def healthz(request: Request) -> Response:
         opened = startup.graph
@@ -105,6 +111,19 @@ def create_app(
         if startup.graph is not None:
             startup.graph.close()
 
+    middleware = [Middleware(CountRequests, reads_first=reads_first)]
+    if settings.cors_origins:
+        # Browser apps on other origins (a customer-360 page) call the API directly;
+        # only the origins the operator lists may.
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "Accept"],
+                max_age=600,
+            )
+        )
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -113,19 +132,8 @@ def create_app(
             Mount(GRAPHIQL_ASSETS_PATH, app=AssetFiles(assets_dir())),
         ],
         lifespan=lifespan,
-        middleware=[
-            # Browser apps on other origins (a customer-360 page) call the API directly;
-            # only the origins the operator lists may.
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "Accept"],
-                max_age=600,
-            )
-        ]
-        if settings.cors_origins
-        else [],
+        middleware=middleware,
     )
     app.state.startup = startup
+    app.state.reads_first = reads_first
     return app

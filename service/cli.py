@@ -62,8 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  {key}\nSend it as 'Authorization: Bearer <key>'. It is printed only this once.",
             flush=True,
         )
-    serving_process()
     app = create_app(settings, background=True)
+    serving_process(app)
     print(f"idgraph: GraphiQL at http://{settings.host}:{settings.port}/graphql", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0

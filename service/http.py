@@ -31,6 +31,7 @@ from graph.errors import IdgraphError
 from graph.identity_graph import IdentityGraph
 from service.auth import authorized
 from service.loaders import Loaders
+from service.pacing import ReadsFirst
 from service.schema import schema
 
 log = logging.getLogger("idgraph.http")
@@ -201,7 +202,9 @@ def _execute_apart(
     )
 
 
-async def execute_request(request: Request, graph: IdentityGraph, admin_key: str) -> Response:
+async def execute_request(
+    request: Request, graph: IdentityGraph, admin_key: str, reads_first: ReadsFirst
+) -> Response:
     try:
         media_type = negotiate(request.headers.get("accept"))
     except RequestError as exc:
@@ -244,7 +247,10 @@ async def execute_request(request: Request, graph: IdentityGraph, admin_key: str
         return respond(error_body(exc.code, exc.message), exc.status, media_type, exc.headers)
     context = {"graph": graph, "loaders": Loaders(graph), "request": request}
     if operation is not None and operation.operation is OperationType.MUTATION:
-        result = await run_in_threadpool(_execute_apart, query, variables, context, operation_name)
+        with reads_first.writing():
+            result = await run_in_threadpool(
+                _execute_apart, query, variables, context, operation_name
+            )
     else:
         result = await schema.execute(
             query, variable_values=variables, context_value=context, operation_name=operation_name

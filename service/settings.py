@@ -30,6 +30,20 @@ def _env_int(name: str, default: int, lowest: int = 1, highest: int | None = Non
     return value
 
 
+def _env_float(name: str, default: float, lowest: float, highest: float) -> float:
+    """A number variable within bounds, or a CONFIG_ERROR that names it."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not lowest <= value <= highest:
+        raise ConfigError(f"{name} must be a number from {lowest} to {highest}, not {raw!r}")
+    return value
+
+
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("IDGRAPH_DATA_DIR", "data")))
@@ -43,6 +57,11 @@ class Settings:
         default_factory=lambda: [
             o.strip() for o in os.environ.get("IDGRAPH_CORS_ORIGINS", "").split(",") if o.strip()
         ]
+    )
+    # While reads wait, a write in the serving process takes at most this share of the
+    # interpreter (1: no pacing); see service.pacing.
+    writer_share: float = field(
+        default_factory=lambda: _env_float("IDGRAPH_WRITER_SHARE", 1 / 3, 0.05, 1.0)
     )
     # Without a URI the embedded store in data_dir is used.
     neo4j_uri: str | None = field(default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_URI"))

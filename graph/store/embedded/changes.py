@@ -12,6 +12,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
+from graph.pacing import checkpoint
 from graph.store.embedded.shape import Counters, Overlay, Shape
 
 
@@ -141,6 +142,7 @@ def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
         if one_id is not None:
             d.members[one_id] = d.member_set(one_id) | {seq}
     for e in c.events:
+        checkpoint()
         seqs = [d.seq(k) for k in e.keys]
         for seq in seqs:
             d.ev[seq] = (*d.events_of(seq), e.seq)

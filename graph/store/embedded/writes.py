@@ -9,6 +9,7 @@ from datetime import datetime
 
 from graph import jsontext
 from graph.models import ChangeSet, CustomerRecord
+from graph.pacing import checkpoint
 from graph.sqlite_rows import insert_rows
 from graph.store.embedded.schema import (
     CUSTOMER_COLUMNS,
@@ -96,6 +97,7 @@ def write_changes(
             if k not in new and k not in c.node_updates
         ],
     )
+    checkpoint()
     insert_rows(
         db,
         "events",
@@ -115,6 +117,7 @@ def write_changes(
             for received in [e.received_at.isoformat()]
         ],
     )
+    checkpoint()
     insert_customers(db, c.new_customers)
     db.executemany(
         "UPDATE customers SET merged_into = ?, retired = ?, anchor = ? WHERE one_id = ?",
@@ -125,6 +128,7 @@ def write_changes(
     if c.settles_deferred:
         db.execute("DELETE FROM meta WHERE name = ?", (UNRESOLVED,))
     for h in c.history:
+        checkpoint()
         cursor = db.execute(
             "INSERT INTO history (kind, one_id, others, at, reason, event_ids, evidence)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
