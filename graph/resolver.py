@@ -31,7 +31,7 @@ from graph.models import (
     pair,
 )
 from graph.oneids import Dormant, Renaming, rename
-from graph.pacing import checkpoint
+from graph.pacing import step_aside
 from graph.parts import in_parts
 from graph.resolution import partition
 from graph.sharing import refresh_shared
@@ -78,7 +78,7 @@ class Resolver:
         results: list[EventResult] = []
         clean: list[CleanEvent] = []
         for index, event in enumerate(events):
-            checkpoint()
+            step_aside()
             try:
                 c = clean_event(index, event, self.registry, now)
             except IdgraphError as exc:
@@ -144,7 +144,7 @@ class Resolver:
         observed: dict[tuple[Pair, str], EdgeObservation] = {}
         batch.load({k for c in events for k in c.keys})
         for c in events:
-            checkpoint()
+            step_aside()
             batch.observe(c.keys, c.blocked, c.timestamp)
             batch.changes.events.append(
                 StoredEvent(
@@ -400,6 +400,7 @@ class Resolver:
                 dormant=[d for d, _ in dormant],
             )
         for key in region:
+            step_aside()
             new = renaming.assignment.get(key)
             if new != old[key]:
                 batch.changes.assignments[key] = new

@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import chain, islice
 
+from graph.pacing import step_aside
+
 _MOST_ROWS = 256  # more per statement saves no more and compiles longer SQL
 
 
@@ -27,6 +29,7 @@ def insert_rows(
     full = head + ", ".join([one] * per)
     remaining = iter(rows)
     while values := list(chain.from_iterable(islice(remaining, per))):
+        step_aside()
         if len(values) == per * width:
             db.execute(full, values)
         else:

@@ -36,8 +36,7 @@ def serving_process(app: Starlette) -> None:
     call) it waits for the writer's turn to end to get it back. CPython's
     default turn is 5 ms, which made a read beside an ingest stream take tens
     of milliseconds; a turn of half a millisecond costs the writer little.
-    Writes also step aside for waiting reads at their checkpoints (see
-    ``service.pacing``).
+    Writes also step aside for waiting reads (see ``service.pacing``).
     """
     sys.setswitchinterval(0.0005)
     pacing.install(app.state.reads_first.gate)

@@ -5,7 +5,7 @@ bookkeeping: pure Python) in a thread, and CPython gives the two turns of
 equal length, so beside a stream of ingest batches reads got half the
 interpreter at best; worse, every time a read gives the interpreter up for
 a moment (a socket, a SQLite call) it waits for the writer's turn to end.
-Installed at ``graph.pacing``'s checkpoints, the gate lets a write run for
+Installed at ``graph.pacing``'s points, the gate lets a write run for
 ``budget`` seconds at a time while any other request is in flight, then
 sleeps, so that the write takes at most ``share`` of the time reads want.
 A write with no read waiting runs at full speed; one that waited still
@@ -39,7 +39,7 @@ class ReadsFirst:
         return self.in_flight > self.writes
 
     def gate(self) -> None:
-        """A checkpoint: pause here if reads wait and this write has had its turn."""
+        """At a point of ``graph.pacing``: pause if reads wait and this write has had its turn."""
         if not self.pause or not self.waiting or threading.get_ident() == self.loop_thread:
             return
         now = time.perf_counter()

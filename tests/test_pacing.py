@@ -13,7 +13,7 @@ from service.settings import Settings
 
 
 def busy_write(gate: ReadsFirst, seconds: float) -> int:
-    """A writer's loop with a checkpoint per step; returns how many steps it made."""
+    """A writer's loop that may step aside at every step; returns how many steps it made."""
     steps = 0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -44,7 +44,7 @@ def test_other_writes_and_the_loop_itself_are_not_waited_for() -> None:
         busy_write(gate, 0.03)
     assert gate.paused == 0
     gate.in_flight = 1
-    gate.loop_thread = threading.get_ident()  # a checkpoint reached on the loop's thread
+    gate.loop_thread = threading.get_ident()  # a point reached on the loop's thread
     busy_write(gate, 0.03)
     assert gate.paused == 0
 

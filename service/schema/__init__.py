@@ -22,7 +22,7 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.execution import ExecutionContext
 
 from graph.errors import IdgraphError
-from graph.pacing import checkpoint
+from graph.pacing import step_aside
 from service.schema.mutations import Mutation
 from service.schema.queries import Query
 from service.schema.types import IdentifierInput, IdentityEventInput
@@ -126,16 +126,17 @@ def _convert_arguments_cheaply(built: strawberry.Schema) -> None:
     fields["resolveIdentifiers"].resolve = resolve
 
 
-def _coerce_events_with_checkpoints(built: strawberry.Schema) -> None:
+def _coerce_events_stepping_aside(built: strawberry.Schema) -> None:
     """Coercing a batch's events is a fifth of a write's work: let it step aside too.
 
     graphql-core hands each coerced input object to its type's ``out_type``;
-    for an event that is a ``graph.pacing`` checkpoint, then the value as is.
+    for an event that is a point where the write may step aside for reads
+    (``graph.pacing``), then the value as is.
     """
     event_type = cast(GraphQLInputObjectType, built._schema.type_map["IdentityEventInput"])
 
     def paced(value: dict[str, Any]) -> dict[str, Any]:
-        checkpoint()
+        step_aside()
         return value
 
     event_type.out_type = paced  # type: ignore[method-assign]
@@ -178,7 +179,7 @@ def _attribute(name: str, leaf: GraphQLLeafType | None) -> Callable[[Any, Any], 
 
 _convert_arguments_cheaply(schema)
 _read_plain_fields_directly(schema)
-_coerce_events_with_checkpoints(schema)
+_coerce_events_stepping_aside(schema)
 
 
 def sdl() -> str:

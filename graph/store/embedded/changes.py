@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
-from graph.pacing import checkpoint
+from graph.pacing import step_aside
 from graph.store.embedded.shape import Counters, Overlay, Shape
 
 
@@ -100,6 +100,7 @@ def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
     dirty, unwritten = set(shape.dirty), set(shape.unwritten)
     max_node = shape.counters.node
     for key in c.removed_nodes:
+        step_aside()
         seq = d.seq(key)
         record = d.record(seq)
         for other in d.neighbours(seq):
@@ -114,6 +115,7 @@ def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
         unwritten.discard(seq)
         count -= 1
     for node in c.new_nodes:
+        step_aside()
         d.nodes[node.seq] = node.copy()
         d.seqs[node.key] = node.seq
         d.adj[node.seq] = frozenset()
@@ -124,6 +126,7 @@ def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
             d.members[node.one_id] = d.member_set(node.one_id) | {node.seq}
     new = {n.key for n in c.new_nodes}
     for key, node in c.node_updates.items():
+        step_aside()
         if key in new:
             continue
         seq = d.seq(key)
@@ -131,6 +134,7 @@ def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
         updated.one_id = d.record(seq).one_id
         d.nodes[seq] = updated
     for key, one_id in c.assignments.items():
+        step_aside()
         seq = d.seq(key)
         record = d.record(seq).copy()
         if record.one_id == one_id and key not in new:
@@ -142,7 +146,7 @@ def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
         if one_id is not None:
             d.members[one_id] = d.member_set(one_id) | {seq}
     for e in c.events:
-        checkpoint()
+        step_aside()
         seqs = [d.seq(k) for k in e.keys]
         for seq in seqs:
             d.ev[seq] = (*d.events_of(seq), e.seq)

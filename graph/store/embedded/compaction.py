@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from graph.hashing import hashes_of
 from graph.models import CustomerRecord
+from graph.pacing import step_aside
 from graph.store.embedded.keys import NO_TYPE
 from graph.store.embedded.shape import NONE, Base, Ints, Overlay, Shape, micros_of
 
@@ -35,7 +36,9 @@ def compact(shape: Shape) -> Shape:
     added = [(s, r.key) for s, r in live.items() if s >= old]
     keys = base.keys.extended(added, removed, shape.counters.node + 1)
     size = len(keys)
+    step_aside()
     customers = _Customers(base, overlay.customers)
+    step_aside()
     first, last = _grown(base.first, size, 0), _grown(base.last, size, 0)
     blocked, shared = _grown(base.blocked, size, False), _grown(base.shared, size, False)
     strong, cust = _grown(base.strong, size, 0), _grown(base.cust, size, NONE)
@@ -50,8 +53,11 @@ def compact(shape: Shape) -> Shape:
         strong[seqs] = [r.strong_neighbours for r in records]
         cust[seqs] = [NONE if r.one_id is None else customers.row(r.one_id) for r in records]
     assert int(np.count_nonzero(keys.type_code != NO_TYPE)) == shape.node_count
+    step_aside()
     adj_ptr, adj = patch_rows(base.adj_ptr, base.adj, overlay.adj, size)
+    step_aside()
     ev_ptr, ev = patch_rows(base.ev_ptr, base.ev, overlay.ev, size)
+    step_aside()
     count = customers.count
     members = {customers.row(o): seqs for o, seqs in overlay.members.items()}
     mem_ptr, mem = patch_rows(base.mem_ptr, base.mem, members, count)
@@ -59,6 +65,7 @@ def compact(shape: Shape) -> Shape:
         customers.row(o): [customers.row(a) for a in ids] for o, ids in overlay.absorbed.items()
     }
     abs_ptr, absorbed_rows = patch_rows(base.abs_ptr, base.absorbed, absorbed, count)
+    step_aside()
     anchored = np.flatnonzero(customers.anchor != NONE)
     by_anchor = np.argsort(customers.anchor[anchored], kind="stable")
     events = list(overlay.events.items())

@@ -32,6 +32,7 @@ from graph.models import (
     StoredEvent,
     pair,
 )
+from graph.pacing import step_aside
 from graph.store.embedded.schema import GENERATION
 from graph.store.embedded.shape import Shape
 
@@ -100,7 +101,11 @@ class ShapeReads:
 
     def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
         shape = self.shape
-        return {k: shape.record(s) for k, s in self._seqs(keys).items()}
+        found = {}
+        for k, s in self._seqs(keys).items():
+            step_aside()  # a write's batch reads a thousand or two here
+            found[k] = shape.record(s)
+        return found
 
     def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]:
         pairs = list(pairs)
@@ -108,6 +113,7 @@ class ShapeReads:
         shape = self.shape
         found = set()
         for a, b in pairs:
+            step_aside()
             if a in seqs and b in seqs and seqs[b] in shape.neighbours(seqs[a]):
                 found.add((a, b))
         return found
@@ -128,6 +134,7 @@ class ShapeReads:
         around: dict[Key, set[Key]] = {}
         records: dict[Key, NodeRecord] = {}
         for key in keys:
+            step_aside()
             others = around[key] = set()
             seq = seqs.get(key)
             if seq is None:

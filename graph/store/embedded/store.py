@@ -50,7 +50,7 @@ from graph.models import (
     Pair,
     StoredEvent,
 )
-from graph.pacing import checkpoint
+from graph.pacing import step_aside
 from graph.sqlite_rows import insert_rows
 from graph.store.embedded import snapshot
 from graph.store.embedded.build import first_shape
@@ -311,7 +311,7 @@ class EmbeddedStore:
 
         def write(db: sqlite3.Connection) -> None:
             write_changes(db, changes, shape, self._unresolved_from)
-            checkpoint()
+            step_aside()
             published.append(applied(shape, changes, self._generation + 1))
             self._committing = published[0]
 
@@ -320,7 +320,7 @@ class EmbeddedStore:
         except BaseException:
             self._committing = None
             raise
-        checkpoint()
+        step_aside()
         self._max_event = max(self._max_event, published[0].counters.event)
         if changes.settles_deferred:
             self._unresolved_from = None

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from graph import jsontext
 from graph.models import ChangeSet, CustomerRecord
-from graph.pacing import checkpoint
+from graph.pacing import step_aside
 from graph.sqlite_rows import insert_rows
 from graph.store.embedded.schema import (
     CUSTOMER_COLUMNS,
@@ -72,6 +72,7 @@ def write_changes(
         assert seq is not None
         return shape.record(seq).one_id
 
+    step_aside()
     db.executemany(
         "UPDATE identifiers SET last_seen = ?, first_seen = ?, blocked = ?, shared = ?,"
         " strong_neighbours = ?, one_id = ? WHERE seq = ?",
@@ -89,6 +90,7 @@ def write_changes(
             if k not in new
         ],
     )
+    step_aside()
     db.executemany(
         "UPDATE identifiers SET one_id = ? WHERE seq = ?",
         [
@@ -97,7 +99,7 @@ def write_changes(
             if k not in new and k not in c.node_updates
         ],
     )
-    checkpoint()
+    step_aside()
     insert_rows(
         db,
         "events",
@@ -117,7 +119,7 @@ def write_changes(
             for received in [e.received_at.isoformat()]
         ],
     )
-    checkpoint()
+    step_aside()
     insert_customers(db, c.new_customers)
     db.executemany(
         "UPDATE customers SET merged_into = ?, retired = ?, anchor = ? WHERE one_id = ?",
@@ -128,7 +130,7 @@ def write_changes(
     if c.settles_deferred:
         db.execute("DELETE FROM meta WHERE name = ?", (UNRESOLVED,))
     for h in c.history:
-        checkpoint()
+        step_aside()
         cursor = db.execute(
             "INSERT INTO history (kind, one_id, others, at, reason, event_ids, evidence)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
