@@ -148,8 +148,18 @@ class _Customers:
         return found
 
     def sorted_ids(self) -> tuple[npt.NDArray[np.bytes_], Ints]:
-        order = np.argsort(self.one_ids, kind="stable")
-        return self.one_ids[order], order.astype(np.int64)
+        """The OneIDs in order and their rows: the base's, with the new rows merged in.
+
+        A row's OneID never changes, so only the new ones need placing; sorting
+        all of them again held the interpreter for about 100 ms at 300,000.
+        """
+        old = len(self._base.one_ids)
+        new_ids = self.one_ids[old:]
+        order = np.argsort(new_ids)
+        at = np.searchsorted(self._base.sorted_one_ids, new_ids[order])
+        ids = np.insert(self._base.sorted_one_ids.astype(self.one_ids.dtype), at, new_ids[order])
+        rows = np.insert(self._base.sorted_rows, at, order.astype(np.int64) + old)
+        return ids, rows.astype(np.int64)
 
 
 def _grown(values: npt.NDArray[Any], size: int, fill: object) -> npt.NDArray[Any]:
