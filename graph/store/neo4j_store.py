@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,7 @@ _SCHEMA: list[LiteralString] = [
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STALE_COMMIT_MARK_SECONDS = 10.0  # see Neo4jStore.version
 
 
 def _instant(moment: datetime) -> list[int]:
@@ -208,6 +210,9 @@ class Neo4jStore:
         self._deferred: _Deferred | None = None
         self._schema_ready = False
         self._lock_id = ""
+        self._commits_id = ""
+        self._in_flight = itertools.count(-1, -1)
+        self._seen_committing: tuple[int, int, float] | None = None  # marks, since when
         self._ensure_schema()
 
     # --- plumbing -------------------------------------------------------------------
@@ -257,12 +262,12 @@ class Neo4jStore:
             tx = self._guard(session.begin_transaction)
             # Found by id, not by an index: a writer waiting here holds no label lock
             # that the writer it waits for could need (that would be a deadlock).
-            self._guard(
+            batch: int = self._guard(
                 lambda: tx.run(
                     "MATCH (l) WHERE elementId(l) = $lock"
-                    " SET l.batches = coalesce(l.batches, 0) + 1",
+                    " SET l.batches = coalesce(l.batches, 0) + 1 RETURN l.batches AS n",
                     lock=self._lock_id,
-                ).consume()
+                ).single(strict=True)["n"]
             )
             self._local.tx = tx
             self._local.committed = []
@@ -275,11 +280,22 @@ class Neo4jStore:
                 raise
             finally:
                 self._local.tx = None
+            self._mark_commits(
+                # Holding the lock, every earlier batch has committed whole or not at all.
+                "SET c.settled = coalesce(c.committing, 0), c.committing = $n",
+                batch,
+            )
             try:
                 self._guard(tx.commit)
             except BaseException:
                 self._deferred = None
                 raise
+            finally:
+                self._mark_commits(  # never left unequal but by a writer that died
+                    "SET c.settled = CASE WHEN coalesce(c.settled, 0) < $n THEN $n"
+                    " ELSE c.settled END",
+                    batch,
+                )
             for done in self._local.committed:
                 done()
         finally:
@@ -313,12 +329,45 @@ class Neo4jStore:
         self._ensure_schema()  # quietly: a database that is down now is reported per call
 
     def version(self) -> int:
-        """How many exclusive batches have committed: each counts one on the lock node."""
+        """The last batch that committed; while one is committing, a number never repeated.
+
+        Neo4j makes a transaction's changes visible record by record as it
+        applies them, so a statement can see part of a batch and a count on the
+        lock node, one more record, could still show the batch before it. Each
+        batch therefore marks the commits node "committing" in a transaction
+        of its own, finished before its own commit starts, and "settled" in
+        another once the commit has returned: a read that finds the two equal
+        both before and after it, and the same both times, saw no batch in part.
+        """
         rows = self._read(
-            "MATCH (l) WHERE elementId(l) = $lock RETURN coalesce(l.batches, 0) AS n",
-            lock=self._lock_id,
+            "MATCH (c) WHERE elementId(c) = $commits"
+            " RETURN coalesce(c.committing, 0) AS committing, coalesce(c.settled, 0) AS settled",
+            commits=self._commits_id,
         )
-        return int(rows[0]["n"]) if rows else 0
+        if not rows:
+            return 0
+        committing, settled = int(rows[0]["committing"]), int(rows[0]["settled"])
+        if committing == settled:
+            return committing
+        # A commit is applied in milliseconds: marks left unequal for longer are
+        # those of a writer that died between its commit and its second mark
+        # (the next batch mends them); nothing is half applied any more.
+        now = time.monotonic()
+        seen = self._seen_committing
+        if seen is None or seen[:2] != (committing, settled):
+            self._seen_committing = (committing, settled, now)
+        elif now - seen[2] > STALE_COMMIT_MARK_SECONDS:
+            return committing
+        return next(self._in_flight)
+
+    def _mark_commits(self, change: LiteralString, batch: int) -> None:
+        """``change`` to the commits node, in a transaction of its own, committed on return."""
+        query: LiteralString = "MATCH (c) WHERE elementId(c) = $commits " + change
+        self._guard(
+            lambda: self._driver.execute_query(
+                query, commits=self._commits_id, n=batch, database_=self._database
+            )
+        )
 
     def _ensure_schema(self) -> None:
         """Constraints and indexes, idempotently; retried until the database answers once."""
@@ -330,10 +379,13 @@ class Neo4jStore:
             found = self._driver.execute_query(
                 "MERGE (s:IdgraphState {id: 1}) ON CREATE SET s.nodeSeq = 0,"
                 " s.customerSeq = 0, s.eventSeq = 0"
-                " MERGE (s)-[:WRITE_LOCK]->(l:IdgraphLock) RETURN elementId(l) AS lock",
+                " MERGE (s)-[:WRITE_LOCK]->(l:IdgraphLock)"
+                " MERGE (s)-[:COMMITS]->(c:IdgraphCommits)"
+                " RETURN elementId(l) AS lock, elementId(c) AS commits",
                 database_=self._database,
             )
             self._lock_id = found.records[0]["lock"]
+            self._commits_id = found.records[0]["commits"]
         except (DriverError, Neo4jError) as exc:
             _refused(exc)
             if isinstance(exc, Neo4jError) and exc.code and ".ClientError." in exc.code:
