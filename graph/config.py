@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from graph.accounts.seniority import Seniority, SeniorityRule, SeniorityRules
 from graph.errors import ConfigError
 
 NormaliserName = Literal["email", "phone", "lower", "upper", "trim"]
@@ -71,6 +72,41 @@ class TraitsConfig(_Strict):
     source_priority: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
+class SeniorityRuleConfig(_Strict):
+    level: Seniority
+    terms: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+        return value
+
+    def rule(self) -> SeniorityRule:
+        return SeniorityRule(self.level, self.terms, self.patterns)
+
+
+class AccountsConfig(_Strict):
+    seniority: tuple[SeniorityRuleConfig, ...] = ()
+
+    @field_validator("seniority")
+    @classmethod
+    def _rules_compile(
+        cls, value: tuple[SeniorityRuleConfig, ...]
+    ) -> tuple[SeniorityRuleConfig, ...]:
+        for rule in value:
+            rule.rule().compiled()  # a rule with nothing to match fails here
+        return value
+
+    def seniority_rules(self) -> SeniorityRules:
+        return SeniorityRules(r.rule() for r in self.seniority)
+
+
 class Config(_Strict):
     phone: PhoneConfig = PhoneConfig()
     ingest: IngestConfig = IngestConfig()
@@ -78,6 +114,7 @@ class Config(_Strict):
     blocking: BlockingConfig = BlockingConfig()
     sharing: SharingConfig = SharingConfig()
     traits: TraitsConfig = TraitsConfig()
+    accounts: AccountsConfig = AccountsConfig()
     types: dict[str, IdentifierTypeConfig]
 
     @field_validator("types")
