@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from graph.accounts.domains import DomainMatcher, registrable
 from graph.accounts.seniority import Seniority, SeniorityRule, SeniorityRules
 from graph.errors import ConfigError
 
@@ -93,6 +94,17 @@ class SeniorityRuleConfig(_Strict):
 
 class AccountsConfig(_Strict):
     seniority: tuple[SeniorityRuleConfig, ...] = ()
+    free_mail: tuple[str, ...] = ()
+    verified_sources: tuple[str, ...] = ()
+    link_strong_matches: bool = True
+
+    @field_validator("free_mail")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if registrable(host) is None:
+                raise ValueError(f"{host!r} is not a mail domain")
+        return value
 
     @field_validator("seniority")
     @classmethod
@@ -105,6 +117,9 @@ class AccountsConfig(_Strict):
 
     def seniority_rules(self) -> SeniorityRules:
         return SeniorityRules(r.rule() for r in self.seniority)
+
+    def domain_matcher(self) -> DomainMatcher:
+        return DomainMatcher(self.free_mail, self.verified_sources)
 
 
 class Config(_Strict):

@@ -51,3 +51,13 @@ class StoreUnavailable(IdgraphError):
 
 class StoreConflict(StoreUnavailable):
     """Another writer got in the way (a deadlock, a lost leader); the whole write may be retried."""
+
+
+class BadUserInput(IdgraphError):
+    """A value the caller sent that cannot mean anything (a domain that is not a domain)."""
+
+    code = "BAD_USER_INPUT"
+
+
+class UnknownRole(IdgraphError):
+    code = "UNKNOWN_ROLE"
