@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from graph.accounts.buying_groups import DEFAULT_TEMPLATE, Template, Templates, template_from
 from graph.accounts.domains import DomainMatcher, registrable
 from graph.accounts.seniority import Seniority, SeniorityRule, SeniorityRules
-from graph.errors import ConfigError
+from graph.errors import BadUserInput, ConfigError
 
 NormaliserName = Literal["email", "phone", "lower", "upper", "trim"]
 
@@ -92,8 +93,35 @@ class SeniorityRuleConfig(_Strict):
         return SeniorityRule(self.level, self.terms, self.patterns)
 
 
+class RoleRuleConfig(_Strict):
+    confidence: float = Field(ge=0, le=1)
+    seniority: tuple[Seniority, ...] = ()
+    title_keywords: tuple[str, ...] = ()
+    departments: tuple[str, ...] = ()
+
+
+class RoleConfig(_Strict):
+    role: str
+    required: int = Field(ge=0)
+    weight: float = Field(ge=0)
+    rules: tuple[RoleRuleConfig, ...] = ()
+
+
+class TemplateConfig(_Strict):
+    id: str
+    name: str | None = None
+    roles: tuple[RoleConfig, ...]
+
+    def template(self) -> Template:
+        try:
+            return template_from(self.model_dump())
+        except BadUserInput as exc:
+            raise ValueError(exc.message) from exc
+
+
 class AccountsConfig(_Strict):
     seniority: tuple[SeniorityRuleConfig, ...] = ()
+    templates: tuple[TemplateConfig, ...] = ()
     free_mail: tuple[str, ...] = ()
     verified_sources: tuple[str, ...] = ()
     link_strong_matches: bool = True
@@ -114,6 +142,18 @@ class AccountsConfig(_Strict):
         for rule in value:
             rule.rule().compiled()  # a rule with nothing to match fails here
         return value
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, value: tuple[TemplateConfig, ...]) -> tuple[TemplateConfig, ...]:
+        for template in value:
+            template.template()
+        if DEFAULT_TEMPLATE not in {t.id for t in value}:
+            raise ValueError(f"a template with id {DEFAULT_TEMPLATE!r} is needed")
+        return value
+
+    def buying_groups(self) -> Templates:
+        return Templates(t.template() for t in self.templates)
 
     def seniority_rules(self) -> SeniorityRules:
         return SeniorityRules(r.rule() for r in self.seniority)
