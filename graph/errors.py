@@ -61,3 +61,11 @@ class BadUserInput(IdgraphError):
 
 class UnknownRole(IdgraphError):
     code = "UNKNOWN_ROLE"
+
+
+class AccountCycle(IdgraphError):
+    code = "ACCOUNT_CYCLE"
+
+
+class ReportingCycle(IdgraphError):
+    code = "REPORTING_CYCLE"

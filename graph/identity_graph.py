@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from graph.accounts.book import AccountBook
 from graph.bulk_load import BulkLoad
 from graph.config import Config
 from graph.errors import (
@@ -32,6 +33,26 @@ from graph.resolver import EventResult, Resolver
 from graph.store.protocol import GraphReads, GraphStore
 
 T = TypeVar("T")
+
+
+class _Customers:
+    """The identity graph as accounts see it: OneIDs and identifiers to customers, in one read."""
+
+    def __init__(self, graph: IdentityGraph) -> None:
+        self._graph = graph
+
+    def current(
+        self, one_ids: Iterable[str], keys: Iterable[Key]
+    ) -> tuple[dict[str, str | None], dict[Key, str | None]]:
+        wanted_ids = [o for o in set(one_ids) if not has_lone_surrogate(o)]
+        wanted_keys = list(set(keys))
+
+        def read(view: GraphReads) -> tuple[dict[str, str | None], dict[Key, str | None]]:
+            canonical = view.canonical_one_ids(wanted_ids) if wanted_ids else {}
+            nodes = view.nodes(wanted_keys) if wanted_keys else {}
+            return dict(canonical), {k: n.one_id for k, n in nodes.items()}
+
+        return self._graph._consistent(read)
 
 
 @dataclass
@@ -66,6 +87,12 @@ class IdentityGraph:
         self.registry = IdentifierRegistry(config)
         self.store = store
         self.resolver = Resolver(store, self.registry)
+        self.accounts = AccountBook(
+            store.account_store,
+            _Customers(self),
+            config.accounts.seniority_rules(),
+            config.accounts.buying_groups(),
+        )
         self._settled = False
         # A database that is down now: serve health checks, settle on the first write.
         with contextlib.suppress(StoreUnavailable):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from graph.accounts.buying_groups import Template
 from graph.accounts.seniority import Seniority
@@ -36,6 +37,21 @@ class Contact:
     department: str | None
     seniority: Seniority
     roles: tuple[HeldRole, ...] = ()
+
+
+class ContactLike(Protocol):
+    """What a decision unit reads of a contact: a ``Contact``, or a store's view of a link."""
+
+    @property
+    def one_id(self) -> str: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def department(self) -> str | None: ...
+    @property
+    def seniority(self) -> Seniority: ...
+    @property
+    def roles(self) -> tuple[HeldRole, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +89,7 @@ class DecisionUnit:
 
 
 def decision_unit(
-    template: Template, contacts: Iterable[Contact], dismissed: Collection[tuple[str, str]]
+    template: Template, contacts: Iterable[ContactLike], dismissed: Collection[tuple[str, str]]
 ) -> DecisionUnit:
     """``dismissed`` holds (OneID, role) pairs someone said no to for this account."""
     contacts = sorted(contacts, key=lambda c: c.one_id)

@@ -48,6 +48,7 @@ from graph.models import (
     StoredEvent,
     pair,
 )
+from graph.store.neo4j_accounts import ACCOUNT_SCHEMA, Neo4jAccounts
 
 T = TypeVar("T")
 
@@ -213,6 +214,9 @@ class Neo4jStore:
         self._commits_id = ""
         self._in_flight = itertools.count(-1, -1)
         self._seen_committing: tuple[int, int, float] | None = None  # marks, since when
+        self.account_store = Neo4jAccounts(
+            self._driver, self._database, self._guard, self._ensure_schema
+        )
         self._ensure_schema()
 
     # --- plumbing -------------------------------------------------------------------
@@ -374,7 +378,7 @@ class Neo4jStore:
         if self._schema_ready:
             return
         try:
-            for statement in _SCHEMA:
+            for statement in [*_SCHEMA, *ACCOUNT_SCHEMA]:
                 self._driver.execute_query(statement, database_=self._database)
             found = self._driver.execute_query(
                 "MERGE (s:IdgraphState {id: 1}) ON CREATE SET s.nodeSeq = 0,"
@@ -599,6 +603,18 @@ class Neo4jStore:
             id=one_id,
         )
         return rows[0]["oneId"] if rows else None
+
+    def canonical_one_ids(self, one_ids: Iterable[str]) -> dict[str, str]:
+        rows = self._read(
+            "UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
+            " OPTIONAL MATCH (c)-[:MERGED_INTO*1..]->(s:Customer)"
+            " WHERE NOT (s)-[:MERGED_INTO]->()"
+            " WITH id, coalesce(s, c) AS survivor"
+            " WHERE NOT coalesce(survivor.retired, false)"
+            " RETURN id, survivor.oneId AS oneId",
+            ids=sorted(set(one_ids)),
+        )
+        return {r["id"]: r["oneId"] for r in rows}
 
     def aliases(self, one_id: str) -> list[str]:
         rows = self._read(

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from graph.accounts.models import Account, AccountFilter, AccountHistoryEntry, AccountWrite
 from graph.event_chunk import EventChunk
 from graph.models import (
     ChangeSet,
@@ -100,6 +101,14 @@ class GraphReads(Protocol):
         """The surviving OneID for ``one_id``, following aliases; None if never issued."""
         ...
 
+    def canonical_one_ids(self, one_ids: Iterable[str]) -> dict[str, str]:
+        """Each OneID's surviving OneID, for those whose survivor is a customer now.
+
+        A OneID never issued, or whose survivor was retired (its identifiers
+        all removed), is left out.
+        """
+        ...
+
     def aliases(self, one_id: str) -> list[str]: ...
 
     def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]: ...
@@ -114,6 +123,7 @@ class GraphReads(Protocol):
 
 
 class GraphStore(GraphReads, Protocol):
+    account_store: AccountStore  # accounts, kept in the same database
     # How many deferred events one resolution may take on at most, or None for
     # no limit. A resolution is one transaction, and a database server may cap
     # a transaction's memory; a bulk load resolves every so many events then.
@@ -175,3 +185,38 @@ class GraphStore(GraphReads, Protocol):
         store that cannot copy from there reads it back with ``loaded()``.
         """
         ...
+
+
+class AccountStore(Protocol):
+    """Accounts: one record each (see ``graph.accounts.models``), found by what callers know.
+
+    The rules (cycles, roles, merges) live in ``graph.accounts``; a store
+    keeps records and the columns it finds them by, and writes an
+    ``AccountWrite`` whole or not at all.
+    """
+
+    def accounts(self, ids: Iterable[str]) -> dict[str, Account]: ...
+
+    def account_ids_by_domain(self, domains: Iterable[str]) -> dict[str, list[str]]: ...
+
+    def account_ids_by_contact(self, one_ids: Iterable[str]) -> dict[str, list[str]]: ...
+
+    def subsidiary_ids(self, ids: Iterable[str]) -> dict[str, list[str]]: ...
+
+    def account_page(
+        self, where: AccountFilter, after: str | None, first: int
+    ) -> tuple[list[Account], int]:
+        """Up to ``first`` accounts in id order after id ``after``, and how many match in all."""
+        ...
+
+    def account_history(self, account_id: str) -> list[AccountHistoryEntry]: ...
+
+    def saved_templates(self) -> dict[str, str]:
+        """Buying-group templates saved by mutation: id -> the template as JSON."""
+        ...
+
+    def accounts_exclusive(self) -> AbstractContextManager[None]:
+        """Be the only account writer while a change is checked (a cycle, say) and written."""
+        ...
+
+    def write_accounts(self, write: AccountWrite) -> None: ...

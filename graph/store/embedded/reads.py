@@ -239,6 +239,16 @@ class ShapeReads:
             current = shape.customer(current.merged_into)
         return None if current is None else current.one_id
 
+    def canonical_one_ids(self, one_ids: Iterable[str]) -> dict[str, str]:
+        shape = self.shape
+        found = {}
+        for one_id in set(one_ids):
+            canonical = self.canonical_one_id(one_id)
+            record = None if canonical is None else shape.customer(canonical)
+            if canonical is not None and record is not None and not record.retired:
+                found[one_id] = canonical
+        return found
+
     def aliases(self, one_id: str) -> list[str]:
         shape = self.shape
         found: set[str] = set()

@@ -67,6 +67,36 @@ CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    name_key TEXT NOT NULL,
+    industry TEXT,
+    region TEXT,
+    parent_id TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS accounts_by_parent ON accounts (parent_id);
+CREATE INDEX IF NOT EXISTS accounts_by_name ON accounts (name_key);
+CREATE TABLE IF NOT EXISTS account_domains (
+    domain TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    PRIMARY KEY (domain, account_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS account_contacts (
+    one_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    PRIMARY KEY (one_id, account_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS account_history (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS account_history_by_account ON account_history (account_id, id);
+CREATE TABLE IF NOT EXISTS buying_templates (
+    id TEXT PRIMARY KEY,
+    template TEXT NOT NULL
+);
 """
 
 IDENTIFIER_COLUMNS = (

@@ -53,6 +53,7 @@ from graph.models import (
 from graph.pacing import step_aside
 from graph.sqlite_rows import insert_rows
 from graph.store.embedded import snapshot
+from graph.store.embedded.accounts import SqliteAccounts
 from graph.store.embedded.build import first_shape
 from graph.store.embedded.changes import applied
 from graph.store.embedded.compaction import compact
@@ -103,6 +104,7 @@ class EmbeddedStore:
         self._readers = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()  # only to list new connections, never per read
+        self.account_store = SqliteAccounts(self.path, self._reader)
         self._generation = generation(self._db)
         self._unresolved_from = meta_int(self._db, UNRESOLVED)
         self._stale = False  # deferred writes left the shape behind the file
@@ -204,6 +206,7 @@ class EmbeddedStore:
         with self._readers_lock:
             for reader in self._all_readers:
                 reader.close()
+        self.account_store.close()
         self._db.close()
         self._owner.close()
 
@@ -271,6 +274,9 @@ class EmbeddedStore:
     # --- API reads ------------------------------------------------------------------
     def canonical_one_id(self, one_id: str) -> str | None:
         return self._writer_reads().canonical_one_id(one_id)
+
+    def canonical_one_ids(self, one_ids: Iterable[str]) -> dict[str, str]:
+        return self._writer_reads().canonical_one_ids(one_ids)
 
     def aliases(self, one_id: str) -> list[str]:
         return self._writer_reads().aliases(one_id)

@@ -1,0 +1,487 @@
+"""Accounts and their contacts: every change checked whole, then written whole.
+
+The one place account rules are enforced, for the API, events and the CLI
+alike: ids are not blank, domains are domains, a parent line never loops,
+roles are known, reporting lines stay within one account and never loop.
+A change is checked under the store's account lock against the accounts as
+they stand (links placed on the customers of now, see ``placement``) and
+written in one transaction with its history, so a refused change writes
+nothing and two writers cannot build a cycle between them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from graph.accounts.buying_groups import Template, Templates, template_from
+from graph.accounts.decision_unit import DecisionUnit, HeldRole, decision_unit
+from graph.accounts.domains import account_domain
+from graph.accounts.models import (
+    MANUAL,
+    Account,
+    AccountFilter,
+    AccountHistoryEntry,
+    AccountWrite,
+    Link,
+    key_ref,
+)
+from graph.accounts.placement import ContactView, Customers, place, view_of
+from graph.accounts.seniority import SeniorityRules
+from graph.errors import AccountCycle, BadUserInput, NotFound, ReportingCycle
+from graph.models import Key
+from graph.store.protocol import AccountStore
+
+MAX_TEXT = 500
+MAX_DOMAINS = 100
+
+
+@dataclass(frozen=True)
+class AccountInput:
+    id: str
+    name: str | None = None
+    domains: Sequence[str] | None = None
+    industry: str | None = None
+    size_band: str | None = None
+    region: str | None = None
+    parent_id: str | None = None
+    parent_given: bool = False  # parent_id None with this set clears the parent
+
+
+def _text(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise BadUserInput(f"{what} is longer than {MAX_TEXT} characters")
+    return value or None
+
+
+def _id(value: str, what: str = "account id") -> str:
+    found = _text(value, what)
+    if found is None:
+        raise BadUserInput(f"{what} must not be blank")
+    return found
+
+
+class AccountBook:
+    def __init__(
+        self,
+        store: AccountStore,
+        customers: Customers,
+        levels: SeniorityRules,
+        templates: Templates,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.customers = customers
+        self.levels = levels
+        self._configured = templates
+        self._clock = clock
+
+    # --- reads ----------------------------------------------------------------------
+    def templates(self) -> Templates:
+        """Config's templates with those saved by mutation over them (same id: the saved one)."""
+        found = self._configured
+        for text in self.store.saved_templates().values():
+            found = found.with_template(template_from(json.loads(text)))
+        return found
+
+    def account(self, account_id: str) -> Account | None:
+        return self.store.accounts([account_id]).get(account_id)
+
+    def accounts(self, ids: Iterable[str]) -> dict[str, Account]:
+        return self.store.accounts(ids)
+
+    def page(
+        self, where: AccountFilter, after: str | None, first: int
+    ) -> tuple[list[Account], int]:
+        return self.store.account_page(where, after, first)
+
+    def subsidiaries(self, ids: Iterable[str]) -> dict[str, list[str]]:
+        return self.store.subsidiary_ids(ids)
+
+    def history(self, account_id: str) -> list[AccountHistoryEntry]:
+        return self.store.account_history(account_id)
+
+    def contacts(self, accounts: Iterable[Account]) -> dict[str, list[ContactView]]:
+        """Each account's contacts on the customers of now, in one read of the graph."""
+        accounts = list(accounts)
+        placed = place(accounts, self.customers)
+        return {a.id: placed.contacts(a.id, self.levels) for a in accounts}
+
+    def decision_unit(self, account: Account, template_id: str | None = None) -> DecisionUnit:
+        template = self.templates().get(template_id)
+        placed = place([account], self.customers)
+        return decision_unit(
+            template, placed.contacts(account.id, self.levels), placed.dismissed[account.id]
+        )
+
+    def accounts_of(
+        self, one_id: str, aliases: Iterable[str], keys: Iterable[Key]
+    ) -> list[ContactView]:
+        """A customer's links to accounts: made under any of its OneIDs, or by its identifiers."""
+        refs = [one_id, *aliases, *map(key_ref, keys)]
+        ids = {a for found in self.store.account_ids_by_contact(refs).values() for a in found}
+        contacts = self.contacts(self.store.accounts(ids).values())
+        return [c for views in contacts.values() for c in views if c.one_id == one_id]
+
+    # --- writes ---------------------------------------------------------------------
+    def _write(self, write: AccountWrite) -> None:
+        if write:
+            self.store.write_accounts(write)
+
+    def _standing(self, account_id: str) -> Account:
+        found = self.store.accounts([account_id]).get(account_id)
+        if found is None:
+            raise NotFound(f"no account {account_id!r}", account=account_id)
+        return place([found], self.customers).settled(found)
+
+    def _customer(self, one_id: str) -> str:
+        canonical, _ = self.customers.current([one_id], [])
+        found = canonical.get(one_id)
+        if found is None:
+            raise NotFound(f"no customer with OneID {one_id!r}", oneId=one_id)
+        return found
+
+    def upsert_account(self, given: AccountInput, via: str) -> Account:
+        account_id = _id(given.id)
+        domains = None
+        if given.domains is not None:
+            if len(given.domains) > MAX_DOMAINS:
+                raise BadUserInput(f"an account has at most {MAX_DOMAINS} domains")
+            domains = tuple(dict.fromkeys(account_domain(d) for d in given.domains))
+        now = self._clock()
+        with self.store.accounts_exclusive():
+            before = self.store.accounts([account_id]).get(account_id)
+            parent = before.parent_id if before is not None else None
+            if given.parent_given or given.parent_id is not None:
+                parent = None if given.parent_id is None else _id(given.parent_id, "parent id")
+                if parent is not None:
+                    self._check_parent(account_id, parent)
+            fields = {
+                "name": _text(given.name, "name"),
+                "industry": _text(given.industry, "industry"),
+                "size_band": _text(given.size_band, "sizeBand"),
+                "region": _text(given.region, "region"),
+            }
+            if before is None:
+                account = Account(
+                    account_id,
+                    fields["name"],
+                    domains or (),
+                    fields["industry"],
+                    fields["size_band"],
+                    fields["region"],
+                    parent,
+                    now,
+                    now,
+                )
+                change, details = "ACCOUNT_CREATED", _described(account)
+            else:
+                changed = {k: v for k, v in fields.items() if v is not None}
+                account = replace(before, **changed, parent_id=parent)  # type: ignore[arg-type]
+                if domains is not None:
+                    account = replace(account, domains=domains)
+                details = _differences(before, account)
+                if not details:
+                    return before
+                account = replace(account, updated_at=now)
+                change = "ACCOUNT_UPDATED"
+            self._write(
+                AccountWrite(
+                    put=[account],
+                    history=[AccountHistoryEntry(account_id, now, change, via, None, details)],
+                )
+            )
+        return account
+
+    def _check_parent(self, account_id: str, parent: str) -> None:
+        if parent == account_id:
+            raise AccountCycle(f"account {account_id!r} cannot be its own parent")
+        seen = {account_id}
+        current: str | None = parent
+        first = True
+        while current is not None:
+            found = self.store.accounts([current]).get(current)
+            if found is None:
+                if first:
+                    raise NotFound(f"no parent account {parent!r}", account=parent)
+                return
+            if found.id in seen:
+                raise AccountCycle(
+                    f"making {parent!r} the parent of {account_id!r} would make a cycle",
+                    account=account_id,
+                    parent=parent,
+                )
+            seen.add(found.id)
+            current = found.parent_id
+            first = False
+
+    def delete_account(self, account_id: str, via: str) -> Account:
+        account_id = _id(account_id)
+        now = self._clock()
+        with self.store.accounts_exclusive():
+            found = self.store.accounts([account_id]).get(account_id)
+            if found is None:
+                raise NotFound(f"no account {account_id!r}", account=account_id)
+            children = self.store.subsidiary_ids([account_id]).get(account_id, [])
+            orphaned = [
+                replace(c, parent_id=None, updated_at=now)
+                for c in self.store.accounts(children).values()
+            ]
+            history = [AccountHistoryEntry(account_id, now, "ACCOUNT_DELETED", via)] + [
+                AccountHistoryEntry(c.id, now, "PARENT_DELETED", via, None, {"parent": account_id})
+                for c in orphaned
+            ]
+            self._write(AccountWrite(put=orphaned, deleted=[account_id], history=history))
+        return found
+
+    def link_contact(
+        self,
+        account_id: str,
+        one_id: str,
+        title: str | None,
+        department: str | None,
+        roles: Sequence[str] | None,
+        via: str,
+    ) -> ContactView:
+        wanted = self.templates().check_roles(roles) if roles is not None else None
+        title, department = _text(title, "title"), _text(department, "department")
+        now = self._clock()
+        with self.store.accounts_exclusive():
+            account = self._standing(_id(account_id))
+            customer = self._customer(one_id)
+            before = account.link(customer)
+            if before is None:
+                link = Link(customer, title, department, MANUAL, now, now)
+            else:
+                link = replace(
+                    before,
+                    title=title if title is not None else before.title,
+                    department=department if department is not None else before.department,
+                )
+            if wanted is not None:
+                link = replace(link, roles=_roles(link.roles, wanted, now))
+            details = _link_differences(before, link)
+            if before is not None and not details:
+                return _view(self, account.id, before)
+            link = replace(link, updated_at=now)
+            change = "CONTACT_LINKED" if before is None else "CONTACT_UPDATED"
+            self._write(
+                AccountWrite(
+                    put=[replace(account.with_link(link), updated_at=now)],
+                    history=[AccountHistoryEntry(account.id, now, change, via, customer, details)],
+                )
+            )
+        return _view(self, account.id, link)
+
+    def unlink_contact(self, account_id: str, one_id: str, via: str) -> Account:
+        now = self._clock()
+        with self.store.accounts_exclusive():
+            account = self._standing(_id(account_id))
+            customer = self._customer(one_id)
+            if account.link(customer) is None:
+                raise NotFound(
+                    f"{one_id!r} is not a contact of account {account.id!r}",
+                    account=account.id,
+                    oneId=one_id,
+                )
+            after = replace(account.without_link(customer), updated_at=now)
+            self._write(
+                AccountWrite(
+                    put=[after],
+                    history=[
+                        AccountHistoryEntry(account.id, now, "CONTACT_UNLINKED", via, customer)
+                    ],
+                )
+            )
+        return after
+
+    def set_roles(
+        self, account_id: str, one_id: str, roles: Sequence[str], via: str
+    ) -> ContactView:
+        wanted = self.templates().check_roles(roles)
+        return self._change_link(
+            account_id,
+            one_id,
+            via,
+            "ROLES_SET",
+            lambda link, now: replace(link, roles=_roles(link.roles, wanted, now)),
+        )
+
+    def confirm_suggestion(self, account_id: str, one_id: str, role: str, via: str) -> ContactView:
+        (wanted,) = self.templates().check_roles([role])
+
+        def confirmed(link: Link, now: datetime) -> Link:
+            held = [r.role for r in link.roles]
+            return replace(link, roles=_roles(link.roles, [*held, wanted], now))
+
+        return self._change_link(account_id, one_id, via, "SUGGESTION_CONFIRMED", confirmed)
+
+    def dismiss_suggestion(self, account_id: str, one_id: str, role: str, via: str) -> Account:
+        (wanted,) = self.templates().check_roles([role])
+        now = self._clock()
+        with self.store.accounts_exclusive():
+            account = self._standing(_id(account_id))
+            customer = self._customer(one_id)
+            if account.link(customer) is None:
+                raise NotFound(
+                    f"{one_id!r} is not a contact of account {account.id!r}", oneId=one_id
+                )
+            if (customer, wanted) in account.dismissed:
+                return account
+            after = replace(account, dismissed=account.dismissed | {(customer, wanted)})
+            self._write(
+                AccountWrite(
+                    put=[after],
+                    history=[
+                        AccountHistoryEntry(
+                            account.id, now, "SUGGESTION_DISMISSED", via, customer, {"role": wanted}
+                        )
+                    ],
+                )
+            )
+        return after
+
+    def set_reports_to(
+        self, account_id: str, one_id: str, manager_one_id: str | None, via: str
+    ) -> ContactView:
+        now = self._clock()
+        with self.store.accounts_exclusive():
+            account = self._standing(_id(account_id))
+            customer = self._customer(one_id)
+            link = account.link(customer)
+            if link is None:
+                raise NotFound(f"{one_id!r} is not a contact of account {account.id!r}")
+            manager = None
+            if manager_one_id is not None:
+                manager = self._customer(manager_one_id)
+                if account.link(manager) is None:
+                    raise NotFound(
+                        f"{manager_one_id!r} is not a contact of account {account.id!r}",
+                        oneId=manager_one_id,
+                    )
+                lines = {x.one_id: x.reports_to for x in account.links}
+                lines[customer] = manager
+                walked: set[str] = {customer}
+                at: str | None = manager
+                while at is not None:
+                    if at in walked:
+                        raise ReportingCycle(
+                            f"{customer} reporting to {manager} would make a cycle",
+                            oneId=customer,
+                            manager=manager,
+                        )
+                    walked.add(at)
+                    at = lines.get(at)
+            if link.reports_to == manager:
+                return _view(self, account.id, link)
+            changed = replace(link, reports_to=manager, updated_at=now)
+            self._write(
+                AccountWrite(
+                    put=[replace(account.with_link(changed), updated_at=now)],
+                    history=[
+                        AccountHistoryEntry(
+                            account.id, now, "REPORTS_TO_SET", via, customer, {"manager": manager}
+                        )
+                    ],
+                )
+            )
+        return _view(self, account.id, changed)
+
+    def _change_link(
+        self,
+        account_id: str,
+        one_id: str,
+        via: str,
+        change: str,
+        make: Callable[[Link, datetime], Link],
+    ) -> ContactView:
+        now = self._clock()
+        with self.store.accounts_exclusive():
+            account = self._standing(_id(account_id))
+            customer = self._customer(one_id)
+            link = account.link(customer)
+            if link is None:
+                raise NotFound(f"{one_id!r} is not a contact of account {account.id!r}")
+            changed = make(link, now)
+            details = _link_differences(link, changed)
+            if not details:
+                return _view(self, account.id, link)
+            changed = replace(changed, updated_at=now)
+            self._write(
+                AccountWrite(
+                    put=[replace(account.with_link(changed), updated_at=now)],
+                    history=[AccountHistoryEntry(account.id, now, change, via, customer, details)],
+                )
+            )
+        return _view(self, account.id, changed)
+
+    def upsert_template(self, template: Template) -> Template:
+        text = json.dumps(_template_data(template), ensure_ascii=False)
+        with self.store.accounts_exclusive():
+            self._write(AccountWrite(templates={template.id: text}))
+        return template
+
+
+def _view(book: AccountBook, account_id: str, link: Link) -> ContactView:
+    return view_of(account_id, link, book.levels)
+
+
+def _roles(held: Sequence[HeldRole], wanted: Sequence[str], now: datetime) -> tuple[HeldRole, ...]:
+    """``wanted`` as held roles: ones already held keep their since and source."""
+    kept = {r.role: r for r in held}
+    return tuple(kept.get(role) or HeldRole(role, MANUAL, now) for role in wanted)
+
+
+def _described(account: Account) -> dict[str, object]:
+    return {
+        "name": account.name,
+        "domains": list(account.domains),
+        "industry": account.industry,
+        "sizeBand": account.size_band,
+        "region": account.region,
+        "parent": account.parent_id,
+    }
+
+
+def _differences(before: Account, after: Account) -> dict[str, object]:
+    old, new = _described(before), _described(after)
+    return {k: {"from": old[k], "to": v} for k, v in new.items() if old[k] != v}
+
+
+def _link_differences(before: Link | None, after: Link) -> dict[str, object]:
+    def described(x: Link | None) -> dict[str, object]:
+        if x is None:
+            return {"title": None, "department": None, "roles": []}
+        return {"title": x.title, "department": x.department, "roles": [r.role for r in x.roles]}
+
+    old, new = described(before), described(after)
+    return {k: {"from": old[k], "to": v} for k, v in new.items() if old[k] != v}
+
+
+def _template_data(template: Template) -> dict[str, object]:
+    return {
+        "id": template.id,
+        "name": template.name,
+        "roles": [
+            {
+                "role": r.role,
+                "required": r.required,
+                "weight": r.weight,
+                "rules": [
+                    {
+                        "confidence": rule.confidence,
+                        "seniority": sorted(s.value for s in rule.seniority),
+                        "title_keywords": list(rule.title_keywords),
+                        "departments": list(rule.departments),
+                    }
+                    for rule in r.rules
+                ],
+            }
+            for r in template.roles
+        ],
+    }
