@@ -92,6 +92,7 @@ class IdentityGraph:
             _Customers(self),
             config.accounts.seniority_rules(),
             config.accounts.buying_groups(),
+            config.accounts.domain_matcher(),
         )
         self._settled = False
         # A database that is down now: serve health checks, settle on the first write.

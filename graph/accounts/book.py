@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 
 from graph.accounts.buying_groups import Template, Templates, template_from
 from graph.accounts.decision_unit import DecisionUnit, HeldRole, decision_unit
-from graph.accounts.domains import account_domain
+from graph.accounts.domains import (
+    DomainMatch,
+    DomainMatcher,
+    Strength,
+    account_domain,
+    email_host,
+    registrable,
+)
 from graph.accounts.models import (
     MANUAL,
     Account,
@@ -66,6 +73,18 @@ def _id(value: str, what: str = "account id") -> str:
     return found
 
 
+@dataclass(frozen=True)
+class Standing:
+    """An account as it stands: its contacts placed, and the suggestions dismissed."""
+
+    account: Account
+    contacts: list[ContactView]
+    dismissed: frozenset[tuple[str, str]]
+
+    def decision_unit(self, template: Template) -> DecisionUnit:
+        return decision_unit(template, self.contacts, self.dismissed)
+
+
 class AccountBook:
     def __init__(
         self,
@@ -73,9 +92,11 @@ class AccountBook:
         customers: Customers,
         levels: SeniorityRules,
         templates: Templates,
+        matcher: DomainMatcher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
+        self.matcher = matcher
         self.customers = customers
         self.levels = levels
         self._configured = templates
@@ -112,21 +133,54 @@ class AccountBook:
         placed = place(accounts, self.customers)
         return {a.id: placed.contacts(a.id, self.levels) for a in accounts}
 
+    def standing(self, accounts: Iterable[Account]) -> dict[str, Standing]:
+        """Accounts' contacts and dismissals on the customers of now, in one read of the graph."""
+        accounts = list(accounts)
+        placed = place(accounts, self.customers)
+        return {
+            a.id: Standing(a, placed.contacts(a.id, self.levels), placed.dismissed[a.id])
+            for a in accounts
+        }
+
     def decision_unit(self, account: Account, template_id: str | None = None) -> DecisionUnit:
-        template = self.templates().get(template_id)
-        placed = place([account], self.customers)
-        return decision_unit(
-            template, placed.contacts(account.id, self.levels), placed.dismissed[account.id]
-        )
+        return self.standing([account])[account.id].decision_unit(self.templates().get(template_id))
+
+    def account_ids_of(self, one_id: str, aliases: Iterable[str], keys: Iterable[Key]) -> list[str]:
+        """Accounts a customer may be a contact of: by its OneIDs or its identifiers.
+
+        Placement decides whether it is (a split may have taken the link elsewhere).
+        """
+        refs = [one_id, *aliases, *map(key_ref, keys)]
+        found = self.store.account_ids_by_contact(refs).values()
+        return sorted({a for ids in found for a in ids})
 
     def accounts_of(
         self, one_id: str, aliases: Iterable[str], keys: Iterable[Key]
     ) -> list[ContactView]:
-        """A customer's links to accounts: made under any of its OneIDs, or by its identifiers."""
-        refs = [one_id, *aliases, *map(key_ref, keys)]
-        ids = {a for found in self.store.account_ids_by_contact(refs).values() for a in found}
+        """A customer's links to accounts, placed."""
+        ids = self.account_ids_of(one_id, aliases, keys)
         contacts = self.contacts(self.store.accounts(ids).values())
         return [c for views in contacts.values() for c in views if c.one_id == one_id]
+
+    def suggested_accounts(
+        self, emails: Iterable[tuple[str, Sequence[str]]], linked: Iterable[str]
+    ) -> list[DomainMatch]:
+        """Accounts a customer's emails match by domain, other than those it is linked to.
+
+        ``emails`` are (email, the sources that saw it); strongest first.
+        """
+        emails = list(emails)
+        hosts = {h: e for e, _ in emails if (h := email_host(e)) is not None}
+        domains = {d for h in hosts if (d := registrable(h)) is not None}
+        owners = self.store.account_ids_by_domain(domains)
+        skip = set(linked)
+        found: dict[str, DomainMatch] = {}
+        for email, sources in emails:
+            for match in self.matcher.matches(email, sources, owners):
+                best = found.get(match.account_id)
+                if match.account_id not in skip and (best is None or _stronger(match, best)):
+                    found[match.account_id] = match
+        return sorted(found.values(), key=lambda m: (m.strength != Strength.STRONG, m.account_id))
 
     # --- writes ---------------------------------------------------------------------
     def _write(self, write: AccountWrite) -> None:
@@ -425,6 +479,10 @@ class AccountBook:
         with self.store.accounts_exclusive():
             self._write(AccountWrite(templates={template.id: text}))
         return template
+
+
+def _stronger(a: DomainMatch, b: DomainMatch) -> bool:
+    return a.strength == Strength.STRONG and b.strength != Strength.STRONG
 
 
 def _view(book: AccountBook, account_id: str, link: Link) -> ContactView:

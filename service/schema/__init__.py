@@ -161,7 +161,9 @@ def _read_plain_fields_directly(built: strawberry.Schema) -> None:
         for field in definition.fields:
             if field.base_resolver is not None or field.permission_classes or field.extensions:
                 continue
-            graphql_field = graphql_fields[names.get_graphql_name(field)]
+            graphql_field = graphql_fields.get(names.get_graphql_name(field))
+            if graphql_field is None:  # a private attribute, not in the schema
+                continue
             kind = graphql_field.type
             kind = kind.of_type if isinstance(kind, GraphQLNonNull) else kind
             leaf = kind if is_leaf_type(kind) else None

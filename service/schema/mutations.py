@@ -11,6 +11,7 @@ from __future__ import annotations
 import strawberry
 
 from graph.identity_graph import IdentityGraph as Core
+from service.schema.accounts import AccountMutations
 from service.schema.types import (
     EventResult,
     IdentifierInput,
@@ -22,7 +23,7 @@ from service.schema.types import (
 
 
 @strawberry.type
-class Mutation:
+class Mutation(AccountMutations):
     @strawberry.mutation(
         description="Apply identity events; each is applied whole or rejected whole."
     )

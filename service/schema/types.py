@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -17,6 +17,9 @@ from graph.models import EdgeObservation, Key
 from graph.models import HistoryEntry as CoreHistoryEntry
 from graph.profiles import Profile as CoreProfile
 from graph.resolver import EventResult as CoreEventResult
+
+if TYPE_CHECKING:
+    from service.schema.account_types import AccountContact, AccountMatch
 
 
 @strawberry.input(description="One identifier as a channel saw it; it is normalised on arrival.")
@@ -194,6 +197,22 @@ class Profile:
             if t.name == name:
                 return t.value
         return None
+
+    @strawberry.field(description="The accounts this customer is a contact of.")
+    async def accounts(
+        self, info: strawberry.Info
+    ) -> list[Annotated[AccountContact, strawberry.lazy("service.schema.account_types")]]:
+        from service.schema.accounts import profile_accounts
+
+        return await profile_accounts(info, self)
+
+    @strawberry.field(description="Accounts the customer's email domains match, not linked yet.")
+    async def account_suggestions(
+        self, info: strawberry.Info
+    ) -> list[Annotated[AccountMatch, strawberry.lazy("service.schema.account_types")]]:
+        from service.schema.accounts import profile_account_suggestions
+
+        return await profile_account_suggestions(info, self)
 
     @classmethod
     def of(cls, p: CoreProfile) -> Profile:
