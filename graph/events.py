@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from graph.errors import InvalidEvent
+from graph.accounts.domains import account_domain
+from graph.errors import BadUserInput, InvalidEvent
 from graph.identifiers import (
     IdentifierRegistry,
     IdentifierStatus,
@@ -27,6 +28,17 @@ class IdentifierInput:
     value: str
 
 
+@dataclass(frozen=True, slots=True)
+class AccountLinkInput:
+    """The company an event says its person works for (a CRM contact's account, say)."""
+
+    id: str | None = None
+    name: str | None = None
+    domain: str | None = None
+    title: str | None = None
+    department: str | None = None
+
+
 @dataclass(slots=True)
 class EventInput:
     source: str
@@ -34,6 +46,17 @@ class EventInput:
     event_id: str | None = None
     timestamp: datetime | None = None
     traits: dict[str, Any] | None = None
+    account: AccountLinkInput | None = None
+
+
+class AccountEvidence(NamedTuple):
+    """An event's account, checked: trimmed, the domain registrable, at least one way to find it."""
+
+    id: str | None
+    name: str | None
+    domain: str | None
+    title: str | None
+    department: str | None
 
 
 class CleanEvent(NamedTuple):
@@ -51,6 +74,7 @@ class CleanEvent(NamedTuple):
     blocked: set[Key]
     traits: dict[str, Any]
     warnings: list[str]
+    account: AccountEvidence | None = None
 
 
 def as_utc(value: datetime) -> datetime:
@@ -103,6 +127,7 @@ def clean_event(
             timestamp = as_utc(event.timestamp)
         except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment in UTC
             raise InvalidEvent("timestamp is out of range once in UTC", field="timestamp") from None
+    account = None if event.account is None else account_evidence(event.account)
     return CleanEvent(
         position=index,
         event_id=event.event_id.strip() if event.event_id else f"auto-{uuid.uuid4().hex}",
@@ -112,7 +137,44 @@ def clean_event(
         blocked=blocked,
         traits=dict(event.traits or {}),
         warnings=warnings,
+        account=account,
     )
+
+
+MAX_ACCOUNT_TEXT = 500
+
+
+def account_evidence(given: AccountLinkInput) -> AccountEvidence:
+    """An event's account checked, or the ``InvalidEvent`` that rejects the event."""
+
+    def text(value: str | None, field: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise InvalidEvent(f"account.{field} must be a string", field=f"account.{field}")
+        value = value.strip()
+        if len(value) > MAX_ACCOUNT_TEXT:
+            raise InvalidEvent(
+                f"account.{field} is longer than {MAX_ACCOUNT_TEXT} characters",
+                field=f"account.{field}",
+            )
+        return value or None
+
+    found = AccountEvidence(
+        text(given.id, "id"),
+        text(given.name, "name"),
+        text(given.domain, "domain"),
+        text(given.title, "title"),
+        text(given.department, "department"),
+    )
+    if found.id is None and found.name is None and found.domain is None:
+        raise InvalidEvent("account needs an id, a name or a domain", field="account")
+    if found.domain is not None:
+        try:
+            found = found._replace(domain=account_domain(found.domain))
+        except BadUserInput as exc:
+            raise InvalidEvent(exc.message, field="account.domain") from None
+    return found
 
 
 def _check_unicode(event: EventInput) -> None:
@@ -126,6 +188,9 @@ def _check_unicode(event: EventInput) -> None:
         fields.append((f"identifiers[{position}].type", ident.type))
         fields.append((f"identifiers[{position}].value", ident.value))
     fields.append(("traits", event.traits))
+    if event.account is not None:
+        for name in ("id", "name", "domain", "title", "department"):
+            fields.append((f"account.{name}", getattr(event.account, name)))
     for name, value in fields:
         if _holds_lone_surrogate(value):
             raise InvalidEvent(
@@ -153,7 +218,7 @@ def event_from_json(obj: Any) -> EventInput:
     """Read one event in the API's field names (as in an NDJSON import line)."""
     if not isinstance(obj, dict):
         raise InvalidEvent("an event must be a JSON object")
-    unknown = set(obj) - {"eventId", "source", "timestamp", "identifiers", "traits"}
+    unknown = set(obj) - {"eventId", "source", "timestamp", "identifiers", "traits", "account"}
     if unknown:
         raise InvalidEvent(f"unknown field(s): {', '.join(sorted(unknown))}")
     source = obj.get("source")
@@ -188,4 +253,15 @@ def event_from_json(obj: Any) -> EventInput:
     traits = obj.get("traits")
     if traits is not None and not isinstance(traits, dict):
         raise InvalidEvent("traits must be a JSON object", field="traits")
-    return EventInput(source, identifiers, event_id, parsed, traits)
+    account = obj.get("account")
+    if account is not None:
+        if not isinstance(account, dict):
+            raise InvalidEvent("account must be a JSON object", field="account")
+        extra = set(account) - {"id", "name", "domain", "title", "department"}
+        if extra:
+            raise InvalidEvent(f"unknown account field(s): {', '.join(sorted(extra))}")
+        for name, value in account.items():
+            if value is not None and not isinstance(value, str):
+                raise InvalidEvent(f"account.{name} must be a string", field=f"account.{name}")
+        account = AccountLinkInput(**account)
+    return EventInput(source, identifiers, event_id, parsed, traits, account)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from graph.accounts.book import AccountBook
+from graph.accounts.event_links import EventAccounts
 from graph.bulk_load import BulkLoad
 from graph.config import Config
 from graph.errors import (
@@ -19,7 +20,7 @@ from graph.errors import (
     StoreUnavailable,
     UnknownIdentifierType,
 )
-from graph.events import EventInput, IdentifierInput
+from graph.events import EventInput, IdentifierInput, account_evidence
 from graph.explain import Explanation, explain_link
 from graph.identifiers import (
     IdentifierRegistry,
@@ -87,12 +88,16 @@ class IdentityGraph:
         self.registry = IdentifierRegistry(config)
         self.store = store
         self.resolver = Resolver(store, self.registry)
+        self.email_types = frozenset(
+            name for name, t in config.types.items() if t.normaliser == "email"
+        )
         self.accounts = AccountBook(
             store.account_store,
             _Customers(self),
             config.accounts.seniority_rules(),
             config.accounts.buying_groups(),
             config.accounts.domain_matcher(),
+            config.accounts.link_strong_matches,
         )
         self._settled = False
         # A database that is down now: serve health checks, settle on the first write.
@@ -114,7 +119,42 @@ class IdentityGraph:
             self._settle()
             return self.resolver.ingest(events, bulk=bulk)
 
-        return _retried(write)
+        results = _retried(write)
+        if not bulk:
+            self.accounts.record_events(self._account_evidence(events, results))
+        return results
+
+    def _account_evidence(
+        self, events: list[EventInput], results: list[EventResult]
+    ) -> list[EventAccounts]:
+        """What applied events say about accounts: those naming one, or from a verified source."""
+        verified = self.accounts.matcher.verified_sources if self.accounts.link_strong else set()
+        found = []
+        for r in results:
+            if r.one_id is None or r.event_id is None or r.status == "REJECTED":
+                continue
+            event = events[r.index]
+            source = event.source.strip()
+            if event.account is None and source not in verified:
+                continue
+            keys = []
+            for ident in event.identifiers:
+                with contextlib.suppress(UnknownIdentifierType):
+                    n = self.registry.normalise(ident.type, ident.value)
+                    if n.status is IdentifierStatus.VALID:
+                        keys.append(n.key)
+            found.append(
+                EventAccounts(
+                    r.event_id,
+                    r.one_id,
+                    source,
+                    tuple(dict.fromkeys(keys)),
+                    tuple(k for k in dict.fromkeys(keys) if k[0] in self.email_types),
+                    None if event.account is None else account_evidence(event.account),
+                    fresh=r.status == "ACCEPTED",
+                )
+            )
+        return found
 
     def bulk_load(self, now: datetime) -> BulkLoad:
         """A bulk import (the import command): chunks written as they come, resolved at the end."""

@@ -205,10 +205,23 @@ def test_a_manual_link_stays_with_the_one_id_on_a_split(graph: IdentityGraph) ->
     book.link_contact("crm-1", y, "Director", None, ["INFLUENCER"], "linkContact")
     bridge = person(graph, "e3", ("cookie_id", "ck-zzzzzz1"), ("phone", "13700137003"))
     assert bridge in (x, y)
+    merged = book.contacts([book.account("crm-1")])["crm-1"]  # type: ignore[list-item]
+    assert [(c.one_id, sorted(r.role for r in c.roles)) for c in merged] == [
+        (bridge, ["INFLUENCER"])  # x's email linked x by domain (crm is verified): one contact
+    ]
     graph.remove_identifier(IdentifierInput("cookie_id", "ck-zzzzzz1"))
-    (contact,) = book.contacts([book.account("crm-1")])["crm-1"]  # type: ignore[list-item]
-    assert contact.one_id == y  # Y's OneID came back to Y's part, and its link with it
-    assert [c.account_id for c in book.accounts_of(x, [], [])] == []
+    after = book.contacts([book.account("crm-1")])["crm-1"]  # type: ignore[list-item]
+    by_one_id = {c.one_id: c for c in after}
+    assert set(by_one_id) == {x, y}
+    # Y's OneID came back to Y's part with its manual link; x's link followed its email.
+    assert by_one_id[y].source == "MANUAL" and [r.role for r in by_one_id[y].roles] == [
+        "INFLUENCER"
+    ]
+    assert by_one_id[x].source == "DOMAIN" and by_one_id[x].roles == ()
+    x_keys = [("email", "x@acme.com")]
+    assert [(c.account_id, c.source) for c in book.accounts_of(x, [], x_keys)] == [
+        ("crm-1", "DOMAIN")
+    ]
 
 
 def test_reporting_lines_and_cycles(graph: IdentityGraph) -> None:

@@ -91,7 +91,7 @@ def test_an_account_its_decision_unit_and_org_chart(api: Api) -> None:
 def test_profile_accounts_and_domain_suggestions(api: Api) -> None:
     api(UPSERT, {"i": {"id": "crm-1", "name": "Acme", "domains": ["acme.com"]}})
     api(UPSERT, {"i": {"id": "crm-2", "name": "Not Acme", "domains": ["notacme.com"]}})
-    li = customer(api, "e1", "li@acme.com", "Li")
+    li = customer(api, "e1", "li@acme.com", "Li", source="web_form")
     web = customer(api, "e2", "wu@mail.acme.com", "Wu", source="web_form")
     free = customer(api, "e3", "li@qq.com", "Li")
     api(LINK, {"a": "crm-2", "o": li, "t": "Consultant"})
@@ -100,7 +100,7 @@ def test_profile_accounts_and_domain_suggestions(api: Api) -> None:
     mine = api(query, {"o": li})["profile"]
     assert mine["accounts"] == [{"account": {"id": "crm-2"}, "title": "Consultant"}]
     (match,) = mine["accountSuggestions"]
-    assert match["account"] == {"id": "crm-1"} and match["strength"] == "STRONG"
+    assert match["account"] == {"id": "crm-1"} and match["strength"] == "WEAK"
     assert "acme.com" in match["reason"]
     (weak,) = api(query, {"o": web})["profile"]["accountSuggestions"]
     assert weak["strength"] == "WEAK"
@@ -200,3 +200,90 @@ def test_custom_templates_confirm_and_dismiss(api: Api) -> None:
     assert codes(api, confirm, {"a": "crm-1", "o": ciso, "r": "NOPE"}) == ["UNKNOWN_ROLE"]
     missing = '{ account(id: "crm-1") { decisionUnit(template: "nope") { completeness } } }'
     assert [e["extensions"]["code"] for e in api.errors(missing)] == ["NOT_FOUND"]
+
+
+def account_event(event_id: str, email: str, source: str = "crm", **account: str) -> dict[str, Any]:
+    body = event(event_id, source, ("email", email))
+    body["account"] = account
+    return body
+
+
+def test_events_link_their_customers_to_accounts_once(api: Api) -> None:
+    first = api.ingest(
+        account_event(
+            "e1",
+            "li@acme.com",
+            id="crm-1",
+            name="Acme",
+            domain="acme.com",
+            title="采购总监",
+            department="采购部",
+        ),
+        account_event("e2", "wu@globex.cn", domain="www.globex.cn", title="工程师"),
+        account_event("e3", "bad@x.com", id="crm-3", domain="not a domain"),
+        account_event("e4", "no@x.com"),
+    )
+    statuses = [(r["status"], r["errorCode"]) for r in first["results"]]
+    assert statuses == [
+        ("ACCEPTED", None),
+        ("ACCEPTED", None),
+        ("REJECTED", "INVALID_EVENT"),
+        ("REJECTED", "INVALID_EVENT"),
+    ]
+    li = first["results"][0]["oneId"]
+    account = api(ACCOUNT, {"id": "crm-1"})["account"]
+    assert account["domains"] == ["acme.com"]
+    (contact,) = [e["node"] for e in account["contacts"]["edges"]]
+    assert (contact["oneId"], contact["title"], contact["seniority"], contact["source"]) == (
+        li,
+        "采购总监",
+        "DIRECTOR",
+        "EVENT",
+    )
+    globex = api(ACCOUNT, {"id": "domain:globex.cn"})["account"]
+    assert globex["domains"] == ["globex.cn"]
+    assert api(ACCOUNT, {"id": "crm-3"})["account"] is None  # the rejected event wrote nothing
+    history = [(h["change"], h["via"]) for h in account["history"]]
+    assert history == [("ACCOUNT_CREATED", "event e1"), ("CONTACT_LINKED", "event e1")]
+
+    again = api.ingest(
+        account_event(
+            "e1",
+            "li@acme.com",
+            id="crm-1",
+            name="Acme",
+            domain="acme.com",
+            title="采购总监",
+            department="采购部",
+        )
+    )
+    assert again["results"][0]["status"] == "DUPLICATE"
+    assert api(ACCOUNT, {"id": "crm-1"})["account"] == account
+
+
+def test_a_verified_email_links_by_domain_and_a_web_form_only_suggests(api: Api) -> None:
+    api(UPSERT, {"i": {"id": "crm-1", "name": "Acme", "domains": ["acme.com.cn"]}})
+    crm = customer(api, "e1", "zhao@sh.acme.com.cn", "Zhao", source="crm")
+    web = customer(api, "e2", "qian@acme.com.cn", "Qian", source="web_form")
+    free = customer(api, "e3", "sun@qq.com", "Sun", source="crm")
+    account = api(ACCOUNT, {"id": "crm-1"})["account"]
+    contacts = {e["node"]["oneId"]: e["node"] for e in account["contacts"]["edges"]}
+    assert set(contacts) == {crm}
+    assert contacts[crm]["source"] == "DOMAIN"
+    query = """query($o: ID!) { profile(oneId: $o) { accounts { account { id } }
+      accountSuggestions { account { id } strength } } }"""
+    assert api(query, {"o": crm})["profile"]["accountSuggestions"] == []
+    assert api(query, {"o": web})["profile"]["accountSuggestions"] == [
+        {"account": {"id": "crm-1"}, "strength": "WEAK"}
+    ]
+    assert api(query, {"o": free})["profile"]["accounts"] == []
+
+
+def test_domain_links_can_be_turned_off(make_api: Any) -> None:
+    api = make_api("[accounts]\nlink_strong_matches = false\n")
+    api(UPSERT, {"i": {"id": "crm-1", "name": "Acme", "domains": ["acme.com"]}})
+    one_id = customer(api, "e1", "zhao@acme.com", "Zhao", source="crm")
+    account = api(ACCOUNT, {"id": "crm-1"})["account"]
+    assert account["contacts"]["totalCount"] == 0
+    query = "query($o: ID!) { profile(oneId: $o) { accountSuggestions { strength } } }"
+    assert api(query, {"o": one_id})["profile"]["accountSuggestions"] == [{"strength": "STRONG"}]

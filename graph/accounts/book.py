@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from graph.accounts.buying_groups import Template, Templates, template_from
+from graph.accounts.changes import described, differences, link_differences
 from graph.accounts.decision_unit import DecisionUnit, HeldRole, decision_unit
 from graph.accounts.domains import (
     DomainMatch,
@@ -26,6 +27,7 @@ from graph.accounts.domains import (
     email_host,
     registrable,
 )
+from graph.accounts.event_links import EventAccounts, EventLinks, domain_of
 from graph.accounts.models import (
     MANUAL,
     Account,
@@ -93,10 +95,12 @@ class AccountBook:
         levels: SeniorityRules,
         templates: Templates,
         matcher: DomainMatcher,
+        link_strong: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.matcher = matcher
+        self.link_strong = link_strong
         self.customers = customers
         self.levels = levels
         self._configured = templates
@@ -233,13 +237,13 @@ class AccountBook:
                     now,
                     now,
                 )
-                change, details = "ACCOUNT_CREATED", _described(account)
+                change, details = "ACCOUNT_CREATED", described(account)
             else:
                 changed = {k: v for k, v in fields.items() if v is not None}
                 account = replace(before, **changed, parent_id=parent)  # type: ignore[arg-type]
                 if domains is not None:
                     account = replace(account, domains=domains)
-                details = _differences(before, account)
+                details = differences(before, account)
                 if not details:
                     return before
                 account = replace(account, updated_at=now)
@@ -319,7 +323,7 @@ class AccountBook:
                 )
             if wanted is not None:
                 link = replace(link, roles=_roles(link.roles, wanted, now))
-            details = _link_differences(before, link)
+            details = link_differences(before, link)
             if before is not None and not details:
                 return _view(self, account.id, before)
             link = replace(link, updated_at=now)
@@ -462,7 +466,7 @@ class AccountBook:
             if link is None:
                 raise NotFound(f"{one_id!r} is not a contact of account {account.id!r}")
             changed = make(link, now)
-            details = _link_differences(link, changed)
+            details = link_differences(link, changed)
             if not details:
                 return _view(self, account.id, link)
             changed = replace(changed, updated_at=now)
@@ -473,6 +477,33 @@ class AccountBook:
                 )
             )
         return _view(self, account.id, changed)
+
+    def record_events(self, items: Sequence[EventAccounts]) -> None:
+        """Link events' customers to the accounts they name, and to those their email matches.
+
+        An event's account is found by id, else by domain, else by exact name,
+        and created when none is (a new id or domain). A verified source's
+        email whose registrable domain is an account's links its customer too
+        (``source: DOMAIN``) when config says so. An event sent again only
+        makes a link that is missing (its first sending may have been cut off
+        after its identities were written), never changes one.
+        """
+        auto = self.link_strong
+        wanted = [
+            i
+            for i in items
+            if i.account is not None or (auto and i.source in self.matcher.verified_sources)
+        ]
+        if not wanted:
+            return
+        if not any(i.account for i in wanted):
+            # Most batches name no account: one read, no lock, tells whether any email matches.
+            domains = {d for i in wanted for k in i.emails if (d := domain_of(k))}
+            if not domains or not self.store.account_ids_by_domain(domains):
+                return
+        now = self._clock()
+        with self.store.accounts_exclusive():
+            EventLinks(self.store, self.matcher, self.link_strong, now).apply(wanted)
 
     def upsert_template(self, template: Template) -> Template:
         text = json.dumps(_template_data(template), ensure_ascii=False)
@@ -493,32 +524,6 @@ def _roles(held: Sequence[HeldRole], wanted: Sequence[str], now: datetime) -> tu
     """``wanted`` as held roles: ones already held keep their since and source."""
     kept = {r.role: r for r in held}
     return tuple(kept.get(role) or HeldRole(role, MANUAL, now) for role in wanted)
-
-
-def _described(account: Account) -> dict[str, object]:
-    return {
-        "name": account.name,
-        "domains": list(account.domains),
-        "industry": account.industry,
-        "sizeBand": account.size_band,
-        "region": account.region,
-        "parent": account.parent_id,
-    }
-
-
-def _differences(before: Account, after: Account) -> dict[str, object]:
-    old, new = _described(before), _described(after)
-    return {k: {"from": old[k], "to": v} for k, v in new.items() if old[k] != v}
-
-
-def _link_differences(before: Link | None, after: Link) -> dict[str, object]:
-    def described(x: Link | None) -> dict[str, object]:
-        if x is None:
-            return {"title": None, "department": None, "roles": []}
-        return {"title": x.title, "department": x.department, "roles": [r.role for r in x.roles]}
-
-    old, new = described(before), described(after)
-    return {k: {"from": old[k], "to": v} for k, v in new.items() if old[k] != v}
 
 
 def _template_data(template: Template) -> dict[str, object]:

@@ -210,7 +210,7 @@ async def profile_account_suggestions(
     emails = [
         (i.value, list(i.sources))
         for g in profile.identifiers
-        if g.type == "email"
+        if g.type in graph.email_types
         for i in g.identifiers
     ]
     matches = await read(graph, graph.accounts.suggested_accounts, emails, linked)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from graph.events import AccountLinkInput as CoreAccountLinkInput
 from graph.events import EventInput
 from graph.events import IdentifierInput as CoreIdentifierInput
 from graph.explain import Explanation
@@ -31,6 +32,20 @@ class IdentifierInput:
         return CoreIdentifierInput(self.type, self.value)
 
 
+@strawberry.input(
+    description="The company an event's person works for: at least one of id, name, domain."
+)
+class AccountLinkInput:
+    id: str | None = None
+    name: str | None = None
+    domain: str | None = None
+    title: str | None = None
+    department: str | None = None
+
+    def to_core(self) -> CoreAccountLinkInput:
+        return CoreAccountLinkInput(self.id, self.name, self.domain, self.title, self.department)
+
+
 @strawberry.input(description="Identifiers one channel saw together, with when and what else.")
 class IdentityEventInput:
     source: str
@@ -38,6 +53,7 @@ class IdentityEventInput:
     event_id: str | None = None
     timestamp: datetime | None = None
     traits: JSON | None = None
+    account: AccountLinkInput | None = None
 
     @classmethod
     def from_coerced(cls, value: dict[str, Any]) -> IdentityEventInput:
@@ -50,6 +66,7 @@ class IdentityEventInput:
             event_id=value.get("eventId"),
             timestamp=value.get("timestamp"),
             traits=value.get("traits"),
+            account=None if (a := value.get("account")) is None else AccountLinkInput(**a),
         )
 
     def to_core(self) -> EventInput:
@@ -59,6 +76,7 @@ class IdentityEventInput:
             event_id=self.event_id,
             timestamp=self.timestamp,
             traits=self.traits,
+            account=None if self.account is None else self.account.to_core(),
         )
 
 
