@@ -59,6 +59,16 @@ class AccountEvidence(NamedTuple):
     department: str | None
 
 
+class ImportedAccount(NamedTuple):
+    """An imported event that names an account, kept until the import has resolved it."""
+
+    event_id: str
+    source: str
+    keys: tuple[Key, ...]  # its identifiers that link (not blocked)
+    account: AccountEvidence
+    fresh: bool  # False: the store had the event already
+
+
 class CleanEvent(NamedTuple):
     """An event that passed validation: canonical keys, blocked keys marked, warnings kept.
 

@@ -20,7 +20,7 @@ from graph.errors import (
     StoreUnavailable,
     UnknownIdentifierType,
 )
-from graph.events import EventInput, IdentifierInput, account_evidence
+from graph.events import EventInput, IdentifierInput, ImportedAccount, account_evidence
 from graph.explain import Explanation, explain_link
 from graph.identifiers import (
     IdentifierRegistry,
@@ -123,6 +123,23 @@ class IdentityGraph:
         if not bulk:
             self.accounts.record_events(self._account_evidence(events, results))
         return results
+
+    def record_imported_accounts(self, imported: list[ImportedAccount]) -> None:
+        """Link an import's account events as ``ingest`` links the API's, once all is resolved."""
+        if not imported:
+            return
+        wanted = list({k for i in imported for k in i.keys})
+        holders = self._consistent(lambda view: view.nodes(wanted))
+        items = []
+        for i in imported:
+            one_id = next((h.one_id for k in i.keys if (h := holders.get(k)) and h.one_id), None)
+            if one_id is None:  # every identifier of it shared: nobody to link
+                continue
+            emails = tuple(k for k in i.keys if k[0] in self.email_types)
+            items.append(
+                EventAccounts(i.event_id, one_id, i.source, i.keys, emails, i.account, i.fresh)
+            )
+        self.accounts.record_events(items)
 
     def _account_evidence(
         self, events: list[EventInput], results: list[EventResult]

@@ -30,7 +30,7 @@ from graph import jsontext
 from graph.config import Config
 from graph.errors import IdgraphError
 from graph.event_chunk import ChunkBuilder, EventChunk, micros, moment_text
-from graph.events import as_utc, clean_event, event_from_json
+from graph.events import AccountEvidence, as_utc, clean_event, event_from_json
 from graph.identifiers import IdentifierRegistry, remember_valid_phones
 from graph.models import Key
 from graph.phone_exchange import PhoneExchange
@@ -43,6 +43,8 @@ class PreparedChunk:
     events: EventChunk = field(default_factory=EventChunk)
     warnings: int = 0
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, code, message
+    # Events naming an account: (position in the chunk, event id, source, linking keys, account).
+    accounts: list[tuple[int, str, str, list[Key], AccountEvidence]] = field(default_factory=list)
 
 
 class LineReader:
@@ -122,6 +124,11 @@ class LineReader:
             except IdgraphError as exc:
                 chunk.rejected.append((number, exc.code, exc.message))
                 continue
+            if clean.account is not None:
+                linking = [k for k in clean.keys if k not in clean.blocked]
+                chunk.accounts.append(
+                    (len(builder.chunk), clean.event_id, clean.source, linking, clean.account)
+                )
             builder.add(
                 clean.event_id,
                 clean.source,

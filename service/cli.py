@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graph.errors import IdgraphError
+from graph.events import ImportedAccount
 from graph.importer import PreparedChunks, default_workers, without_cycle_collection
 from service.settings import Settings, ensure_admin_key
 
@@ -94,9 +95,17 @@ def cmd_import(args: argparse.Namespace) -> int:
         graph = IdentityGraph(config, settings.open_store())
         try:
             load = graph.bulk_load(now)
+            accounts: list[ImportedAccount] = []
             for chunk in chunks:
                 rejected.extend(chunk.rejected)
-                duplicates = len(load.add_chunk(chunk.events))
+                skipped = load.add_chunk(chunk.events)
+                duplicates = len(skipped)
+                if chunk.accounts:
+                    seen = set(skipped)
+                    accounts += [
+                        ImportedAccount(event_id, source, tuple(keys), account, p not in seen)
+                        for p, event_id, source, keys, account in chunk.accounts
+                    ]
                 counts["DUPLICATE"] += duplicates
                 counts["ACCEPTED"] += len(chunk.events) - duplicates
                 warnings += chunk.warnings
@@ -112,6 +121,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print("\nresolving customers...", end="", file=sys.stderr, flush=True)
             load.finish()
+            graph.record_imported_accounts(accounts)  # as the API links them, once resolved
         finally:
             graph.close()
     elapsed = time.perf_counter() - started
