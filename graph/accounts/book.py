@@ -204,6 +204,12 @@ class AccountBook:
             raise NotFound(f"no customer with OneID {one_id!r}", oneId=one_id)
         return found
 
+    def _contact(self, account_id: str, one_id: str) -> tuple[Account, str, Link]:
+        """An account as it stands, the customer ``one_id`` is now, and its link: or NOT_FOUND."""
+        account = self._standing(_id(account_id))
+        customer = self._customer(one_id)
+        return account, customer, _linked(account, customer, one_id)
+
     def upsert_account(self, given: AccountInput, via: str) -> Account:
         account_id = _id(given.id)
         domains = None
@@ -339,14 +345,7 @@ class AccountBook:
     def unlink_contact(self, account_id: str, one_id: str, via: str) -> Account:
         now = self._clock()
         with self.store.accounts_exclusive():
-            account = self._standing(_id(account_id))
-            customer = self._customer(one_id)
-            if account.link(customer) is None:
-                raise NotFound(
-                    f"{one_id!r} is not a contact of account {account.id!r}",
-                    account=account.id,
-                    oneId=one_id,
-                )
+            account, customer, _ = self._contact(account_id, one_id)
             after = replace(account.without_link(customer), updated_at=now)
             self._write(
                 AccountWrite(
@@ -383,12 +382,7 @@ class AccountBook:
         (wanted,) = self.templates().check_roles([role])
         now = self._clock()
         with self.store.accounts_exclusive():
-            account = self._standing(_id(account_id))
-            customer = self._customer(one_id)
-            if account.link(customer) is None:
-                raise NotFound(
-                    f"{one_id!r} is not a contact of account {account.id!r}", oneId=one_id
-                )
+            account, customer, _ = self._contact(account_id, one_id)
             if (customer, wanted) in account.dismissed:
                 return account
             after = replace(account, dismissed=account.dismissed | {(customer, wanted)})
@@ -409,19 +403,11 @@ class AccountBook:
     ) -> ContactView:
         now = self._clock()
         with self.store.accounts_exclusive():
-            account = self._standing(_id(account_id))
-            customer = self._customer(one_id)
-            link = account.link(customer)
-            if link is None:
-                raise NotFound(f"{one_id!r} is not a contact of account {account.id!r}")
+            account, customer, link = self._contact(account_id, one_id)
             manager = None
             if manager_one_id is not None:
                 manager = self._customer(manager_one_id)
-                if account.link(manager) is None:
-                    raise NotFound(
-                        f"{manager_one_id!r} is not a contact of account {account.id!r}",
-                        oneId=manager_one_id,
-                    )
+                _linked(account, manager, manager_one_id)
                 lines = {x.one_id: x.reports_to for x in account.links}
                 lines[customer] = manager
                 walked: set[str] = {customer}
@@ -460,11 +446,7 @@ class AccountBook:
     ) -> ContactView:
         now = self._clock()
         with self.store.accounts_exclusive():
-            account = self._standing(_id(account_id))
-            customer = self._customer(one_id)
-            link = account.link(customer)
-            if link is None:
-                raise NotFound(f"{one_id!r} is not a contact of account {account.id!r}")
+            account, customer, link = self._contact(account_id, one_id)
             changed = make(link, now)
             details = link_differences(link, changed)
             if not details:
@@ -514,6 +496,15 @@ class AccountBook:
 
 def _stronger(a: DomainMatch, b: DomainMatch) -> bool:
     return a.strength == Strength.STRONG and b.strength != Strength.STRONG
+
+
+def _linked(account: Account, customer: str, asked: str) -> Link:
+    found = account.link(customer)
+    if found is None:
+        raise NotFound(
+            f"{asked!r} is not a contact of account {account.id!r}", account=account.id, oneId=asked
+        )
+    return found
 
 
 def _view(book: AccountBook, account_id: str, link: Link) -> ContactView:
