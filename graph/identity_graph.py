@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ from graph.identifiers import (
     Normalised,
     has_lone_surrogate,
 )
-from graph.models import EdgeObservation, Key, NodeRecord, pair
+from graph.models import EdgeObservation, HistoryEntry, Key, NodeRecord, pair
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
 from graph.store.protocol import GraphReads, GraphStore
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class _Customers:
@@ -47,13 +49,10 @@ class _Customers:
     ) -> tuple[dict[str, str | None], dict[Key, str | None]]:
         wanted_ids = [o for o in set(one_ids) if not has_lone_surrogate(o)]
         wanted_keys = list(set(keys))
-
-        def read(view: GraphReads) -> tuple[dict[str, str | None], dict[Key, str | None]]:
-            canonical = view.canonical_one_ids(wanted_ids) if wanted_ids else {}
-            nodes = view.nodes(wanted_keys) if wanted_keys else {}
-            return dict(canonical), {k: n.one_id for k, n in nodes.items()}
-
-        return self._graph._consistent(read)
+        if not wanted_ids and not wanted_keys:
+            return {}, {}
+        canonical, holders = self._graph._whole(lambda v: v.placements(wanted_ids, wanted_keys))
+        return dict(canonical), holders
 
 
 @dataclass
@@ -99,6 +98,7 @@ class IdentityGraph:
             config.accounts.domain_matcher(),
             config.accounts.link_strong_matches,
         )
+        self.resolver.on_history = self._follow_customers
         self._settled = False
         # A database that is down now: serve health checks, settle on the first write.
         with contextlib.suppress(StoreUnavailable):
@@ -172,6 +172,18 @@ class IdentityGraph:
                 )
             )
         return found
+
+    def _follow_customers(self, history: list[HistoryEntry]) -> None:
+        """Re-file account links after merges and splits; reads place them right regardless.
+
+        The identity change is committed by now, so a failure here is logged,
+        not raised: the links still read under the right customers (placement),
+        only the rows saying they moved are missing.
+        """
+        try:
+            self.accounts.follow_customers(history)
+        except Exception:
+            log.exception("account links were not re-filed after %d identity changes", len(history))
 
     def bulk_load(self, now: datetime) -> BulkLoad:
         """A bulk import (the import command): chunks written as they come, resolved at the end."""
@@ -263,6 +275,18 @@ class IdentityGraph:
                     return found
         raise StoreConflict("the graph kept changing while it was read; try again")
 
+    def _whole(self, read: Callable[[GraphReads], T]) -> T:
+        """A read of one batch call (``placements``, ``customer_sources``), consistent.
+
+        A store whose every read is a round trip checks the commit marks
+        within that one statement; the embedded store's version is in
+        memory, so the usual check costs nothing there.
+        """
+        if self.store.reads_block:
+            with self.store.reading() as view:
+                return read(view)
+        return self._consistent(read)
+
     @staticmethod
     def _customer(view: GraphReads, one_id: str) -> tuple[str, set[Key]] | None:
         """The surviving OneID for ``one_id`` (aliases followed) and its identifiers."""
@@ -275,23 +299,26 @@ class IdentityGraph:
         return (canonical, members) if members else None
 
     def profile(self, one_id: str) -> Profile | None:
-        def read(view: GraphReads) -> Profile | None:
-            found = self._customer(view, one_id)
-            if found is None:
-                return None
-            canonical, members = found
-            nodes = list(view.nodes(members).values())
-            aliases = view.aliases(canonical)
-            return build_profile(
-                canonical,
-                nodes,
-                view.events_for(members),
-                self.config.traits,
-                aliases,
-                view.history([canonical, *aliases]),
-            )
+        return self.profiles([one_id]).get(one_id)
 
-        return self._consistent(read)
+    def profiles(self, one_ids: Iterable[str]) -> dict[str, Profile]:
+        """Each OneID's customer (an alias gives its survivor's), in one read for them all."""
+        wanted = [o for o in set(one_ids) if not has_lone_surrogate(o)]
+        if not wanted:
+            return {}
+        sources = self._whole(lambda view: view.customer_sources(wanted))
+        built: dict[str, Profile] = {}
+        for source in sources.values():
+            if source.one_id not in built:
+                built[source.one_id] = build_profile(
+                    source.one_id,
+                    source.nodes,
+                    source.events,
+                    self.config.traits,
+                    source.aliases,
+                    source.history,
+                )
+        return {asked: built[s.one_id] for asked, s in sources.items()}
 
     def customer_graph(self, one_id: str) -> CustomerGraph | None:
         def read(view: GraphReads) -> CustomerGraph | None:

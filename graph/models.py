@@ -107,6 +107,17 @@ class HistoryEntry:
 
 
 @dataclass
+class CustomerSource:
+    """All one customer's profile is built from, as a single read gives it."""
+
+    one_id: str  # the surviving OneID
+    nodes: list[NodeRecord]
+    events: list[StoredEvent]
+    aliases: list[str]
+    history: list[HistoryEntry]
+
+
+@dataclass
 class LoadedGraph:
     """A first load's graph as the loader followed it, nodes by position (seq - 1).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +24,7 @@ from graph.models import (
     ChangeSet,
     CustomerRecord,
     EdgeObservation,
+    HistoryEntry,
     Key,
     NodeRecord,
     Pair,
@@ -57,6 +58,13 @@ class Resolver:
         self.store = store
         self.registry = registry
         self.writing = threading.Lock()  # one writer at a time, whatever the entry point
+        # Told of every merge, split, retirement and restore once it is committed and the
+        # store's write lock is let go (accounts re-file their links; see IdentityGraph).
+        self.on_history: Callable[[list[HistoryEntry]], None] | None = None
+
+    def _told(self, history: list[HistoryEntry]) -> None:
+        if history and self.on_history is not None:
+            self.on_history(history)
 
     # --- ingest ---------------------------------------------------------------------
     def ingest(
@@ -121,24 +129,36 @@ class Resolver:
                 if fresh:
                     self.store.apply(self.defer(fresh, now))
                 return
-            batch = Batch(self.store, self.registry, now)
-            if fresh:
-                self._stage_events(batch, fresh)
-                refresh_shared(batch)
-                self._resolve(batch, reason="ingest")
-                self.store.apply(batch.changes)
-            # The batch knows the OneIDs of what it touched; only identifiers of events
-            # it skipped as duplicates are read, in one read for all of them.
-            one_ids = batch.one_ids()
-            unknown = {k for c in clean for k in c.keys if k not in one_ids}
-            if unknown:
-                one_ids.update((k, n.one_id) for k, n in self.store.nodes(unknown).items())
-            for c in clean:
-                results[c.position].one_id = _one_id_of(c.keys, one_ids)
-                if results[c.position].one_id is None:
-                    results[c.position].warnings.append(
-                        "no identifier of this event links to a customer (blocked or shared)"
-                    )
+            batch = self._ingest_fresh(clean, fresh, results, now)
+        self._told(batch.changes.history)
+
+    def _ingest_fresh(
+        self,
+        clean: list[CleanEvent],
+        fresh: list[CleanEvent],
+        results: list[EventResult],
+        now: datetime,
+    ) -> Batch:
+        """Write the fresh events and what they change; fill in every result's OneID."""
+        batch = Batch(self.store, self.registry, now)
+        if fresh:
+            self._stage_events(batch, fresh)
+            refresh_shared(batch)
+            self._resolve(batch, reason="ingest")
+            self.store.apply(batch.changes)
+        # The batch knows the OneIDs of what it touched; only identifiers of events
+        # it skipped as duplicates are read, in one read for all of them.
+        one_ids = batch.one_ids()
+        unknown = {k for c in clean for k in c.keys if k not in one_ids}
+        if unknown:
+            one_ids.update((k, n.one_id) for k, n in self.store.nodes(unknown).items())
+        for c in clean:
+            results[c.position].one_id = _one_id_of(c.keys, one_ids)
+            if results[c.position].one_id is None:
+                results[c.position].warnings.append(
+                    "no identifier of this event links to a customer (blocked or shared)"
+                )
+        return batch
 
     def _stage_events(self, batch: Batch, events: list[CleanEvent]) -> None:
         observed: dict[tuple[Pair, str], EdgeObservation] = {}
@@ -247,7 +267,8 @@ class Resolver:
                 self._resolve(batch, reason="import")
             batch.changes.settles_deferred = True
             self.store.apply(batch.changes)
-            return len(dirty)
+        self._told(batch.changes.history)
+        return len(dirty)
 
     # --- removal --------------------------------------------------------------------
     def remove(self, key: Key, now: datetime | None = None) -> list[str]:
@@ -272,7 +293,8 @@ class Resolver:
             self._resolve(batch, reason="remove", removed=key)
             self.store.apply(batch.changes)
             after = self.store.nodes(neighbours).values()
-            return sorted({n.one_id for n in after if n.one_id is not None})
+        self._told(batch.changes.history)
+        return sorted({n.one_id for n in after if n.one_id is not None})
 
     # --- rebuild --------------------------------------------------------------------
     def rebuild(self, now: datetime | None = None) -> None:
@@ -299,6 +321,7 @@ class Resolver:
             for part in parts[1:]:
                 with self.store.exclusive():
                     self.store.apply(part)
+        self._told(batch.changes.history)
 
     # --- the shared core ------------------------------------------------------------
     def _region(self, batch: Batch) -> tuple[set[Key], set[Pair], dict[Key, NodeRecord]]:

@@ -287,3 +287,49 @@ def test_domain_links_can_be_turned_off(make_api: Any) -> None:
     assert account["contacts"]["totalCount"] == 0
     query = "query($o: ID!) { profile(oneId: $o) { accountSuggestions { strength } } }"
     assert api(query, {"o": one_id})["profile"]["accountSuggestions"] == [{"strength": "STRONG"}]
+
+
+HISTORY = """query($o: ID!) { profile(oneId: $o) { oneId history { kind oneId others
+  accountLinks { accountId account { id } change via oneId details } } } }"""
+
+
+def test_merges_and_splits_show_the_account_links_they_moved(api: Api) -> None:
+    api(UPSERT, {"i": {"id": "crm-1", "name": "Acme", "domains": ["acme.com"]}})
+    x = customer(api, "e1", "x@acme.com", "X")  # crm is verified: linked by its domain
+    y_ids = ("cookie_id", "ck-yyyyyy1"), ("phone", "13700137003")
+    y = api.ingest(event("e2", "web", *y_ids))["results"][0]["oneId"]
+    api(LINK, {"a": "crm-1", "o": y, "r": ["INFLUENCER"]})
+    bridge = api.ingest(event("e3", "web", ("email", "x@acme.com"), ("phone", "13700137003")))
+    merged = bridge["results"][0]["oneId"]
+    absorbed = y if merged == x else x
+    (merge,) = [h for h in api(HISTORY, {"o": merged})["profile"]["history"]]
+    assert (merge["kind"], merge["oneId"], merge["others"]) == ("MERGE", merged, [absorbed])
+    (moved,) = merge["accountLinks"]
+    assert (moved["accountId"], moved["account"], moved["change"], moved["oneId"]) == (
+        "crm-1",
+        {"id": "crm-1"},
+        "CONTACT_MERGED",
+        merged,
+    )
+    assert moved["via"] == f"merge {merged}"
+    assert (moved["details"]["from"], moved["details"]["to"]) == (absorbed, merged)
+    history = api(ACCOUNT, {"id": "crm-1"})["account"]["history"]
+    assert history[-1] == {"change": "CONTACT_MERGED", "via": f"merge {merged}", "oneId": merged}
+
+    # Removing the phone splits them again: each link goes back where it came from.
+    removed = api(
+        'mutation { removeIdentifier(identifier: {type: "phone", value: "13700137003"}) {'
+        " oneIds } }"
+    )
+    assert removed["removeIdentifier"]["oneIds"]
+    contacts = api(ACCOUNT, {"id": "crm-1"})["account"]["contacts"]["edges"]
+    by_source = {e["node"]["source"]: e["node"]["oneId"] for e in contacts}
+    assert set(by_source) == {"DOMAIN", "MANUAL"} and by_source["DOMAIN"] != by_source["MANUAL"]
+    assert by_source["MANUAL"] == y  # y's part got its OneID back, and its manual link
+    history = api(HISTORY, {"o": y})["profile"]["history"]
+    (split,) = [h for h in history if h["kind"] == "SPLIT"]
+    assert [
+        (m["change"], m["via"], m["details"]["from"], m["details"]["to"], m["details"]["roles"])
+        for m in split["accountLinks"]
+    ] == [("CONTACT_MOVED", f"split {merged}", merged, y, ["INFLUENCER"])]
+    assert [h["accountLinks"] for h in history if h["kind"] == "MERGE"] == [[moved]]

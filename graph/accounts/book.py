@@ -37,7 +37,14 @@ from graph.accounts.models import (
     Link,
     key_ref,
 )
-from graph.accounts.placement import ContactView, Customers, place, view_of
+from graph.accounts.placement import (
+    ContactView,
+    CustomerChange,
+    Customers,
+    moved_links,
+    place,
+    view_of,
+)
 from graph.accounts.seniority import SeniorityRules
 from graph.errors import AccountCycle, BadUserInput, NotFound, ReportingCycle
 from graph.models import Key
@@ -109,10 +116,18 @@ class AccountBook:
     # --- reads ----------------------------------------------------------------------
     def templates(self) -> Templates:
         """Config's templates with those saved by mutation over them (same id: the saved one)."""
+        return self._with_saved(self.store.saved_templates())
+
+    def _with_saved(self, saved: dict[str, str]) -> Templates:
         found = self._configured
-        for text in self.store.saved_templates().values():
+        for text in saved.values():
             found = found.with_template(template_from(json.loads(text)))
         return found
+
+    def accounts_and_templates(self, ids: Iterable[str]) -> tuple[dict[str, Account], Templates]:
+        """Accounts and the templates in force, in one read: what an account page needs first."""
+        accounts, saved = self.store.accounts_and_templates(ids)
+        return accounts, self._with_saved(saved)
 
     def account(self, account_id: str) -> Account | None:
         return self.store.accounts([account_id]).get(account_id)
@@ -148,6 +163,19 @@ class AccountBook:
 
     def decision_unit(self, account: Account, template_id: str | None = None) -> DecisionUnit:
         return self.standing([account])[account.id].decision_unit(self.templates().get(template_id))
+
+    def moved_by(
+        self, kind: str, one_id: str, others: Iterable[str], at: datetime
+    ) -> list[AccountHistoryEntry]:
+        """The account links one merge or split moved (``follow_customers`` wrote them)."""
+        via = f"{kind} {one_id}"
+        found = self.store.account_ids_by_contact([one_id, *others]).values()
+        return [
+            h
+            for account_id in sorted({a for ids in found for a in ids})
+            for h in self.store.account_history(account_id)
+            if h.via == via and h.at == at
+        ]
 
     def account_ids_of(self, one_id: str, aliases: Iterable[str], keys: Iterable[Key]) -> list[str]:
         """Accounts a customer may be a contact of: by its OneIDs or its identifiers.
@@ -486,6 +514,32 @@ class AccountBook:
         now = self._clock()
         with self.store.accounts_exclusive():
             EventLinks(self.store, self.matcher, self.link_strong, now).apply(wanted)
+
+    def follow_customers(self, changes: Sequence[CustomerChange]) -> None:
+        """File account links under the customers merges and splits made, and say so.
+
+        Reads place links on the customers of now whether or not this runs;
+        it files each moved link under its customer (kept apart, see
+        ``Placed.filed``), with a history row per link that moved
+        (``CONTACT_MERGED``, ``CONTACT_MOVED``, ``CONTACT_DROPPED``) naming the
+        identity change, which the profile's history shows beside it.
+        """
+        one_ids = {o for c in changes for o in (c.one_id, *c.others)}
+        if not one_ids:
+            return
+        ids = {a for found in self.store.account_ids_by_contact(one_ids).values() for a in found}
+        if not ids:
+            return
+        with self.store.accounts_exclusive():
+            accounts = self.store.accounts(ids)
+            placed = place(accounts.values(), self.customers)
+            put, history = [], []
+            for account in accounts.values():
+                rows = moved_links(account, placed, changes)
+                if rows:
+                    put.append(placed.filed(account))
+                    history += rows
+            self._write(AccountWrite(put=put, history=history))
 
     def upsert_template(self, template: Template) -> Template:
         text = json.dumps(_template_data(template), ensure_ascii=False)

@@ -29,6 +29,8 @@ class Link:
     ``evidence`` holds the identifiers that brought the link (an event's, or
     the email whose domain matched): after a split, the link belongs to the
     part that holds them. A manual link has none and stays with the OneID.
+    ``placed_on`` is the customer it was last filed under after a merge or
+    split (None: its own OneID); history reads it, placement never does.
     """
 
     one_id: str
@@ -40,6 +42,7 @@ class Link:
     roles: tuple[HeldRole, ...] = ()
     reports_to: str | None = None
     evidence: tuple[Key, ...] = ()
+    placed_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,9 @@ def key_ref(key: Key) -> str:
 
 
 def contact_refs(account: Account) -> list[str]:
-    """What finds this account from a customer: its links' OneIDs and evidence."""
+    """What finds this account from a customer: its links' OneIDs, places and evidence."""
     refs = {x.one_id for x in account.links}
+    refs.update(x.placed_on for x in account.links if x.placed_on)
     refs.update(key_ref(k) for x in account.links for k in x.evidence)
     return sorted(refs)
 
@@ -152,6 +156,7 @@ def account_json(account: Account) -> str:
                     ],
                     "reportsTo": x.reports_to,
                     "evidence": [list(k) for k in x.evidence],
+                    "placedOn": x.placed_on,
                 }
                 for x in account.links
             ],
@@ -184,6 +189,7 @@ def account_from_json(text: str) -> Account:
                 roles=tuple(HeldRole(r[0], r[1], _time(r[2]), r[3]) for r in x["roles"]),
                 reports_to=x["reportsTo"],
                 evidence=tuple((k[0], k[1]) for k in x["evidence"]),
+                placed_on=x.get("placedOn"),
             )
             for x in raw["links"]
         ),

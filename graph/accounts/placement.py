@@ -19,13 +19,13 @@ follow OneIDs the same way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from graph.accounts.decision_unit import HeldRole
-from graph.accounts.models import Account, Link
+from graph.accounts.models import Account, AccountHistoryEntry, Link
 from graph.accounts.seniority import Seniority, SeniorityRules
 from graph.models import Key
 
@@ -38,6 +38,19 @@ class Customers(Protocol):
     ) -> tuple[dict[str, str | None], dict[Key, str | None]]:
         """Each OneID's surviving OneID, and each identifier's customer (None: none now)."""
         ...
+
+
+class CustomerChange(Protocol):
+    """A merge or split in the identity graph, as its history records it."""
+
+    kind: str
+    one_id: str
+    others: list[str]
+    at: datetime
+    reason: str
+
+
+MOVE_CHANGES = {"merge": "CONTACT_MERGED", "split": "CONTACT_MOVED"}
 
 
 @dataclass(frozen=True)
@@ -75,11 +88,29 @@ class Placed:
 
     links: dict[str, list[Link]]
     dismissed: dict[str, frozenset[tuple[str, str]]]
+    # Account id -> the customer each stored link (in order) is placed on now, None
+    # when no customer holds it any more (its identifiers all removed or shared).
+    owners: dict[str, list[str | None]]
 
     def settled(self, account: Account) -> Account:
         """The account as it stands now: what a write starts from and stores."""
         return replace(
             account, links=tuple(self.links[account.id]), dismissed=self.dismissed[account.id]
+        )
+
+    def filed(self, account: Account) -> Account:
+        """The account with each link noted as on the customer it is placed on now.
+
+        Only ``placed_on`` changes: the OneID a link was made with and its
+        evidence still decide where a later split sends it, and links stay
+        apart; a link nobody holds keeps its last place, for a restore.
+        """
+        return replace(
+            account,
+            links=tuple(
+                replace(x, placed_on=owner or x.placed_on)
+                for x, owner in zip(account.links, self.owners[account.id], strict=True)
+            ),
         )
 
     def contacts(self, account_id: str, levels: SeniorityRules) -> list[ContactView]:
@@ -95,14 +126,17 @@ def place(accounts: Iterable[Account], customers: Customers) -> Placed:
     canonical, holders = customers.current(one_ids, keys)
     united: dict[str, list[Link]] = {}
     dismissed: dict[str, frozenset[tuple[str, str]]] = {}
-    owner: dict[tuple[str, str], str] = {}
+    owner: dict[tuple[str, str], str | None] = {}
+    owners: dict[str, list[str | None]] = {}
     for account in accounts:
         groups: dict[str, list[Link]] = {}
+        owners[account.id] = []
         for link in account.links:
             current = _owner(link, canonical, holders)
+            owner[(account.id, link.one_id)] = current
+            owners[account.id].append(current)
             if current is not None:
                 groups.setdefault(current, []).append(link)
-                owner[(account.id, link.one_id)] = current
         united[account.id] = sorted(
             (
                 _united(account.id, one_id, links, owner, canonical)
@@ -113,7 +147,7 @@ def place(accounts: Iterable[Account], customers: Customers) -> Placed:
         dismissed[account.id] = frozenset(
             (canonical.get(one_id) or one_id, role) for one_id, role in account.dismissed
         )
-    return Placed(united, dismissed)
+    return Placed(united, dismissed, owners)
 
 
 def _owner(
@@ -133,7 +167,7 @@ def _united(
     account_id: str,
     one_id: str,
     links: list[Link],
-    owner: dict[tuple[str, str], str],
+    owner: dict[tuple[str, str], str | None],
     canonical: dict[str, str | None],
 ) -> Link:
     links = sorted(links, key=lambda x: x.since)
@@ -160,3 +194,50 @@ def _united(
         manager,
         tuple(dict.fromkeys(k for x in links for k in x.evidence)),
     )
+
+
+def moved_links(
+    account: Account, placed: Placed, changes: Sequence[CustomerChange]
+) -> list[AccountHistoryEntry]:
+    """A history row for each of the account's links that ``changes`` moved to another customer.
+
+    Each row names the change that moved it (``via``: its kind and OneID, at its
+    time), so a profile's merge or split can list the account links it carried.
+    """
+    rows = []
+    for link, now in zip(account.links, placed.owners[account.id], strict=True):
+        was = link.placed_on or link.one_id
+        if now == was:
+            continue
+        cause = _cause(was, now, changes)
+        if cause is None:
+            continue
+        change = "CONTACT_DROPPED" if now is None else MOVE_CHANGES.get(cause.kind, "CONTACT_MOVED")
+        rows.append(
+            AccountHistoryEntry(
+                account.id,
+                cause.at,
+                change,
+                f"{cause.kind} {cause.one_id}",
+                now,
+                {
+                    "from": was,
+                    "to": now,
+                    "roles": [r.role for r in link.roles],
+                    "reason": cause.reason,
+                },
+            )
+        )
+    return rows
+
+
+def _cause(was: str, now: str | None, changes: Sequence[CustomerChange]) -> CustomerChange | None:
+    """The change that took a link from ``was`` to ``now``.
+
+    One naming both, a merge or split before the restore that may come with
+    it; else one naming ``was`` (a retirement).
+    """
+    naming = [c for c in changes if was in (c.one_id, *c.others)]
+    both = [c for c in naming if now in (c.one_id, *c.others)]
+    found = sorted(both or naming, key=lambda c: c.kind not in MOVE_CHANGES)
+    return found[0] if found else None

@@ -93,6 +93,20 @@ class Neo4jAccounts:
         found = [account_from_json(r["record"]) for r in rows]
         return {a.id: a for a in found}
 
+    def accounts_and_templates(
+        self, ids: Iterable[str]
+    ) -> tuple[dict[str, Account], dict[str, str]]:
+        (row,) = self._run(
+            "CALL () { UNWIND $ids AS id MATCH (a:Account {id: id})"
+            " RETURN collect(a.record) AS records }"
+            " CALL () { MATCH (t:BuyingTemplate)"
+            " RETURN collect([t.id, t.template]) AS templates }"
+            " RETURN records, templates",
+            ids=sorted(set(ids)),
+        )
+        found = [account_from_json(r) for r in row["records"]]
+        return {a.id: a for a in found}, {i: text for i, text in row["templates"]}
+
     def account_ids_by_domain(self, domains: Iterable[str]) -> dict[str, list[str]]:
         return _grouped(
             self._run(

@@ -38,6 +38,7 @@ from graph.event_chunk import EventChunk
 from graph.models import (
     ChangeSet,
     CustomerRecord,
+    CustomerSource,
     EdgeObservation,
     FirstLoad,
     HistoryEntry,
@@ -350,7 +351,11 @@ class Neo4jStore:
         )
         if not rows:
             return 0
-        committing, settled = int(rows[0]["committing"]), int(rows[0]["settled"])
+        return self._version_of(rows[0]["committing"], rows[0]["settled"])
+
+    def _version_of(self, committing: int, settled: int) -> int:
+        """``version`` from the two commit marks as read."""
+        committing, settled = int(committing), int(settled)
         if committing == settled:
             return committing
         # A commit is applied in milliseconds: marks left unequal for longer are
@@ -616,6 +621,84 @@ class Neo4jStore:
         )
         return {r["id"]: r["oneId"] for r in rows}
 
+    def placements(
+        self, one_ids: Iterable[str], keys: Iterable[Key]
+    ) -> tuple[dict[str, str], dict[Key, str | None]]:
+        row = self._read_unchanged(
+            "CALL () { UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
+            " OPTIONAL MATCH (c)-[:MERGED_INTO*1..]->(s:Customer)"
+            " WHERE NOT (s)-[:MERGED_INTO]->()"
+            " WITH id, coalesce(s, c) AS survivor"
+            " WHERE NOT coalesce(survivor.retired, false)"
+            " RETURN collect([id, survivor.oneId]) AS canonical }"
+            " CALL () { UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
+            " OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
+            " RETURN collect([i.type, i.value, c.oneId]) AS holders }"
+            " RETURN canonical, holders",
+            ids=sorted(set(one_ids)),
+            keys=[list(k) for k in set(keys)],
+        )
+        return (
+            {one_id: survivor for one_id, survivor in row["canonical"]},
+            {(t, v): one_id for t, v, one_id in row["holders"]},
+        )
+
+    def customer_sources(self, one_ids: Iterable[str]) -> dict[str, CustomerSource]:
+        row = self._read_unchanged(
+            "UNWIND $ids AS asked MATCH (c:Customer {oneId: asked})"
+            " OPTIONAL MATCH (c)-[:MERGED_INTO*1..]->(s:Customer)"
+            " WHERE NOT (s)-[:MERGED_INTO]->()"
+            " WITH asked, coalesce(s, c) AS survivor"
+            " WHERE NOT coalesce(survivor.retired, false)"
+            " CALL (survivor) { MATCH (survivor)<-[:BELONGS_TO]-(i:Identifier)"
+            f" RETURN collect({{{_NODE_MAP}}}) AS nodes, collect(i.events) AS seqs }}"
+            " WITH asked, survivor, nodes, seqs WHERE size(nodes) > 0"
+            " CALL (survivor) { OPTIONAL MATCH (survivor)<-[:MERGED_INTO*1..]-(a:Customer)"
+            " WHERE a <> survivor RETURN collect(DISTINCT a.oneId) AS aliases }"
+            " CALL (seqs) { UNWIND seqs AS list UNWIND list AS seq WITH DISTINCT seq"
+            " MATCH (e:Event {seq: seq})"
+            f" RETURN collect(e {{.*, timestamp: {_when('e.timestamp')},"
+            f" receivedAt: {_when('e.receivedAt')}}}) AS events }}"
+            " CALL (survivor, aliases) { MATCH (x:Customer)<-[:CONCERNS]-(h:History)"
+            " WHERE x.oneId IN [survivor.oneId] + aliases WITH DISTINCT h"
+            f" RETURN collect(h {{.*, at: {_when('h.at')}}}) AS history }}"
+            " RETURN collect({asked: asked, oneId: survivor.oneId, nodes: nodes,"
+            " aliases: aliases, events: events, history: history}) AS found",
+            ids=sorted(set(one_ids)),
+        )
+        return {
+            r["asked"]: CustomerSource(
+                r["oneId"],
+                [_node(n, r["oneId"]) for n in r["nodes"]],
+                sorted((_event(e) for e in r["events"]), key=lambda e: e.seq),
+                sorted(r["aliases"]),
+                [_history(h) for h in sorted(r["history"], key=lambda h: h["seq"])],
+            )
+            for r in row["found"]
+        }
+
+    def _read_unchanged(self, body: LiteralString, **params: Any) -> neo4j.Record:
+        """The one row of ``body``, read in one statement between two looks at the commit marks.
+
+        The same check as ``version`` before and after a read, in the same
+        round trip: the marks are read first, then ``body`` whole (it returns
+        one aggregated row), then the marks again.
+        """
+        marks: LiteralString = (
+            "OPTIONAL MATCH (m) WHERE elementId(m) = $commits"
+            " RETURN [coalesce(m.committing, 0), coalesce(m.settled, 0)]"
+        )
+        query: LiteralString = (
+            "CALL () { " + marks + " AS before }"
+            " CALL () { " + body + " }"
+            " CALL () { " + marks + " AS after } RETURN *"
+        )
+        for _ in range(20):
+            (row,) = self._read(query, commits=self._commits_id, **params)
+            if self._version_of(*row["before"]) == self._version_of(*row["after"]):
+                return row
+        raise StoreConflict("the graph kept changing while it was read; try again")
+
     def aliases(self, one_id: str) -> list[str]:
         rows = self._read(
             "MATCH (:Customer {oneId: $id})<-[:MERGED_INTO*1..]-(a:Customer)"
@@ -661,18 +744,7 @@ class Neo4jStore:
             f" WITH DISTINCT h RETURN h {{.*, at: {_when('h.at')}}} AS h ORDER BY h.seq",
             ids=list(set(one_ids)),
         )
-        return [
-            HistoryEntry(
-                h["kind"],
-                h["oneId"],
-                list(h["others"]),
-                _moment(h["at"]),
-                h["reason"],
-                jsontext.loads(h["eventIds"]),
-                jsontext.loads(h["evidence"]),
-            )
-            for h in (r["h"] for r in rows)
-        ]
+        return [_history(r["h"]) for r in rows]
 
     def all_keys(self) -> Iterator[Key]:
         rows = self._read(
@@ -798,6 +870,18 @@ _CUSTOMER_FIELDS: LiteralString = (
 def _customer(r: Any) -> CustomerRecord:
     return CustomerRecord(
         r["oneId"], r["seq"], _moment(r["createdAt"]), r["mergedInto"], r["retired"], r["anchor"]
+    )
+
+
+def _history(h: Any) -> HistoryEntry:
+    return HistoryEntry(
+        h["kind"],
+        h["oneId"],
+        list(h["others"]),
+        _moment(h["at"]),
+        h["reason"],
+        jsontext.loads(h["eventIds"]),
+        jsontext.loads(h["evidence"]),
     )
 
 

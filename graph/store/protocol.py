@@ -17,6 +17,7 @@ from graph.event_chunk import EventChunk
 from graph.models import (
     ChangeSet,
     CustomerRecord,
+    CustomerSource,
     EdgeObservation,
     FirstLoad,
     HistoryEntry,
@@ -109,6 +110,25 @@ class GraphReads(Protocol):
         """
         ...
 
+    def placements(
+        self, one_ids: Iterable[str], keys: Iterable[Key]
+    ) -> tuple[dict[str, str], dict[Key, str | None]]:
+        """``canonical_one_ids(one_ids)`` and each stored key's OneID, in one round trip.
+
+        Accounts place their links by both at once (see ``graph.accounts.placement``).
+        A store whose reads block (a round trip each) makes this and
+        ``customer_sources`` consistent within their one statement.
+        """
+        ...
+
+    def customer_sources(self, one_ids: Iterable[str]) -> dict[str, CustomerSource]:
+        """Each OneID's customer now (aliases followed) and all its profile is made of.
+
+        One round trip for any number of customers, so a page of profiles
+        costs one read; a OneID of no customer now is left out.
+        """
+        ...
+
     def aliases(self, one_id: str) -> list[str]: ...
 
     def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]: ...
@@ -196,6 +216,12 @@ class AccountStore(Protocol):
     """
 
     def accounts(self, ids: Iterable[str]) -> dict[str, Account]: ...
+
+    def accounts_and_templates(
+        self, ids: Iterable[str]
+    ) -> tuple[dict[str, Account], dict[str, str]]:
+        """``accounts(ids)`` and ``saved_templates()`` in one round trip."""
+        ...
 
     def account_ids_by_domain(self, domains: Iterable[str]) -> dict[str, list[str]]: ...
 

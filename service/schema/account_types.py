@@ -82,15 +82,24 @@ class PageInfo:
 
 @strawberry.type
 class AccountHistoryEntry:
+    account_id: strawberry.ID
     at: datetime
     change: str
     via: str
     one_id: strawberry.ID | None
     details: JSON
 
+    @strawberry.field(description="The account, unless it has been deleted since.")
+    async def account(self, info: strawberry.Info) -> Account | None:
+        found: CoreAccount | None = await info.context["loaders"].accounts.load(
+            str(self.account_id)
+        )
+        return None if found is None else Account(core=found)
+
     @classmethod
     def of(cls, h: CoreHistoryEntry) -> AccountHistoryEntry:
         return cls(
+            account_id=strawberry.ID(h.account_id),
             at=h.at,
             change=h.change,
             via=h.via,
@@ -349,9 +358,8 @@ class Account:
     async def decision_unit(
         self, info: strawberry.Info, template: strawberry.ID | None = None
     ) -> DecisionUnit:
-        graph = core_graph(info)
         standing = await _standing(info, self.core)
-        chosen = (await read(graph, graph.accounts.templates)).get(template)
+        chosen = (await info.context["loaders"].buying_templates()).get(template)
         return DecisionUnit.of(standing.decision_unit(chosen), standing)
 
     @strawberry.field

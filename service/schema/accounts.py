@@ -6,6 +6,8 @@ resolvers call the account book directly; reads go through ``read``.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from graph.accounts.models import Account as CoreAccount
@@ -23,6 +25,7 @@ from service.schema.account_types import (
     AccountConnection,
     AccountContact,
     AccountEdge,
+    AccountHistoryEntry,
     AccountMatch,
     MatchStrength,
     PageInfo,
@@ -72,6 +75,14 @@ class AccountQueries:
         graph = core_graph(info)
         templates = await read(graph, graph.accounts.templates)
         return [BuyingGroupTemplate.of(t) for t in templates.all()]
+
+
+async def history_account_links(
+    info: strawberry.Info, kind: str, one_id: str, others: list[str], at: datetime
+) -> list[AccountHistoryEntry]:
+    graph = core_graph(info)
+    found = await read(graph, graph.accounts.moved_by, kind, one_id, others, at)
+    return [AccountHistoryEntry.of(h) for h in found]
 
 
 def _after_write(graph: Core, account_id: str, one_id: str | None) -> AccountContact:

@@ -20,7 +20,7 @@ from graph.profiles import Profile as CoreProfile
 from graph.resolver import EventResult as CoreEventResult
 
 if TYPE_CHECKING:
-    from service.schema.account_types import AccountContact, AccountMatch
+    from service.schema.account_types import AccountContact, AccountHistoryEntry, AccountMatch
 
 
 @strawberry.input(description="One identifier as a channel saw it; it is normalised on arrival.")
@@ -179,6 +179,17 @@ class HistoryEntry:
     reason: str
     event_ids: list[str]
     evidence: JSON
+
+    @strawberry.field(
+        description="The account links this change moved to another customer, one entry each."
+    )
+    async def account_links(
+        self, info: strawberry.Info
+    ) -> list[Annotated[AccountHistoryEntry, strawberry.lazy("service.schema.account_types")]]:
+        from service.schema.accounts import history_account_links
+
+        others = [str(o) for o in self.others]
+        return await history_account_links(info, self.kind.value, str(self.one_id), others, self.at)
 
     @classmethod
     def of(cls, h: CoreHistoryEntry) -> HistoryEntry:

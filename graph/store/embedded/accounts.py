@@ -65,6 +65,21 @@ class SqliteAccounts:
         rows = self._all("SELECT id, record FROM accounts WHERE id", ids)
         return {i: account_from_json(record) for i, record in rows}
 
+    def accounts_and_templates(
+        self, ids: Iterable[str]
+    ) -> tuple[dict[str, Account], dict[str, str]]:
+        rows = (
+            self._read()
+            .execute(
+                "SELECT 1, id, record FROM accounts WHERE id IN (SELECT value FROM json_each(?))"
+                " UNION ALL SELECT 0, id, template FROM buying_templates",
+                (json.dumps(sorted(set(ids))),),
+            )
+            .fetchall()
+        )
+        accounts = {i: account_from_json(text) for is_account, i, text in rows if is_account}
+        return accounts, {i: text for is_account, i, text in rows if not is_account}
+
     def account_ids_by_domain(self, domains: Iterable[str]) -> dict[str, list[str]]:
         return _grouped(
             self._all("SELECT domain, account_id FROM account_domains WHERE domain", domains)

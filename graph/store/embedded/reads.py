@@ -23,6 +23,7 @@ import numpy.typing as npt
 from graph.hashing import hashes_of
 from graph.models import (
     CustomerRecord,
+    CustomerSource,
     EdgeObservation,
     HistoryEntry,
     Key,
@@ -33,6 +34,7 @@ from graph.models import (
     pair,
 )
 from graph.pacing import step_aside
+from graph.store import composed
 from graph.store.embedded.schema import GENERATION
 from graph.store.embedded.shape import Shape
 
@@ -248,6 +250,14 @@ class ShapeReads:
             if canonical is not None and record is not None and not record.retired:
                 found[one_id] = canonical
         return found
+
+    def placements(
+        self, one_ids: Iterable[str], keys: Iterable[Key]
+    ) -> tuple[dict[str, str], dict[Key, str | None]]:
+        return composed.placements(self, one_ids, keys)
+
+    def customer_sources(self, one_ids: Iterable[str]) -> dict[str, CustomerSource]:
+        return composed.customer_sources(self, one_ids)
 
     def aliases(self, one_id: str) -> list[str]:
         shape = self.shape

@@ -41,6 +41,7 @@ from graph.event_chunk import EventChunk
 from graph.models import (
     ChangeSet,
     CustomerRecord,
+    CustomerSource,
     EdgeObservation,
     FirstLoad,
     HistoryEntry,
@@ -277,6 +278,14 @@ class EmbeddedStore:
 
     def canonical_one_ids(self, one_ids: Iterable[str]) -> dict[str, str]:
         return self._writer_reads().canonical_one_ids(one_ids)
+
+    def placements(
+        self, one_ids: Iterable[str], keys: Iterable[Key]
+    ) -> tuple[dict[str, str], dict[Key, str | None]]:
+        return self._writer_reads().placements(one_ids, keys)
+
+    def customer_sources(self, one_ids: Iterable[str]) -> dict[str, CustomerSource]:
+        return self._writer_reads().customer_sources(one_ids)
 
     def aliases(self, one_id: str) -> list[str]:
         return self._writer_reads().aliases(one_id)
