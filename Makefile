@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python -m bench.import_speed --persons 20000
 	$(BIN)/python -m bench.api_ingest --persons 4000
 	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.accounts --companies 300
 
 clean:
 	rm -rf $(VENV) $(GRAPHIQL)/node_modules .neo4j

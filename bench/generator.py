@@ -308,15 +308,32 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default="-")
     parser.add_argument("--truth", help="also write the ground truth as CSV (type,value,owner)")
+    parser.add_argument(
+        "--b2b",
+        type=int,
+        metavar="COMPANIES",
+        help="B2B mode (bench.b2b): this many companies' CRM and web events instead",
+    )
+    parser.add_argument("--accounts", help="B2B mode: also write the accounts as JSON lines")
     args = parser.parse_args()
-    data = generate(args.persons, args.seed)
-    events, truth = data.events, data.truth
+    if args.b2b:
+        from bench.b2b import generate_b2b  # it builds on this module's names
+
+        b2b = generate_b2b(args.b2b, args.seed)
+        events, truth = b2b.events, dict[Key, str]()
+        if args.accounts:
+            with open(args.accounts, "w", encoding="utf-8") as handle:
+                for account in b2b.accounts:
+                    handle.write(json.dumps(account, ensure_ascii=False) + "\n")
+    else:
+        data = generate(args.persons, args.seed)
+        events, truth = data.events, data.truth
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
     for event in events:
         out.write(json.dumps(event, ensure_ascii=False) + "\n")
     if out is not sys.stdout:
         out.close()
-    if args.truth:
+    if args.truth and truth:
         with open(args.truth, "w", encoding="utf-8") as handle:
             for (t, v), owner in sorted(truth.items()):
                 handle.write(f"{t},{v},{owner}\n")
