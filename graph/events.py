@@ -60,12 +60,12 @@ class AccountEvidence(NamedTuple):
 
 
 class ImportedAccount(NamedTuple):
-    """An imported event that names an account, kept until the import has resolved it."""
+    """An imported event that names an account or may link by domain, kept until resolved."""
 
     event_id: str
     source: str
     keys: tuple[Key, ...]  # its identifiers that link (not blocked)
-    account: AccountEvidence
+    account: AccountEvidence | None  # None: a verified source's corporate email alone
     fresh: bool  # False: the store had the event already
 
 

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from graph import jsontext
+from graph.accounts.domains import DomainMatcher, registrable
 from graph.config import Config
 from graph.errors import IdgraphError
 from graph.event_chunk import ChunkBuilder, EventChunk, micros, moment_text
@@ -43,8 +44,12 @@ class PreparedChunk:
     events: EventChunk = field(default_factory=EventChunk)
     warnings: int = 0
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, code, message
-    # Events naming an account: (position in the chunk, event id, source, linking keys, account).
-    accounts: list[tuple[int, str, str, list[Key], AccountEvidence]] = field(default_factory=list)
+    # Events naming an account, or from a verified source with a corporate email (a domain
+    # link, if an account has its domain): (position in the chunk, event id, source,
+    # linking keys, account or None).
+    accounts: list[tuple[int, str, str, list[Key], AccountEvidence | None]] = field(
+        default_factory=list
+    )
 
 
 class LineReader:
@@ -76,6 +81,13 @@ class LineReader:
         )
         self._phones_known: set[str] = set()  # found here or heard of: not to be told again
         self._phones_found: list[str] = []  # found here since the last trade
+        accounts = registry.config.accounts
+        matcher = accounts.domain_matcher()
+        self._domain_sources = matcher.verified_sources if accounts.link_strong_matches else set()
+        self._email_types = frozenset(
+            name for name, kind in registry.types.items() if kind.spec.normaliser == "email"
+        )
+        self._corporate = _CorporateHosts(matcher)
 
     def trade_phones(self) -> None:
         """Tell the exchange the numbers found since last time; take in those others found."""
@@ -115,7 +127,10 @@ class LineReader:
                     chunk.rejected.append((number, "BAD_JSON", str(exc)))
                     continue
                 plain = False
-            if plain and direct(obj, builder):
+            if plain and (added := direct(obj, builder)) is not None:
+                position, event_id, source, keys = added
+                if source in self._domain_sources and self._has_corporate_email(keys):
+                    chunk.accounts.append((position, event_id, source, keys, None))
                 continue
             try:
                 clean = clean_event(
@@ -124,8 +139,10 @@ class LineReader:
             except IdgraphError as exc:
                 chunk.rejected.append((number, exc.code, exc.message))
                 continue
-            if clean.account is not None:
-                linking = [k for k in clean.keys if k not in clean.blocked]
+            linking = [k for k in clean.keys if k not in clean.blocked]
+            if clean.account is not None or (
+                clean.source in self._domain_sources and self._has_corporate_email(linking)
+            ):
                 chunk.accounts.append(
                     (len(builder.chunk), clean.event_id, clean.source, linking, clean.account)
                 )
@@ -142,10 +159,17 @@ class LineReader:
         self.trade_phones()
         return chunk
 
-    def _direct(self, obj: Any, builder: ChunkBuilder) -> bool:
-        """Add a plainly well-formed event whose identifiers are all valid; False for any other."""
+    def _has_corporate_email(self, keys: list[Key]) -> bool:
+        emails = self._email_types
+        return any(k[0] in emails and self._corporate.holds(k[1]) for k in keys)
+
+    def _direct(self, obj: Any, builder: ChunkBuilder) -> tuple[int, str, str, list[Key]] | None:
+        """Add a plainly well-formed event whose identifiers are all valid; None for any other.
+
+        Returns the event's position in the chunk, its id, source and keys.
+        """
         if type(obj) is not dict or not obj.keys() <= _FIELDS:
-            return False
+            return None
         source = obj.get("source")
         items = obj.get("identifiers")
         event_id = obj.get("eventId")
@@ -160,7 +184,7 @@ class LineReader:
             or not (event_id := event_id.strip())
             or (traits is not None and type(traits) is not dict)
         ):
-            return False
+            return None
         if timestamp is None:
             seen, at = self._now_text, self._now_micros
         elif type(timestamp) is str:
@@ -173,24 +197,24 @@ class LineReader:
                     seen = moment_text(moment)
                 at = micros(moment)
             except (ValueError, OverflowError):  # the general way says which
-                return False
+                return None
         else:
-            return False
+            return None
         valid, types = self._valid, self.registry.types
         keys: list[Key] = []
         for item in items:
             if type(item) is not dict:
-                return False
+                return None
             kind = item.get("type")
             value = item.get("value")
             if type(kind) is not str or type(value) is not str:
-                return False
+                return None
             known = valid.get(kind)  # by type, then value: no tuple to build and hash
             key = _UNSEEN if known is None else known.get(value, _UNSEEN)
             if key is _UNSEEN:
                 identifier_type = types.get(kind)
                 if identifier_type is None:
-                    return False
+                    return None
                 canonical = identifier_type.valid_value(value)
                 key = None if canonical is None else (kind, canonical)
                 if (
@@ -209,9 +233,10 @@ class LineReader:
                 known[value] = key
                 self._remembered += 1
             if key is None:
-                return False
+                return None
             if key not in keys:
                 keys.append(key)
+        position = len(builder.chunk)
         builder.add_encoded(
             event_id,
             source,
@@ -223,7 +248,29 @@ class LineReader:
             jsontext.dumps(keys),
             "[]",
         )
-        return True
+        return position, event_id, source, keys
+
+
+class _CorporateHosts:
+    """Whether an email's host could match an account: not free mail, a registrable domain.
+
+    Remembered per host, as most of an import's emails share a few hosts.
+    """
+
+    def __init__(self, matcher: DomainMatcher) -> None:
+        self._matcher = matcher
+        self._known: dict[str, bool] = {}
+
+    def holds(self, email: str) -> bool:
+        host = email.rpartition("@")[2]
+        found = self._known.get(host)
+        if found is None:
+            if len(self._known) >= _REMEMBERED:
+                self._known.clear()
+            domain = registrable(host)
+            found = domain is not None and not self._matcher.is_free_mail(host)
+            self._known[host] = found
+        return found
 
 
 _FIELDS = frozenset({"eventId", "source", "timestamp", "identifiers", "traits"})

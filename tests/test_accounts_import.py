@@ -56,6 +56,29 @@ EVENTS: list[dict[str, Any]] = [
         "identifiers": [{"type": "cookie_id", "value": "ck-77777"}],
         "account": {"domain": "not a domain"},
     },
+    # No account named: the CRM verified a corporate email, so its domain links it
+    # (a subdomain's address too); free mail and a look-alike domain link nothing.
+    {
+        "eventId": "a6",
+        "source": "crm",
+        "timestamp": "2026-03-02T08:00:00Z",
+        "identifiers": [{"type": "email", "value": "zhou@sh.acme.com.cn"}],
+    },
+    {
+        "eventId": "a7",
+        "source": "crm",
+        "identifiers": [{"type": "email", "value": "zhou@qq.com"}, {"type": "phone", "value": ""}],
+    },
+    {
+        "eventId": "a8",
+        "source": "crm",
+        "identifiers": [{"type": "email", "value": "qian@notacme.com.cn"}],
+    },
+    {
+        "eventId": "a9",
+        "source": "web",
+        "identifiers": [{"type": "email", "value": "sun@acme.com.cn"}],
+    },
 ]
 
 QUERY = """{ accounts(first: 50) { edges { node { id name domains
@@ -92,9 +115,14 @@ def test_import_links_accounts_as_the_api_does(tmp_path: Path, store_uri: str | 
     via_api = make_settings(tmp_path / "api", neo4j_uri=store_uri)
     with TestClient(create_app(via_api)) as client:
         results = Api(client).ingest(*EVENTS)["results"]
-        assert [r["status"] for r in results] == ["ACCEPTED"] * 4 + ["REJECTED"]
+        assert [r["status"] for r in results] == ["ACCEPTED"] * 4 + ["REJECTED"] + ["ACCEPTED"] * 4
         expected = accounts(Api(client))
     assert [a[0] for a in expected] == ["crm-1", "domain:globex.cn", "name:initech"]
+    acme = [json.loads(c) for c in expected[0][3]]
+    assert sorted((c["source"], sorted(v for _, v in c["profile"])) for c in acme) == [
+        ("DOMAIN", ["zhou@sh.acme.com.cn"]),
+        ("EVENT", ["+8613800138001", "ck-acct-0001", "li@acme.com.cn"]),
+    ]
 
     if store_uri is not None:
         empty_neo4j(store_uri)
