@@ -224,6 +224,28 @@ def test_a_manual_link_stays_with_the_one_id_on_a_split(graph: IdentityGraph) ->
     ]
 
 
+def test_changing_other_contacts_between_a_merge_and_a_split_keeps_links_apart(
+    graph: IdentityGraph,
+) -> None:
+    """A write to one contact unites that contact's links only; a later split still parts them."""
+    book = graph.accounts
+    acme(graph)
+    x = person(graph, "e1", ("cookie_id", "ck-zzzzzz1"), ("email", "x@acme.com"))
+    y = person(graph, "e2", ("phone", "13700137003"))
+    z = person(graph, "e4", ("phone", "13700137004"))
+    book.link_contact("crm-1", y, "Director", None, ["INFLUENCER"], "linkContact")
+    book.link_contact("crm-1", z, "CTO", None, None, "linkContact")
+    person(graph, "e3", ("cookie_id", "ck-zzzzzz1"), ("phone", "13700137003"))
+    book.set_roles("crm-1", z, ["DECISION_MAKER"], "setContactRoles")
+    book.set_reports_to("crm-1", z, None, "setReportsTo")
+    book.unlink_contact("crm-1", z, "unlinkContact")
+    graph.remove_identifier(IdentifierInput("cookie_id", "ck-zzzzzz1"))
+    after = {c.one_id: c for c in book.contacts([book.account("crm-1")])["crm-1"]}  # type: ignore[list-item]
+    assert set(after) == {x, y}
+    assert (after[y].source, [r.role for r in after[y].roles]) == ("MANUAL", ["INFLUENCER"])
+    assert (after[x].source, after[x].roles) == ("DOMAIN", ())
+
+
 def test_reporting_lines_and_cycles(graph: IdentityGraph) -> None:
     book = graph.accounts
     acme(graph)

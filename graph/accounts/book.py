@@ -41,6 +41,7 @@ from graph.accounts.placement import (
     ContactView,
     CustomerChange,
     Customers,
+    Placed,
     moved_links,
     place,
     view_of,
@@ -219,11 +220,13 @@ class AccountBook:
         if write:
             self.store.write_accounts(write)
 
-    def _standing(self, account_id: str) -> Account:
+    def _standing(self, account_id: str) -> tuple[Account, Account, Placed]:
+        """An account as stored, as it stands now (links placed and united), and the placing."""
         found = self.store.accounts([account_id]).get(account_id)
         if found is None:
             raise NotFound(f"no account {account_id!r}", account=account_id)
-        return place([found], self.customers).settled(found)
+        placed = place([found], self.customers)
+        return found, placed.settled(found), placed
 
     def _customer(self, one_id: str) -> str:
         canonical, _ = self.customers.current([one_id], [])
@@ -232,11 +235,11 @@ class AccountBook:
             raise NotFound(f"no customer with OneID {one_id!r}", oneId=one_id)
         return found
 
-    def _contact(self, account_id: str, one_id: str) -> tuple[Account, str, Link]:
-        """An account as it stands, the customer ``one_id`` is now, and its link: or NOT_FOUND."""
-        account = self._standing(_id(account_id))
+    def _contact(self, account_id: str, one_id: str) -> tuple[Account, Account, Placed, str, Link]:
+        """``_standing``, the customer ``one_id`` is now, and its link: or NOT_FOUND."""
+        stored, account, placed = self._standing(_id(account_id))
         customer = self._customer(one_id)
-        return account, customer, _linked(account, customer, one_id)
+        return stored, account, placed, customer, _linked(account, customer, one_id)
 
     def upsert_account(self, given: AccountInput, via: str) -> Account:
         account_id = _id(given.id)
@@ -344,7 +347,7 @@ class AccountBook:
         title, department = _text(title, "title"), _text(department, "department")
         now = self._clock()
         with self.store.accounts_exclusive():
-            account = self._standing(_id(account_id))
+            stored, account, placed = self._standing(_id(account_id))
             customer = self._customer(one_id)
             before = account.link(customer)
             if before is None:
@@ -364,7 +367,7 @@ class AccountBook:
             change = "CONTACT_LINKED" if before is None else "CONTACT_UPDATED"
             self._write(
                 AccountWrite(
-                    put=[replace(account.with_link(link), updated_at=now)],
+                    put=[replace(placed.replacing(stored, customer, link), updated_at=now)],
                     history=[AccountHistoryEntry(account.id, now, change, via, customer, details)],
                 )
             )
@@ -373,8 +376,8 @@ class AccountBook:
     def unlink_contact(self, account_id: str, one_id: str, via: str) -> Account:
         now = self._clock()
         with self.store.accounts_exclusive():
-            account, customer, _ = self._contact(account_id, one_id)
-            after = replace(account.without_link(customer), updated_at=now)
+            stored, account, placed, customer, _ = self._contact(account_id, one_id)
+            after = replace(placed.replacing(stored, customer, None), updated_at=now)
             self._write(
                 AccountWrite(
                     put=[after],
@@ -410,10 +413,10 @@ class AccountBook:
         (wanted,) = self.templates().check_roles([role])
         now = self._clock()
         with self.store.accounts_exclusive():
-            account, customer, _ = self._contact(account_id, one_id)
+            stored, account, _, customer, _ = self._contact(account_id, one_id)
             if (customer, wanted) in account.dismissed:
                 return account
-            after = replace(account, dismissed=account.dismissed | {(customer, wanted)})
+            after = replace(stored, dismissed=stored.dismissed | {(customer, wanted)})
             self._write(
                 AccountWrite(
                     put=[after],
@@ -431,7 +434,7 @@ class AccountBook:
     ) -> ContactView:
         now = self._clock()
         with self.store.accounts_exclusive():
-            account, customer, link = self._contact(account_id, one_id)
+            stored, account, placed, customer, link = self._contact(account_id, one_id)
             manager = None
             if manager_one_id is not None:
                 manager = self._customer(manager_one_id)
@@ -454,7 +457,7 @@ class AccountBook:
             changed = replace(link, reports_to=manager, updated_at=now)
             self._write(
                 AccountWrite(
-                    put=[replace(account.with_link(changed), updated_at=now)],
+                    put=[replace(placed.replacing(stored, customer, changed), updated_at=now)],
                     history=[
                         AccountHistoryEntry(
                             account.id, now, "REPORTS_TO_SET", via, customer, {"manager": manager}
@@ -474,7 +477,7 @@ class AccountBook:
     ) -> ContactView:
         now = self._clock()
         with self.store.accounts_exclusive():
-            account, customer, link = self._contact(account_id, one_id)
+            stored, account, placed, customer, link = self._contact(account_id, one_id)
             changed = make(link, now)
             details = link_differences(link, changed)
             if not details:
@@ -482,7 +485,7 @@ class AccountBook:
             changed = replace(changed, updated_at=now)
             self._write(
                 AccountWrite(
-                    put=[replace(account.with_link(changed), updated_at=now)],
+                    put=[replace(placed.replacing(stored, customer, changed), updated_at=now)],
                     history=[AccountHistoryEntry(account.id, now, change, via, customer, details)],
                 )
             )

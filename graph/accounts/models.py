@@ -66,16 +66,6 @@ class Account:
         others = tuple(x for x in self.links if x.one_id != link.one_id)
         return replace(self, links=(*others, link))
 
-    def without_link(self, one_id: str) -> Account:
-        return replace(
-            self,
-            links=tuple(
-                x if x.reports_to != one_id else replace(x, reports_to=None)
-                for x in self.links
-                if x.one_id != one_id
-            ),
-        )
-
 
 @dataclass(frozen=True)
 class AccountHistoryEntry:

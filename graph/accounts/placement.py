@@ -91,12 +91,38 @@ class Placed:
     # Account id -> the customer each stored link (in order) is placed on now, None
     # when no customer holds it any more (its identifiers all removed or shared).
     owners: dict[str, list[str | None]]
+    canonical: dict[str, str | None]  # each OneID the accounts name -> its survivor now
 
     def settled(self, account: Account) -> Account:
         """The account as it stands now: what a write starts from and stores."""
         return replace(
             account, links=tuple(self.links[account.id]), dismissed=self.dismissed[account.id]
         )
+
+    def replacing(self, account: Account, customer: str, link: Link | None) -> Account:
+        """The stored ``account`` with ``customer``'s links replaced by ``link`` (None: unlinked).
+
+        A change to one contact unites that contact's links; every other
+        link stays as stored, so a later split still parts them by their own
+        evidence and OneIDs. Unlinking also ends reporting lines to them.
+        """
+        owners = self.owners[account.id]
+        kept = [x for x, owner in zip(account.links, owners, strict=True) if owner != customer]
+        if link is None:
+            kept = [
+                replace(x, reports_to=None)
+                if x.reports_to and self._holder(account, x.reports_to) == customer
+                else x
+                for x in kept
+            ]
+        return replace(account, links=(*kept, *([link] if link else [])))
+
+    def _holder(self, account: Account, one_id: str) -> str | None:
+        """Who a OneID named by a link (a manager) is now, as ``place`` unites them."""
+        for x, owner in zip(account.links, self.owners[account.id], strict=True):
+            if x.one_id == one_id:
+                return owner
+        return self.canonical.get(one_id) or one_id
 
     def filed(self, account: Account) -> Account:
         """The account with each link noted as on the customer it is placed on now.
@@ -147,7 +173,7 @@ def place(accounts: Iterable[Account], customers: Customers) -> Placed:
         dismissed[account.id] = frozenset(
             (canonical.get(one_id) or one_id, role) for one_id, role in account.dismissed
         )
-    return Placed(united, dismissed, owners)
+    return Placed(united, dismissed, owners, canonical)
 
 
 def _owner(
