@@ -33,6 +33,7 @@ from graph.models import EdgeObservation, HistoryEntry, Key, NodeRecord, pair
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
 from graph.store.protocol import GraphReads, GraphStore
+from graph.store.read_retry import read_steadily
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -267,13 +268,14 @@ class IdentityGraph:
         transaction sees each statement's own committed state, so a write
         between two statements is caught by the version and the read repeated.
         """
-        for _ in range(20):
+
+        def attempt() -> tuple[T, bool]:
             with self.store.reading() as view:
                 before = view.version()
                 found = read(view)
-                if view.version() == before:
-                    return found
-        raise StoreConflict("the graph kept changing while it was read; try again")
+                return found, view.version() == before
+
+        return read_steadily(attempt)
 
     def _whole(self, read: Callable[[GraphReads], T]) -> T:
         """A read of one batch call (``placements``, ``customer_sources``), consistent.

@@ -50,6 +50,7 @@ from graph.models import (
     pair,
 )
 from graph.store.neo4j_accounts import ACCOUNT_SCHEMA, Neo4jAccounts
+from graph.store.read_retry import read_steadily
 
 T = TypeVar("T")
 
@@ -105,6 +106,14 @@ _NODE_FIELDS = (
     " i.blocked AS blocked, i.shared AS shared, i.strongNeighbours AS strongNeighbours"
 )
 
+
+# Each OneID in $ids (as id) with its customer now, aliases followed (as survivor),
+# those whose survivor was retired left out.
+_SURVIVORS = (
+    "UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
+    " OPTIONAL MATCH (c)-[:MERGED_INTO*1..]->(s:Customer) WHERE NOT (s)-[:MERGED_INTO]->()"
+    " WITH id, coalesce(s, c) AS survivor WHERE NOT coalesce(survivor.retired, false)"
+)
 
 # The same fields as a map, for a list of nodes in one row.
 _NODE_MAP = (
@@ -611,12 +620,7 @@ class Neo4jStore:
 
     def canonical_one_ids(self, one_ids: Iterable[str]) -> dict[str, str]:
         rows = self._read(
-            "UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
-            " OPTIONAL MATCH (c)-[:MERGED_INTO*1..]->(s:Customer)"
-            " WHERE NOT (s)-[:MERGED_INTO]->()"
-            " WITH id, coalesce(s, c) AS survivor"
-            " WHERE NOT coalesce(survivor.retired, false)"
-            " RETURN id, survivor.oneId AS oneId",
+            _SURVIVORS + " RETURN id, survivor.oneId AS oneId",
             ids=sorted(set(one_ids)),
         )
         return {r["id"]: r["oneId"] for r in rows}
@@ -625,12 +629,7 @@ class Neo4jStore:
         self, one_ids: Iterable[str], keys: Iterable[Key]
     ) -> tuple[dict[str, str], dict[Key, str | None]]:
         row = self._read_unchanged(
-            "CALL () { UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
-            " OPTIONAL MATCH (c)-[:MERGED_INTO*1..]->(s:Customer)"
-            " WHERE NOT (s)-[:MERGED_INTO]->()"
-            " WITH id, coalesce(s, c) AS survivor"
-            " WHERE NOT coalesce(survivor.retired, false)"
-            " RETURN collect([id, survivor.oneId]) AS canonical }"
+            "CALL () { " + _SURVIVORS + " RETURN collect([id, survivor.oneId]) AS canonical }"
             " CALL () { UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
             " OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
             " RETURN collect([i.type, i.value, c.oneId]) AS holders }"
@@ -645,14 +644,9 @@ class Neo4jStore:
 
     def customer_sources(self, one_ids: Iterable[str]) -> dict[str, CustomerSource]:
         row = self._read_unchanged(
-            "UNWIND $ids AS asked MATCH (c:Customer {oneId: asked})"
-            " OPTIONAL MATCH (c)-[:MERGED_INTO*1..]->(s:Customer)"
-            " WHERE NOT (s)-[:MERGED_INTO]->()"
-            " WITH asked, coalesce(s, c) AS survivor"
-            " WHERE NOT coalesce(survivor.retired, false)"
-            " CALL (survivor) { MATCH (survivor)<-[:BELONGS_TO]-(i:Identifier)"
+            _SURVIVORS + " CALL (survivor) { MATCH (survivor)<-[:BELONGS_TO]-(i:Identifier)"
             f" RETURN collect({{{_NODE_MAP}}}) AS nodes, collect(i.events) AS seqs }}"
-            " WITH asked, survivor, nodes, seqs WHERE size(nodes) > 0"
+            " WITH id, survivor, nodes, seqs WHERE size(nodes) > 0"
             " CALL (survivor) { OPTIONAL MATCH (survivor)<-[:MERGED_INTO*1..]-(a:Customer)"
             " WHERE a <> survivor RETURN collect(DISTINCT a.oneId) AS aliases }"
             " CALL (seqs) { UNWIND seqs AS list UNWIND list AS seq WITH DISTINCT seq"
@@ -662,7 +656,7 @@ class Neo4jStore:
             " CALL (survivor, aliases) { MATCH (x:Customer)<-[:CONCERNS]-(h:History)"
             " WHERE x.oneId IN [survivor.oneId] + aliases WITH DISTINCT h"
             f" RETURN collect(h {{.*, at: {_when('h.at')}}}) AS history }}"
-            " RETURN collect({asked: asked, oneId: survivor.oneId, nodes: nodes,"
+            " RETURN collect({asked: id, oneId: survivor.oneId, nodes: nodes,"
             " aliases: aliases, events: events, history: history}) AS found",
             ids=sorted(set(one_ids)),
         )
@@ -693,11 +687,12 @@ class Neo4jStore:
             " CALL () { " + body + " }"
             " CALL () { " + marks + " AS after } RETURN *"
         )
-        for _ in range(20):
+
+        def attempt() -> tuple[neo4j.Record, bool]:
             (row,) = self._read(query, commits=self._commits_id, **params)
-            if self._version_of(*row["before"]) == self._version_of(*row["after"]):
-                return row
-        raise StoreConflict("the graph kept changing while it was read; try again")
+            return row, self._version_of(*row["before"]) == self._version_of(*row["after"])
+
+        return read_steadily(attempt)
 
     def aliases(self, one_id: str) -> list[str]:
         rows = self._read(
