@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from bench.generator import START, SURNAMES
+from bench.generator import SURNAMES, event_body
 
 STEMS = [
     "huaxin", "zhongke", "tianyu", "jinpeng", "ruida", "hengtai", "lianchuang", "boyuan",
@@ -140,14 +139,7 @@ class B2BGenerator:
         return Contact(pid, company, f"{local}@{host}", phone, title, department)
 
     def event(self, source: str, ids: list[tuple[str, str]], **extra: Any) -> dict[str, Any]:
-        when = START + timedelta(seconds=self.rng.randrange(365 * 86400))
-        body: dict[str, Any] = {
-            "eventId": f"b2b-{len(self.events)}",
-            "source": source,
-            "timestamp": when.isoformat().replace("+00:00", "Z"),
-            "identifiers": [{"type": t, "value": v} for t, v in ids],
-        }
-        body.update(extra)
+        body = event_body(self.rng, f"b2b-{len(self.events)}", source, ids) | extra
         self.events.append(body)
         return body
 

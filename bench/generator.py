@@ -69,6 +69,19 @@ def email_variant(email: str, rng: random.Random) -> str:
     )
 
 
+def event_body(
+    rng: random.Random, event_id: str, source: str, ids: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """An event as the API takes it, at a random moment of the year from ``START``."""
+    when = START + timedelta(seconds=rng.randrange(365 * 86400))
+    return {
+        "eventId": event_id,
+        "source": source,
+        "timestamp": when.isoformat().replace("+00:00", "Z"),
+        "identifiers": [{"type": t, "value": v} for t, v in ids],
+    }
+
+
 @dataclass
 class Person:
     pid: str
@@ -106,13 +119,7 @@ class Generator:
     def _event(
         self, source: str, ids: list[tuple[str, str]], person: Person | None, traits: bool = False
     ) -> None:
-        when = START + timedelta(seconds=self.rng.randrange(365 * 86400))
-        event: dict[str, Any] = {
-            "eventId": f"ev-{len(self.events)}",
-            "source": source,
-            "timestamp": when.isoformat().replace("+00:00", "Z"),
-            "identifiers": [{"type": t, "value": v} for t, v in ids],
-        }
+        event = event_body(self.rng, f"ev-{len(self.events)}", source, ids)
         if traits and person is not None:
             event["traits"] = {"name": person.name, "city": person.city}
         if self.rng.random() < 0.01:
