@@ -80,7 +80,9 @@ class BulkLoad:
         """Write a chunk durably; ``results[c.position]`` is the result of event ``c``."""
         builder = ChunkBuilder()
         for c in events:
-            builder.add(c.event_id, c.source, c.timestamp, c.keys, c.blocked, c.traits)
+            builder.add(
+                c.event_id, c.source, c.timestamp, c.keys, c.blocked, c.traits, c.name, c.properties
+            )
         for position in self.add_chunk(builder.chunk):
             results[events[position].position].status = "DUPLICATE"
 

@@ -39,6 +39,18 @@ def micros(value: datetime) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
+# A spilled chunk's columns, as the embedded store's event log names them.
+SPILLED_COLUMNS = (
+    "event_id",
+    "source",
+    "timestamp",
+    "keys",
+    "traits",
+    "blocked",
+    "name",
+    "properties",
+)
+
 
 @dataclass(slots=True)
 class EventChunk:
@@ -50,6 +62,8 @@ class EventChunk:
     keys: list[str] = field(default_factory=list)  # JSON [[type, value], ...]
     traits: list[str] = field(default_factory=list)  # JSON object
     blocked: list[str] = field(default_factory=list)  # JSON [[type, value], ...]
+    names: list[str | None] = field(default_factory=list)  # what happened, if anything
+    properties: list[str | None] = field(default_factory=list)  # JSON object, with a name
     nodes: list[Key] = field(default_factory=list)  # distinct keys, in order of first sighting
     # Per node, in ``micros``: numbers cross between processes and compare cheaper than text.
     first_seen: array[int] = field(default_factory=lambda: array("q"))
@@ -86,13 +100,13 @@ class EventChunk:
             db.execute("PRAGMA synchronous=OFF")
             db.execute(
                 "CREATE TABLE events (event_id TEXT, source TEXT, timestamp TEXT,"
-                " keys TEXT, traits TEXT, blocked TEXT)"
+                " keys TEXT, traits TEXT, blocked TEXT, name TEXT, properties TEXT)"
             )
             db.execute("BEGIN")
             insert_rows(
                 db,
                 "events",
-                ("event_id", "source", "timestamp", "keys", "traits", "blocked"),
+                SPILLED_COLUMNS,
                 zip(
                     self.event_ids,
                     self.sources,
@@ -100,6 +114,8 @@ class EventChunk:
                     self.keys,
                     self.traits,
                     self.blocked,
+                    self.names,
+                    self.properties,
                     strict=True,
                 ),
             )
@@ -107,6 +123,7 @@ class EventChunk:
         finally:
             db.close()
         self.sources, self.timestamps, self.keys, self.traits, self.blocked = [], [], [], [], []
+        self.names, self.properties = [], []
         self.spilled = path
 
     def loaded(self) -> EventChunk:
@@ -116,12 +133,13 @@ class EventChunk:
         db = sqlite3.connect(self.spilled)
         try:
             rows = db.execute(
-                "SELECT source, timestamp, keys, traits, blocked FROM events ORDER BY rowid"
+                "SELECT source, timestamp, keys, traits, blocked, name, properties"
+                " FROM events ORDER BY rowid"
             ).fetchall()
         finally:
             db.close()
-        columns = list(zip(*rows, strict=True)) or [()] * 5
-        sources, timestamps, keys, traits, blocked = (list(c) for c in columns)
+        columns = list(zip(*rows, strict=True)) or [()] * 7
+        sources, timestamps, keys, traits, blocked, names, properties = (list(c) for c in columns)
         return replace(
             self,
             sources=sources,
@@ -129,6 +147,8 @@ class EventChunk:
             keys=keys,
             traits=traits,
             blocked=blocked,
+            names=names,
+            properties=properties,
             spilled=None,
         )
 
@@ -148,6 +168,8 @@ class EventChunk:
                 self.traits[p],
                 self.keys[p],
                 self.blocked[p],
+                self.names[p],
+                self.properties[p],
             )
         return builder.chunk
 
@@ -168,6 +190,8 @@ class ChunkBuilder:
         keys: list[Key],
         blocked: Collection[Key],
         traits: dict[str, Any],
+        name: str | None = None,
+        properties: dict[str, Any] | None = None,
     ) -> None:
         """One clean event: distinct keys, the blocked ones among them."""
         self.add_encoded(
@@ -180,6 +204,8 @@ class ChunkBuilder:
             jsontext.dumps(traits),
             jsontext.dumps(keys),
             jsontext.dumps([k for k in keys if k in blocked]) if blocked else "[]",
+            name,
+            None if properties is None else jsontext.dumps(properties),
         )
 
     def add_encoded(
@@ -193,6 +219,8 @@ class ChunkBuilder:
         traits_text: str,
         keys_text: str,
         blocked_text: str,
+        name: str | None = None,
+        properties_text: str | None = None,
     ) -> None:
         """An encoded event: ``seen`` is its moment's ``moment_text``, ``at`` its ``micros``."""
         chunk, number = self.chunk, self._number
@@ -203,6 +231,8 @@ class ChunkBuilder:
         chunk.keys.append(keys_text)
         chunk.traits.append(traits_text)
         chunk.blocked.append(blocked_text)
+        chunk.names.append(name)
+        chunk.properties.append(properties_text)
         positions = []
         for key in keys:
             n = number.get(key)

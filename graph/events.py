@@ -47,6 +47,8 @@ class EventInput:
     timestamp: datetime | None = None
     traits: dict[str, Any] | None = None
     account: AccountLinkInput | None = None
+    name: str | None = None  # what happened (order_paid); None: an identity event alone
+    properties: dict[str, Any] | None = None  # facts of what happened, not of the person
 
 
 class AccountEvidence(NamedTuple):
@@ -85,6 +87,8 @@ class CleanEvent(NamedTuple):
     traits: dict[str, Any]
     warnings: list[str]
     account: AccountEvidence | None = None
+    name: str | None = None
+    properties: dict[str, Any] | None = None
 
 
 def as_utc(value: datetime) -> datetime:
@@ -138,6 +142,7 @@ def clean_event(
         except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment in UTC
             raise InvalidEvent("timestamp is out of range once in UTC", field="timestamp") from None
     account = None if event.account is None else account_evidence(event.account)
+    name, properties = behaviour(event.name, event.properties)
     return CleanEvent(
         position=index,
         event_id=event.event_id.strip() if event.event_id else f"auto-{uuid.uuid4().hex}",
@@ -148,7 +153,36 @@ def clean_event(
         traits=dict(event.traits or {}),
         warnings=warnings,
         account=account,
+        name=name,
+        properties=properties,
     )
+
+
+MAX_EVENT_NAME = 200
+
+
+def behaviour(name: Any, properties: Any) -> tuple[str | None, dict[str, Any] | None]:
+    """An event's name and properties checked, or the ``InvalidEvent`` that rejects the event.
+
+    Properties describe what happened, so they need a name saying what that
+    was; an event with neither is an identity event as before.
+    """
+    if name is not None:
+        if not isinstance(name, str):
+            raise InvalidEvent("name must be a string", field="name")
+        name = name.strip()
+        if not name:
+            raise InvalidEvent("name must not be blank", field="name")
+        if len(name) > MAX_EVENT_NAME:
+            raise InvalidEvent(f"name is longer than {MAX_EVENT_NAME} characters", field="name")
+    if properties is not None:
+        if not isinstance(properties, dict):
+            raise InvalidEvent("properties must be a JSON object", field="properties")
+        if name is None:
+            raise InvalidEvent(
+                "properties describe what happened: the event needs a name", field="properties"
+            )
+    return name, (dict(properties) if properties else None) if name is not None else None
 
 
 MAX_ACCOUNT_TEXT = 500
@@ -198,6 +232,8 @@ def _check_unicode(event: EventInput) -> None:
         fields.append((f"identifiers[{position}].type", ident.type))
         fields.append((f"identifiers[{position}].value", ident.value))
     fields.append(("traits", event.traits))
+    fields.append(("name", event.name))
+    fields.append(("properties", event.properties))
     if event.account is not None:
         for name in ("id", "name", "domain", "title", "department"):
             fields.append((f"account.{name}", getattr(event.account, name)))
@@ -224,11 +260,16 @@ def _holds_lone_surrogate(value: Any) -> bool:
     return False
 
 
+EVENT_FIELDS = frozenset(
+    {"eventId", "source", "timestamp", "identifiers", "traits", "account", "name", "properties"}
+)
+
+
 def event_from_json(obj: Any) -> EventInput:
     """Read one event in the API's field names (as in an NDJSON import line)."""
     if not isinstance(obj, dict):
         raise InvalidEvent("an event must be a JSON object")
-    unknown = set(obj) - {"eventId", "source", "timestamp", "identifiers", "traits", "account"}
+    unknown = set(obj) - EVENT_FIELDS
     if unknown:
         raise InvalidEvent(f"unknown field(s): {', '.join(sorted(unknown))}")
     source = obj.get("source")
@@ -274,4 +315,5 @@ def event_from_json(obj: Any) -> EventInput:
             if value is not None and not isinstance(value, str):
                 raise InvalidEvent(f"account.{name} must be a string", field=f"account.{name}")
         account = AccountLinkInput(**account)
-    return EventInput(source, identifiers, event_id, parsed, traits, account)
+    name, properties = behaviour(obj.get("name"), obj.get("properties"))
+    return EventInput(source, identifiers, event_id, parsed, traits, account, name, properties)

@@ -31,7 +31,14 @@ from graph.accounts.domains import DomainMatcher, registrable
 from graph.config import Config
 from graph.errors import IdgraphError
 from graph.event_chunk import ChunkBuilder, EventChunk, micros, moment_text
-from graph.events import AccountEvidence, as_utc, clean_event, event_from_json
+from graph.events import (
+    EVENT_FIELDS,
+    MAX_EVENT_NAME,
+    AccountEvidence,
+    as_utc,
+    clean_event,
+    event_from_json,
+)
 from graph.identifiers import IdentifierRegistry, remember_valid_phones
 from graph.models import Key
 from graph.phone_exchange import PhoneExchange
@@ -153,6 +160,8 @@ class LineReader:
                 clean.keys,
                 clean.blocked,
                 clean.traits,
+                clean.name,
+                clean.properties,
             )
             chunk.warnings += len(clean.warnings)
         chunk.events = builder.chunk
@@ -175,6 +184,13 @@ class LineReader:
         event_id = obj.get("eventId")
         timestamp = obj.get("timestamp")
         traits = obj.get("traits")
+        name = obj.get("name")
+        properties = obj.get("properties")
+        if (
+            name is not None
+            and (type(name) is not str or not (name := name.strip()) or len(name) > MAX_EVENT_NAME)
+        ) or (properties is not None and (type(properties) is not dict or name is None)):
+            return None  # the general way says what is wrong
         if (
             type(source) is not str
             or not (source := source.strip())
@@ -247,6 +263,8 @@ class LineReader:
             "{}" if not traits else jsontext.dumps(traits),
             jsontext.dumps(keys),
             "[]",
+            name,
+            None if not properties or name is None else jsontext.dumps(properties),
         )
         return position, event_id, source, keys
 
@@ -273,7 +291,7 @@ class _CorporateHosts:
         return found
 
 
-_FIELDS = frozenset({"eventId", "source", "timestamp", "identifiers", "traits"})
+_FIELDS = EVENT_FIELDS - {"account"}  # an account takes the general way
 # A whole second in UTC: its moment_text is the same digits, with no formatting to do.
 _UTC_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _UNSEEN: Any = object()

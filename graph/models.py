@@ -91,6 +91,8 @@ class StoredEvent:
     traits: dict[str, Any] = field(default_factory=dict)
     # Keys the event carried as placeholders, so a deferred event can be replayed.
     blocked: list[Key] = field(default_factory=list)
+    name: str | None = None  # what happened, for behavioural events
+    properties: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

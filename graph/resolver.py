@@ -175,6 +175,8 @@ class Resolver:
                     batch.now,
                     c.keys,
                     c.traits,
+                    name=c.name,
+                    properties=c.properties,
                 )
             )
             for a, b in itertools.combinations(c.keys, 2):
@@ -238,6 +240,8 @@ class Resolver:
                     c.keys,
                     c.traits,
                     [k for k in c.keys if k in c.blocked],
+                    c.name,
+                    c.properties,
                 )
                 for c in events
             ],

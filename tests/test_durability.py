@@ -151,6 +151,8 @@ def test_a_store_of_the_previous_format_is_upgraded(tmp_path: Path) -> None:
         before = [api.one_id("cookie_id", "ck-111111"), api.one_id("device_id", "dev-222222")]
     db = sqlite3.connect(data / "idgraph.sqlite3")
     db.execute("ALTER TABLE customers DROP COLUMN anchor")
+    db.execute("ALTER TABLE events DROP COLUMN name")
+    db.execute("ALTER TABLE events DROP COLUMN properties")
     db.execute("PRAGMA user_version=4")
     db.commit()
     db.close()

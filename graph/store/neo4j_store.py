@@ -5,7 +5,8 @@
     (:Identifier)-[:SEEN_WITH {source, firstSeen, lastSeen, count}]->(:Identifier)
     (:Identifier)-[:BELONGS_TO]->(:Customer {oneId, seq, createdAt, retired, anchor})
     (:Customer)-[:MERGED_INTO]->(:Customer)
-    (:Event {seq, eventId, source, timestamp, receivedAt, keys, traits, blocked})
+    (:Event {seq, eventId, source, timestamp, receivedAt, keys, traits, blocked, name,
+             properties})
     (:History {kind, oneId, others, at, reason, eventIds, evidence})-[:CONCERNS]->(:Customer)
 
 ``SEEN_WITH`` points from the smaller key to the larger, one relationship per
@@ -779,6 +780,8 @@ class Neo4jStore:
                     keys_text,
                     events.traits[position],
                     events.blocked[position],
+                    events.names[position],
+                    events.properties[position],
                 ]
             )
         blocked = {k for text in events.blocked if text != "[]" for k in _keys_of(text)}
@@ -890,6 +893,8 @@ def _event(e: Any) -> StoredEvent:
         [_key(k) for k in jsontext.loads(e["keys"])],
         jsontext.loads(e["traits"]),
         [_key(k) for k in jsontext.loads(e["blocked"])],
+        e.get("name"),
+        None if e.get("properties") is None else jsontext.loads(e["properties"]),
     )
 
 
@@ -988,6 +993,8 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
                     jsontext.dumps(e.keys),
                     jsontext.dumps(e.traits),
                     jsontext.dumps(e.blocked),
+                    e.name,
+                    None if e.properties is None else jsontext.dumps(e.properties),
                 ]
                 for e in group
             ],
@@ -1056,13 +1063,14 @@ def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | N
 
 
 def _create_events(tx: Tx, rows: list[list[Any]], received: list[int]) -> None:
-    """Event nodes from rows of [seq, eventId, source, timestamp, keys, traits, blocked]."""
+    """Event nodes from rows of [seq, eventId, source, timestamp, keys, traits, blocked,
+    name, properties]; an identity event has neither of the last two (null is not stored)."""
     _unwind(
         tx,
         f"WITH {_at('$received')} AS received UNWIND $rows AS r"
         " CREATE (:Event {seq: r[0], eventId: r[1], source: r[2],"
         f" timestamp: {_at('r[3]')}, receivedAt: received, keys: r[4], traits: r[5],"
-        " blocked: r[6]})",
+        " blocked: r[6], name: r[7], properties: r[8]})",
         rows,
         received=received,
     )

@@ -54,6 +54,14 @@ class IdentityEventInput:
     timestamp: datetime | None = None
     traits: JSON | None = None
     account: AccountLinkInput | None = None
+    name: str | None = strawberry.field(
+        default=None,
+        description="What happened (order_paid, page_view); without it, an identity event alone.",
+    )
+    properties: JSON | None = strawberry.field(
+        default=None,
+        description="Facts of what happened ({amount, category}); traits describe the person.",
+    )
 
     @classmethod
     def from_coerced(cls, value: dict[str, Any]) -> IdentityEventInput:
@@ -67,6 +75,8 @@ class IdentityEventInput:
             timestamp=value.get("timestamp"),
             traits=value.get("traits"),
             account=None if (a := value.get("account")) is None else AccountLinkInput(**a),
+            name=value.get("name"),
+            properties=value.get("properties"),
         )
 
     def to_core(self) -> EventInput:
@@ -77,6 +87,8 @@ class IdentityEventInput:
             timestamp=self.timestamp,
             traits=self.traits,
             account=None if self.account is None else self.account.to_core(),
+            name=self.name,
+            properties=self.properties,
         )
 
 

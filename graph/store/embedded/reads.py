@@ -291,7 +291,9 @@ class ShapeReads:
     def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
         shape = self.shape
         seqs = [e for s in self._seqs(keys).values() for e in shape.events_of(s)]
-        rows = self._event_rows(seqs, "seq, event_id, source, timestamp, received_at, keys, traits")
+        rows = self._event_rows(
+            seqs, "seq, event_id, source, timestamp, received_at, keys, traits, name, properties"
+        )
         return [
             StoredEvent(
                 r[0],
@@ -301,6 +303,8 @@ class ShapeReads:
                 _dt(r[4]),
                 [(k[0], k[1]) for k in json.loads(r[5])],
                 json.loads(r[6]),
+                name=r[7],
+                properties=None if r[8] is None else json.loads(r[8]),
             )
             for r in sorted(rows)
         ]

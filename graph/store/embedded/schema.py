@@ -16,7 +16,7 @@ import sqlite3
 
 from graph.errors import StoreUnavailable
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identifiers (
@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS events (
     received_at TEXT NOT NULL,
     keys TEXT NOT NULL,
     traits TEXT NOT NULL,
-    blocked TEXT NOT NULL
+    blocked TEXT NOT NULL,
+    name TEXT,
+    properties TEXT
 );
 CREATE TABLE IF NOT EXISTS customers (
     one_id TEXT PRIMARY KEY,
@@ -119,6 +121,8 @@ EVENT_COLUMNS = (
     "keys",
     "traits",
     "blocked",
+    "name",
+    "properties",
 )
 CUSTOMER_COLUMNS = ("one_id", "seq", "created_at", "merged_into", "retired", "anchor")
 
@@ -134,8 +138,8 @@ def prepare(db: sqlite3.Connection, path: object) -> None:
     (tables,) = db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     if tables == 0:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    elif version == 4:
-        _upgrade_from_4(db)
+    elif version in (4, 5):
+        _upgrade(db, version)
     elif version != SCHEMA_VERSION:
         raise StoreUnavailable(
             f"{path} was written by another idgraph version (store format "
@@ -145,20 +149,25 @@ def prepare(db: sqlite3.Connection, path: object) -> None:
     db.executescript(SCHEMA)
 
 
-def _upgrade_from_4(db: sqlite3.Connection) -> None:
-    """Format 4 did not keep what a OneID was issued for: take each living one's oldest.
+def _upgrade(db: sqlite3.Connection, version: int) -> None:
+    """Bring a file of an older format to this one, in one transaction.
 
-    That is the identifier a split has always left a OneID with; an alias
-    gets none, so it is never given back, as before.
+    Format 4 did not keep what a OneID was issued for: each living one takes
+    its oldest identifier, the one a split has always left it with (an alias
+    gets none, so it is never given back, as before). Format 5 events had no
+    name or properties: they stay identity events.
     """
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("ALTER TABLE customers ADD COLUMN anchor INTEGER")
-        db.execute(
-            "UPDATE customers SET anchor = oldest.seq FROM (SELECT one_id, min(seq) AS seq"
-            " FROM identifiers WHERE one_id IS NOT NULL GROUP BY one_id) AS oldest"
-            " WHERE customers.one_id = oldest.one_id"
-        )
+        if version == 4:
+            db.execute("ALTER TABLE customers ADD COLUMN anchor INTEGER")
+            db.execute(
+                "UPDATE customers SET anchor = oldest.seq FROM (SELECT one_id, min(seq) AS seq"
+                " FROM identifiers WHERE one_id IS NOT NULL GROUP BY one_id) AS oldest"
+                " WHERE customers.one_id = oldest.one_id"
+            )
+        db.execute("ALTER TABLE events ADD COLUMN name TEXT")
+        db.execute("ALTER TABLE events ADD COLUMN properties TEXT")
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:

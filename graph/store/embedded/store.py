@@ -392,8 +392,9 @@ class EmbeddedStore:
             if events.spilled is not None:  # attached as "chunk": copied inside SQLite
                 db.execute(
                     "INSERT INTO events (seq, event_id, source, timestamp, received_at, keys,"
-                    " traits, blocked) SELECT ? + rowid - 1, event_id, source, timestamp, ?,"
-                    " keys, traits, blocked FROM chunk.events ORDER BY rowid",
+                    " traits, blocked, name, properties) SELECT ? + rowid - 1, event_id,"
+                    " source, timestamp, ?, keys, traits, blocked, name, properties"
+                    " FROM chunk.events ORDER BY rowid",
                     (first_seq, received),
                 )
             else:
@@ -410,6 +411,8 @@ class EmbeddedStore:
                         events.keys,
                         events.traits,
                         events.blocked,
+                        events.names,
+                        events.properties,
                     ),
                 )
             if self._unresolved_from is None:

@@ -114,6 +114,8 @@ def write_changes(
                 _to_json(e.keys),
                 _to_json(e.traits),
                 _to_json(e.blocked) if e.blocked else "[]",
+                e.name,
+                None if e.properties is None else _to_json(e.properties),
             )
             for e in c.events
             for received in [e.received_at.isoformat()]
