@@ -6,6 +6,7 @@ the fix, never at the first request.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from importlib import resources
@@ -17,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from graph.accounts.buying_groups import DEFAULT_TEMPLATE, Template, Templates, template_from
 from graph.accounts.domains import DomainMatcher, registrable
 from graph.accounts.seniority import Seniority, SeniorityRule, SeniorityRules
-from graph.errors import BadUserInput, ConfigError
+from graph.errors import BadUserInput, ConfigError, IdgraphError
+from graph.tags.definitions import TagDefinition, evaluation_order, parse_definition
 
 NormaliserName = Literal["email", "phone", "lower", "upper", "trim"]
 
@@ -162,6 +164,64 @@ class AccountsConfig(_Strict):
         return DomainMatcher(self.free_mail, self.verified_sources)
 
 
+class TagDefinitionConfig(_Strict):
+    """A tag shipped or configured; a rule is JSON (as the API takes it) or a TOML table."""
+
+    name: str
+    category: str
+    description: str = ""
+    when: Any = None
+    cases: Any = None
+    otherwise: Any = None
+    compute: Any = None
+
+    @field_validator("when", "cases", "compute", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON: {exc}") from exc
+        return value
+
+    def definition(self, tag_id: str) -> TagDefinition:
+        return parse_definition(
+            tag_id,
+            self.name,
+            self.category,
+            self.description,
+            self.when,
+            self.cases,
+            self.otherwise,
+            self.compute,
+        )
+
+
+class TagsConfig(_Strict):
+    # How late a tag that time changes (a window, daysAgo) may be re-evaluated.
+    resolution_seconds: float = Field(default=60, gt=0)
+    definitions: dict[str, TagDefinitionConfig] = {}
+
+    @field_validator("definitions")
+    @classmethod
+    def _definitions(cls, value: dict[str, TagDefinitionConfig]) -> dict[str, TagDefinitionConfig]:
+        parsed = {}
+        for tag_id, given in value.items():
+            try:
+                parsed[tag_id] = given.definition(tag_id)
+            except IdgraphError as exc:
+                raise ValueError(f"tag {tag_id!r}: {exc.message}") from exc
+        try:
+            evaluation_order(parsed)
+        except IdgraphError as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
+    def parsed(self) -> dict[str, TagDefinition]:
+        return {tag_id: given.definition(tag_id) for tag_id, given in self.definitions.items()}
+
+
 class Config(_Strict):
     phone: PhoneConfig = PhoneConfig()
     ingest: IngestConfig = IngestConfig()
@@ -170,6 +230,7 @@ class Config(_Strict):
     sharing: SharingConfig = SharingConfig()
     traits: TraitsConfig = TraitsConfig()
     accounts: AccountsConfig = AccountsConfig()
+    tags: TagsConfig = TagsConfig()
     types: dict[str, IdentifierTypeConfig]
 
     @field_validator("types")

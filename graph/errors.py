@@ -69,3 +69,17 @@ class AccountCycle(IdgraphError):
 
 class ReportingCycle(IdgraphError):
     code = "REPORTING_CYCLE"
+
+
+class InvalidRule(IdgraphError):
+    """A tag definition that cannot be evaluated; ``path`` is the JSON path of the bad part."""
+
+    code = "INVALID_RULE"
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(f"{path}: {message}", path=path)
+        self.path = path
+
+
+class TagCycle(IdgraphError):
+    code = "TAG_CYCLE"
