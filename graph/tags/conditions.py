@@ -6,6 +6,7 @@ form, kept beside the JSON it came from so an explanation can quote it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,33 +131,25 @@ class AccountsAre:
 Condition = AllOf | AnyOf | NotOf | TraitIs | ProfileIs | AggregateIs | TagIs | LinkIs | AccountsAre
 
 
-def tags_named(condition: Condition) -> set[str]:
-    """The tags a condition reads: a definition depends on them, so they are evaluated first."""
+def walk(condition: Condition) -> Iterator[Condition]:
+    """Every condition in ``condition``'s tree, itself included (inside ``account`` too)."""
     pending: list[Condition] = [condition]
-    found: set[str] = set()
     while pending:
         c = pending.pop()
+        yield c
         if isinstance(c, AllOf | AnyOf):
             pending.extend(c.items)
         elif isinstance(c, NotOf):
             pending.append(c.item)
         elif isinstance(c, AccountsAre):
             pending.append(c.inner)
-        elif isinstance(c, TagIs):
-            found.add(c.tag)
-    return found
+
+
+def tags_named(condition: Condition) -> set[str]:
+    """The tags a condition reads: a definition depends on them, so they are evaluated first."""
+    return {c.tag for c in walk(condition) if isinstance(c, TagIs)}
 
 
 def aggregates_in(condition: Condition) -> list[Aggregate]:
     """The aggregates a condition reads, so facts can compute each once."""
-    pending: list[Condition] = [condition]
-    found: list[Aggregate] = []
-    while pending:
-        c = pending.pop()
-        if isinstance(c, AllOf | AnyOf):
-            pending.extend(c.items)
-        elif isinstance(c, NotOf):
-            pending.append(c.item)
-        elif isinstance(c, AggregateIs):
-            found.append(c.aggregate)
-    return found
+    return [c.aggregate for c in walk(condition) if isinstance(c, AggregateIs)]
