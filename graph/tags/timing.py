@@ -1,0 +1,99 @@
+"""When time alone could change a customer's tags: the next moment to evaluate them again.
+
+A window (``within``) or a ``daysAgo`` operand is relative to now, so a tag
+can change with no event at all: the oldest order leaves "the last 30 days",
+a customer first seen 30 days ago stops being new. For each such rule the
+moments it could change are known from the customer's facts; the earliest
+one after now is when the customer is due. It may be a moment when nothing
+changes after all (another leaf decides): evaluating then is cheap, and the
+next moment is found anew.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from graph.tags.aggregates import EventFact, selected
+from graph.tags.conditions import (
+    Aggregate,
+    AggregateIs,
+    ProfileIs,
+    Test,
+    TraitIs,
+    walk,
+)
+from graph.tags.definitions import TagDefinition
+from graph.tags.facts import CustomerFacts
+from graph.tags.moments import DaysAgo, parse_instant
+
+_INSTANT = timedelta(microseconds=1)  # the smallest step of time stored
+
+
+def next_change(definitions: Iterable[TagDefinition], facts: CustomerFacts) -> datetime | None:
+    """The earliest moment after ``facts.now`` at which a tag of this customer could change."""
+    now = facts.now
+    found: list[datetime] = []
+    for definition in definitions:
+        aggregates = [] if definition.compute is None else [definition.compute]
+        for condition in definition.conditions():
+            for c in walk(condition):
+                if isinstance(c, AggregateIs):
+                    aggregates.append(c.aggregate)
+                elif isinstance(c, ProfileIs):
+                    found.extend(_crossings(facts.profile(c.name), c.test))
+                elif isinstance(c, TraitIs):
+                    found.extend(_crossings(facts.trait(c.name), c.test))
+        for aggregate in aggregates:
+            found.extend(_window_moves(aggregate, facts.events, now))
+    later = [t for t in found if t > now]
+    return min(later) if later else None
+
+
+def _window_moves(
+    aggregate: Aggregate, events: Iterable[EventFact], now: datetime
+) -> list[datetime]:
+    """When an event next enters or leaves the aggregate's window, for each end relative to now.
+
+    An end ``d`` days ago passes an event stamped ``t`` at ``t + d``: the
+    window's end lets it in then, its start (inclusive) lets it go just after.
+    """
+    window = aggregate.within
+    if window is None:
+        return []
+    offsets = [
+        timedelta(days=end.days) for end in (window.start, window.end) if isinstance(end, DaysAgo)
+    ]
+    if not offsets:
+        return []
+    unwindowed = Aggregate(
+        aggregate.function, aggregate.events, aggregate.property_name, aggregate.source, None
+    )
+    stamps = sorted(e.timestamp for e in selected(unwindowed, events, now))
+    moves = []
+    for offset in offsets:
+        # The first event whose moment t + offset is now or later: its change is still ahead.
+        at = bisect.bisect_left(stamps, now - offset)
+        if at < len(stamps):
+            moves.extend(_around(stamps[at] + offset))
+    return moves
+
+
+def _around(moment: datetime) -> list[datetime]:
+    """A bound that is inclusive changes a test at ``moment``; an exclusive one just after."""
+    return [moment, moment + _INSTANT]
+
+
+def _crossings(seen: object, test: Test) -> list[datetime]:
+    """When ``now - N days`` in ``test`` passes the time seen (a first or last seen, a trait)."""
+    values = test.value if isinstance(test.value, tuple) else (test.value,)
+    offsets = [timedelta(days=v.days) for v in values if isinstance(v, DaysAgo)]
+    if not offsets:
+        return []
+    moment = seen if isinstance(seen, datetime) else None
+    if isinstance(seen, str):
+        moment = parse_instant(seen)
+    if moment is None:
+        return []
+    return [m for offset in offsets for m in _around(moment + offset)]
