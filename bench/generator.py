@@ -322,6 +322,12 @@ def main() -> None:
         help="B2B mode (bench.b2b): this many companies' CRM and web events instead",
     )
     parser.add_argument("--accounts", help="B2B mode: also write the accounts as JSON lines")
+    parser.add_argument(
+        "--behaviour",
+        type=float,
+        metavar="PER_PERSON",
+        help="also a year of orders and page views, about this many events a person",
+    )
     args = parser.parse_args()
     if args.b2b:
         from bench.b2b import generate_b2b  # it builds on this module's names
@@ -335,6 +341,11 @@ def main() -> None:
     else:
         data = generate(args.persons, args.seed)
         events, truth = data.events, data.truth
+        if args.behaviour:
+            from bench.behaviour import behaviour_events
+
+            extra = behaviour_events(truth, args.seed, args.behaviour)
+            events = sorted([*events, *extra], key=lambda e: e["timestamp"])
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
     for event in events:
         out.write(json.dumps(event, ensure_ascii=False) + "\n")
