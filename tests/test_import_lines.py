@@ -53,9 +53,14 @@ AUTO_ID = re.compile(r"auto-[0-9a-f]{32}")
 
 
 def comparable(chunk: PreparedChunk) -> dict[str, Any]:
-    """The chunk, with the random ids of events sent without one made alike."""
+    """The chunk, with the random ids (and their hashes) of events sent without one made alike."""
     found = asdict(chunk)
     found["events"]["event_ids"] = [AUTO_ID.sub("auto", e) for e in chunk.events.event_ids]
+    # A random id's hash is as random: only those of ids the lines gave are compared.
+    found["events"]["event_hashes"] = [
+        0 if AUTO_ID.search(e) else h
+        for e, h in zip(chunk.events.event_ids, chunk.events.event_hashes, strict=True)
+    ]
     found["events"]["edges"] = list(chunk.events.edges)
     found["rejected"] = [(n, code) for n, code, _ in chunk.rejected]  # decoders word it apart
     return found
