@@ -182,7 +182,7 @@ def behaviour(name: Any, properties: Any) -> tuple[str | None, dict[str, Any] | 
             raise InvalidEvent(
                 "properties describe what happened: the event needs a name", field="properties"
             )
-    return name, (dict(properties) if properties else None) if name is not None else None
+    return name, dict(properties) if properties else None  # {} is no properties
 
 
 MAX_ACCOUNT_TEXT = 500

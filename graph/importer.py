@@ -29,13 +29,13 @@ import orjson
 from graph import jsontext
 from graph.accounts.domains import DomainMatcher, registrable
 from graph.config import Config
-from graph.errors import IdgraphError
+from graph.errors import IdgraphError, InvalidEvent
 from graph.event_chunk import ChunkBuilder, EventChunk, micros, moment_text
 from graph.events import (
     EVENT_FIELDS,
-    MAX_EVENT_NAME,
     AccountEvidence,
     as_utc,
+    behaviour,
     clean_event,
     event_from_json,
 )
@@ -184,12 +184,9 @@ class LineReader:
         event_id = obj.get("eventId")
         timestamp = obj.get("timestamp")
         traits = obj.get("traits")
-        name = obj.get("name")
-        properties = obj.get("properties")
-        if (
-            name is not None
-            and (type(name) is not str or not (name := name.strip()) or len(name) > MAX_EVENT_NAME)
-        ) or (properties is not None and (type(properties) is not dict or name is None)):
+        try:
+            name, properties = behaviour(obj.get("name"), obj.get("properties"))
+        except InvalidEvent:
             return None  # the general way says what is wrong
         if (
             type(source) is not str
@@ -264,7 +261,7 @@ class LineReader:
             jsontext.dumps(keys),
             "[]",
             name,
-            None if not properties or name is None else jsontext.dumps(properties),
+            None if properties is None else jsontext.dumps(properties),
         )
         return position, event_id, source, keys
 
