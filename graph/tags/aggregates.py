@@ -1,6 +1,7 @@
 """Aggregates of a customer's events, computed from the events themselves.
 
-This is the definition every faster way of computing them must agree with.
+This is the definition every faster way of computing them (``rollups``) must
+agree with.
 Over no events at all, ``count``, ``sum`` and ``distinctCount`` are 0 and
 the others unknown (None): a customer who never ordered spent 0, but has no
 average order.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 from graph.tags.conditions import Aggregate
@@ -60,13 +62,23 @@ def summarise(function: str, values: list[Any]) -> Any:
     if function == "mostFrequent":
         return most_frequent(values)
     numbers = [v for v in values if is_number(v)]
+    total = sum((Fraction(v) for v in numbers), Fraction())
     if function == "sum":
-        return sum(numbers)
+        return exact_number(total, any(isinstance(v, float) for v in numbers))
     if not numbers:
         return None
     if function == "avg":
-        return sum(numbers) / len(numbers)
+        return float(total / len(numbers))
     return min(numbers) if function == "min" else max(numbers)
+
+
+def exact_number(total: Fraction, floats: bool) -> int | float:
+    """An exact sum rounded once, as the values' own type: an integer when all were.
+
+    Summing exactly makes the result independent of the order values are
+    added in, so a sum kept per day and added up equals the sum of the events.
+    """
+    return float(total) if floats else int(total)
 
 
 def most_frequent(values: list[Any]) -> Any:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from graph.tags.aggregates import EventFact, aggregate_events
+from graph.tags.aggregates import EventFact, aggregate_events, selected
 from graph.tags.conditions import Aggregate
 
 
@@ -52,6 +52,10 @@ class Facts(Protocol):
         """Each account link: the account's fields and this customer's link's, by rule name."""
         ...
 
+    def first_event_from(self, aggregate: Aggregate, moment: datetime) -> datetime | None:
+        """When the aggregate's earliest event at or after ``moment`` happened, window aside."""
+        ...
+
 
 @dataclass
 class CustomerFacts:
@@ -88,6 +92,13 @@ class CustomerFacts:
 
     def links(self) -> Sequence[Mapping[str, Any]]:
         return self.account_links
+
+    def first_event_from(self, aggregate: Aggregate, moment: datetime) -> datetime | None:
+        unwindowed = Aggregate(
+            aggregate.function, aggregate.events, aggregate.property_name, aggregate.source, None
+        )
+        later = [e.timestamp for e in selected(unwindowed, self.events, self.now)]
+        return min((t for t in later if t >= moment), default=None)
 
 
 def event_facts(events: Iterable[Any]) -> list[EventFact]:

@@ -11,11 +11,9 @@ next moment is found anew.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from graph.tags.aggregates import EventFact, selected
 from graph.tags.conditions import (
     Aggregate,
     AggregateIs,
@@ -25,13 +23,13 @@ from graph.tags.conditions import (
     walk,
 )
 from graph.tags.definitions import TagDefinition
-from graph.tags.facts import CustomerFacts
+from graph.tags.facts import Facts
 from graph.tags.moments import DaysAgo, parse_instant
 
 _INSTANT = timedelta(microseconds=1)  # the smallest step of time stored
 
 
-def next_change(definitions: Iterable[TagDefinition], facts: CustomerFacts) -> datetime | None:
+def next_change(definitions: Iterable[TagDefinition], facts: Facts) -> datetime | None:
     """The earliest moment after ``facts.now`` at which a tag of this customer could change."""
     now = facts.now
     found: list[datetime] = []
@@ -46,14 +44,12 @@ def next_change(definitions: Iterable[TagDefinition], facts: CustomerFacts) -> d
                 elif isinstance(c, TraitIs):
                     found.extend(_crossings(facts.trait(c.name), c.test))
         for aggregate in aggregates:
-            found.extend(_window_moves(aggregate, facts.events, now))
+            found.extend(_window_moves(aggregate, facts, now))
     later = [t for t in found if t > now]
     return min(later) if later else None
 
 
-def _window_moves(
-    aggregate: Aggregate, events: Iterable[EventFact], now: datetime
-) -> list[datetime]:
+def _window_moves(aggregate: Aggregate, facts: Facts, now: datetime) -> list[datetime]:
     """When an event next enters or leaves the aggregate's window, for each end relative to now.
 
     An end ``d`` days ago passes an event stamped ``t`` at ``t + d``: the
@@ -62,21 +58,14 @@ def _window_moves(
     window = aggregate.within
     if window is None:
         return []
-    offsets = [
-        timedelta(days=end.days) for end in (window.start, window.end) if isinstance(end, DaysAgo)
-    ]
-    if not offsets:
-        return []
-    unwindowed = Aggregate(
-        aggregate.function, aggregate.events, aggregate.property_name, aggregate.source, None
-    )
-    stamps = sorted(e.timestamp for e in selected(unwindowed, events, now))
     moves = []
-    for offset in offsets:
-        # The first event whose moment t + offset is now or later: its change is still ahead.
-        at = bisect.bisect_left(stamps, now - offset)
-        if at < len(stamps):
-            moves.extend(_around(stamps[at] + offset))
+    for end in (window.start, window.end):
+        if isinstance(end, DaysAgo):
+            offset = timedelta(days=end.days)
+            # The first event whose moment t + offset is now or later: its change is still ahead.
+            first = facts.first_event_from(aggregate, now - offset)
+            if first is not None:
+                moves.extend(_around(first + offset))
     return moves
 
 

@@ -1,0 +1,419 @@
+"""Per-customer rollups: a customer's events summed up per day, event name and source.
+
+A tag is evaluated whenever one of its customer's events arrives, so its
+aggregates must not read every event again: a customer with ten thousand
+orders would pay for all of them on the next one. A rollup keeps, for each
+(day, name, source), the bucket's summary (counts, exact sums, minimum and
+maximum, first and last values, how often each value was seen) beside the
+bucket's events in compact form. An aggregate over a window sums the
+summaries of the days wholly inside it and looks at single events only on
+the one or two days the window's ends cut through, so it is exact at any
+moment, not rounded to days.
+
+Sums are exact (``Fraction``) and rounded once at the end, so they do not
+depend on the order buckets are added in: a rollup built event by event and
+one built at once from the events give the same number, the one the events
+themselves give (``graph.tags.aggregates``). Summaries merge, but a merge of
+customers sharing an event would count it twice, so merges and splits
+rebuild the rollup from the customer's events instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from graph.tags.aggregates import EventFact, canonical, exact_number, is_number
+from graph.tags.conditions import Aggregate
+from graph.tags.facts import MISSING
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_MICROS = 86_400_000_000
+
+BucketKey = tuple[int, str | None, str]  # (day since 1970-01-01 UTC, event name, source)
+Stamp = tuple[int, int]  # (microseconds since 1970 UTC, event seq): the order of events
+
+
+def micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def moment_of(stamp_micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=stamp_micros)
+
+
+@dataclass(slots=True)
+class PropertySummary:
+    """One property over a set of events: enough to answer every aggregate of it."""
+
+    present: int = 0  # events where it is not null
+    numbers: int = 0
+    total: Fraction = field(default_factory=Fraction)
+    floats: bool = False  # a float among the numbers: the sum is a float
+    low: Any = None
+    high: Any = None
+    first: tuple[Stamp, Any] | None = None
+    last: tuple[Stamp, Any] | None = None
+    # canonical value -> [times seen, last seen at, the value]
+    seen: dict[str, tuple[int, Stamp, Any]] = field(default_factory=dict)
+
+    def add(self, stamp: Stamp, value: Any) -> None:
+        self.present += 1
+        if is_number(value):
+            self.numbers += 1
+            self.total += Fraction(value)
+            self.floats = self.floats or isinstance(value, float)
+            self.low = value if self.low is None or value < self.low else self.low
+            self.high = value if self.high is None or value > self.high else self.high
+        if self.first is None or stamp < self.first[0]:
+            self.first = (stamp, value)
+        if self.last is None or stamp > self.last[0]:
+            self.last = (stamp, value)
+        key = canonical(value)
+        held = self.seen.get(key)
+        if held is None:
+            self.seen[key] = (1, stamp, value)
+        else:
+            latest = (stamp, value) if stamp > held[1] else (held[1], held[2])
+            self.seen[key] = (held[0] + 1, *latest)
+
+    def merge(self, other: PropertySummary) -> None:
+        self.present += other.present
+        self.numbers += other.numbers
+        self.total += other.total
+        self.floats = self.floats or other.floats
+        for value in (other.low, other.high):
+            if value is not None:
+                self.low = value if self.low is None or value < self.low else self.low
+                self.high = value if self.high is None or value > self.high else self.high
+        if other.first is not None and (self.first is None or other.first[0] < self.first[0]):
+            self.first = other.first
+        if other.last is not None and (self.last is None or other.last[0] > self.last[0]):
+            self.last = other.last
+        for key, (times, stamp, value) in other.seen.items():
+            held = self.seen.get(key)
+            if held is None:
+                self.seen[key] = (times, stamp, value)
+            else:
+                latest = (stamp, value) if stamp > held[1] else (held[1], held[2])
+                self.seen[key] = (held[0] + times, *latest)
+
+    def value(self, function: str) -> Any:
+        """``function`` of the property, as ``graph.tags.aggregates.summarise`` gives it."""
+        if function == "count":
+            return self.present
+        if function == "distinctCount":
+            return len(self.seen)
+        if function == "first":
+            return None if self.first is None else self.first[1]
+        if function == "last":
+            return None if self.last is None else self.last[1]
+        if function == "mostFrequent":
+            if not self.seen:
+                return None
+            return max(self.seen.values(), key=lambda s: (s[0], s[1]))[2]
+        if function == "sum":
+            return exact_number(self.total, self.floats)
+        if not self.numbers:
+            return None
+        if function == "avg":
+            return float(self.total / self.numbers)
+        return self.low if function == "min" else self.high
+
+    def as_json(self) -> list[Any]:
+        return [
+            self.present,
+            self.numbers,
+            [self.total.numerator, self.total.denominator],
+            self.floats,
+            self.low,
+            self.high,
+            None if self.first is None else [*self.first[0], self.first[1]],
+            None if self.last is None else [*self.last[0], self.last[1]],
+            [[times, *stamp, value] for times, stamp, value in self.seen.values()],
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> PropertySummary:
+        present, numbers, (num, den), floats, low, high, first, last, seen = data
+        return cls(
+            present,
+            numbers,
+            Fraction(num, den),
+            floats,
+            low,
+            high,
+            None if first is None else ((first[0], first[1]), first[2]),
+            None if last is None else ((last[0], last[1]), last[2]),
+            {canonical(v): (times, (t, s), v) for times, t, s, v in seen},
+        )
+
+
+@dataclass(slots=True)
+class Summary:
+    """A set of events: how many, their time span, and every property's summary."""
+
+    count: int = 0
+    earliest: int | None = None  # microseconds
+    latest: int | None = None
+    properties: dict[str, PropertySummary] = field(default_factory=dict)
+
+    def add(self, stamp: Stamp, properties: Mapping[str, Any] | None) -> None:
+        self.count += 1
+        at = stamp[0]
+        self.earliest = at if self.earliest is None else min(self.earliest, at)
+        self.latest = at if self.latest is None else max(self.latest, at)
+        for name, value in (properties or {}).items():
+            if value is not None:
+                self.properties.setdefault(name, PropertySummary()).add(stamp, value)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "n": self.count,
+            "t": [self.earliest, self.latest],
+            "p": {k: v.as_json() for k, v in self.properties.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Summary:
+        earliest, latest = data["t"]
+        return cls(
+            data["n"],
+            earliest,
+            latest,
+            {k: PropertySummary.from_json(v) for k, v in data["p"].items()},
+        )
+
+
+# One event in a bucket: its stamp and properties (name and source are the bucket's).
+Compact = tuple[int, int, dict[str, Any] | None]
+
+
+class Bucket:
+    """One day's events of one name and source: their summary and the events themselves.
+
+    Both are kept as stored text until asked for, so reading a customer's
+    rollup decodes only what its tags look at.
+    """
+
+    __slots__ = ("_events", "_events_text", "_summary", "_summary_text", "changed")
+
+    def __init__(
+        self,
+        summary: Summary | None = None,
+        events: list[Compact] | None = None,
+        summary_text: str | None = None,
+        events_text: str | None = None,
+    ) -> None:
+        self._summary, self._summary_text = summary, summary_text
+        self._events, self._events_text = events, events_text
+        self.changed = False
+
+    @classmethod
+    def stored(cls, summary_text: str, events_text: str) -> Bucket:
+        return cls(summary_text=summary_text, events_text=events_text)
+
+    @property
+    def summary(self) -> Summary:
+        if self._summary is None:
+            assert self._summary_text is not None
+            self._summary = Summary.from_json(json.loads(self._summary_text))
+        return self._summary
+
+    @property
+    def events(self) -> list[Compact]:
+        if self._events is None:
+            assert self._events_text is not None
+            self._events = [(t, s, p) for t, s, p in json.loads(self._events_text)]
+        return self._events
+
+    def add(self, at: int, seq: int, properties: dict[str, Any] | None) -> None:
+        events, summary = self.events, self.summary
+        events.append((at, seq, properties))
+        if len(events) > 1 and (at, seq) < events[-2][:2]:
+            events.sort(key=lambda e: (e[0], e[1]))
+        summary.add((at, seq), properties)
+        self.changed = True
+
+    def texts(self) -> tuple[str, str]:
+        """The summary and events as stored."""
+        summary = (
+            self._summary_text
+            if self._summary is None
+            else json.dumps(self._summary.as_json(), ensure_ascii=False)
+        )
+        events = (
+            self._events_text
+            if self._events is None
+            else json.dumps(self._events, ensure_ascii=False)
+        )
+        assert summary is not None and events is not None
+        return summary, events
+
+
+def bucket_key_text(key: BucketKey) -> str:
+    return json.dumps(list(key), ensure_ascii=False)
+
+
+def bucket_key(text: str) -> BucketKey:
+    day, name, source = json.loads(text)
+    return (day, name, source)
+
+
+@dataclass
+class Rollup:
+    """One customer's events as buckets, and each trait's latest value per source."""
+
+    buckets: dict[BucketKey, Bucket] = field(default_factory=dict)
+    # trait -> source -> (stamp of its latest observation, value)
+    traits: dict[str, dict[str, tuple[Stamp, Any]]] = field(default_factory=dict)
+    traits_changed: bool = False
+
+    def add(self, events: Iterable[Any]) -> None:
+        """Events (anything with the ``StoredEvent`` fields) of this customer it has not seen."""
+        for e in events:
+            at = micros(e.timestamp)
+            key = (at // _DAY_MICROS, e.name, e.source)
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                bucket = self.buckets[key] = Bucket(Summary(), [])
+            bucket.add(at, e.seq, e.properties or None)
+            for name, value in e.traits.items():
+                if value is None:
+                    continue
+                by_source = self.traits.setdefault(name, {})
+                held = by_source.get(e.source)
+                if held is None or (at, e.seq) > held[0]:
+                    by_source[e.source] = ((at, e.seq), value)
+                    self.traits_changed = True
+
+    def traits_json(self) -> dict[str, Any]:
+        return {
+            name: {source: [*stamp, value] for source, (stamp, value) in by_source.items()}
+            for name, by_source in self.traits.items()
+        }
+
+    @staticmethod
+    def traits_from_json(data: Mapping[str, Any]) -> dict[str, dict[str, tuple[Stamp, Any]]]:
+        return {
+            name: {source: ((t, s), v) for source, (t, s, v) in by_source.items()}
+            for name, by_source in data.items()
+        }
+
+    def surviving_traits(self, source_priority: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """Each trait's value as a profile shows it: best-ranked source, then the latest."""
+        found = {}
+        for name, by_source in self.traits.items():
+            ranking = list(source_priority.get(name, ()))
+            scored = [
+                (ranking.index(s) if s in ranking else len(ranking), -at, -seq, value)
+                for s, ((at, seq), value) in by_source.items()
+            ]
+            found[name] = min(scored, key=lambda x: x[:3])[3]
+        return found
+
+
+@dataclass
+class RollupFacts:
+    """A customer's facts from its rollup: what ``CustomerFacts`` answers, without its events."""
+
+    now: datetime
+    traits: Mapping[str, Any]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    rollup: Rollup
+    account_links: Sequence[Mapping[str, Any]] = ()
+    tags: dict[str, Any] = field(default_factory=dict)
+    _found: dict[Aggregate, Any] = field(default_factory=dict)
+
+    def trait(self, name: str) -> Any:
+        value = self.traits.get(name)
+        return MISSING if value is None else value
+
+    def profile(self, name: str) -> Any:
+        if name == "firstSeen":
+            found: Any = self.first_seen
+        elif name == "lastSeen":
+            found = self.last_seen
+        elif name == "eventCount":
+            found = sum(b.summary.count for b in self.rollup.buckets.values())
+        else:
+            found = sorted({source for _, _, source in self.rollup.buckets})
+        return MISSING if found is None else found
+
+    def tag(self, tag_id: str) -> Any:
+        return self.tags.get(tag_id, MISSING)
+
+    def links(self) -> Sequence[Mapping[str, Any]]:
+        return self.account_links
+
+    def aggregate(self, aggregate: Aggregate) -> Any:
+        if aggregate in self._found:
+            return self._found[aggregate]
+        low, high = (None, None) if aggregate.within is None else aggregate.within.bounds(self.now)
+        low_at = None if low is None else micros(low)
+        high_at = None if high is None else micros(high)
+        low_day = None if low_at is None else low_at // _DAY_MICROS
+        high_day = None if high_at is None else high_at // _DAY_MICROS
+        prop = aggregate.property_name
+        count, summary = 0, PropertySummary()
+        for key, bucket in self._chosen(aggregate):
+            day = key[0]
+            if (low_day is not None and day < low_day) or (high_day is not None and day > high_day):
+                continue
+            if day in (low_day, high_day):  # the window cuts this day: look at each event
+                for at, seq, properties in bucket.events:
+                    if (low_at is not None and at < low_at) or (
+                        high_at is not None and at > high_at
+                    ):
+                        continue
+                    count += 1
+                    if prop is not None and properties and properties.get(prop) is not None:
+                        summary.add((at, seq), properties[prop])
+                continue
+            whole = bucket.summary
+            count += whole.count
+            if prop is not None and prop in whole.properties:
+                summary.merge(whole.properties[prop])
+        value = count if prop is None else summary.value(aggregate.function)
+        found = MISSING if value is None else value
+        self._found[aggregate] = found
+        return found
+
+    def first_event_from(self, aggregate: Aggregate, moment: datetime) -> datetime | None:
+        """The time of the aggregate's earliest event at or after ``moment``, window aside."""
+        at_least = micros(moment)
+        first_day = at_least // _DAY_MICROS
+        best: int | None = None
+        for key, bucket in self._chosen(aggregate):
+            if key[0] < first_day:
+                continue
+            if key[0] > first_day:
+                candidate = bucket.summary.earliest
+            else:
+                candidate = min((at for at, _, _ in bucket.events if at >= at_least), default=None)
+            if candidate is not None and (best is None or candidate < best):
+                best = candidate
+        return None if best is None else moment_of(best)
+
+    def _chosen(self, aggregate: Aggregate) -> Iterable[tuple[BucketKey, Bucket]]:
+        names, source = aggregate.events, aggregate.source
+        for key, bucket in self.rollup.buckets.items():
+            if (names is None or key[1] in names) and (source is None or key[2] == source):
+                yield key, bucket
+
+
+def rollup_of(events: Iterable[Any]) -> Rollup:
+    """A customer's rollup from its events, as a rebuild makes it."""
+    rollup = Rollup()
+    rollup.add(sorted(events, key=lambda e: (e.timestamp, e.seq)))
+    return rollup
+
+
+def as_facts(events: Iterable[Any]) -> list[EventFact]:
+    return [EventFact(e.timestamp, e.seq, e.name, e.source, e.properties or {}) for e in events]
