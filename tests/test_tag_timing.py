@@ -15,6 +15,7 @@ from graph.tags.definitions import (
     evaluate_tags,
     evaluation_order,
     parse_definition,
+    tag_values,
 )
 from graph.tags.facts import CustomerFacts
 from graph.tags.timing import next_change
@@ -72,7 +73,10 @@ def facts(now: datetime, days_ago: list[float], signup: float) -> CustomerFacts:
 
 def values(now: datetime, days_ago: list[float], signup: float) -> dict[str, Any]:
     found = evaluate_tags(ORDER, facts(now, days_ago, signup))
-    return {k: v.value for k, v in found.items()}
+    values = {k: v.value for k, v in found.items()}
+    # Deciding without explanations (as writes do) finds the same.
+    assert tag_values(ORDER, facts(now, days_ago, signup)) == values
+    return values
 
 
 @settings(max_examples=150, deadline=None)

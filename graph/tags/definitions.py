@@ -17,7 +17,7 @@ from typing import Any
 from graph.errors import InvalidRule, TagCycle
 from graph.tags.aggregates import is_number
 from graph.tags.conditions import Aggregate, Condition, aggregates_in, tags_named
-from graph.tags.evaluation import Explanation, evaluate
+from graph.tags.evaluation import Explanation, evaluate, holds
 from graph.tags.facts import MISSING, Facts
 from graph.tags.parsing import parse_compute, parse_condition
 
@@ -240,3 +240,33 @@ def _outcome(
     if definition.otherwise is None:
         return None
     return TagOutcome(definition.otherwise, {"cases": tried, "otherwise": definition.otherwise})
+
+
+def tag_values(
+    order: Iterable[TagDefinition], facts: Facts, manual: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What ``evaluate_tags`` finds, values only: the explanations are left to be made on read."""
+    found: dict[str, Any] = {}
+    told: dict[str, Any] = facts.tags
+    for definition in order:
+        value = _value(definition, facts, manual or {})
+        if value is not MISSING:
+            found[definition.id] = told[definition.id] = value
+        else:
+            told.pop(definition.id, None)
+    return found
+
+
+def _value(definition: TagDefinition, facts: Facts, manual: Mapping[str, Any]) -> Any:
+    if definition.kind is TagKind.MANUAL:
+        return True if definition.id in manual else MISSING
+    if definition.kind is TagKind.RULE:
+        assert definition.when is not None
+        return True if holds(definition.when, facts) else MISSING
+    if definition.kind is TagKind.VALUE:
+        assert definition.compute is not None
+        return facts.aggregate(definition.compute)
+    for case in definition.cases:
+        if holds(case.when, facts):
+            return case.value
+    return MISSING if definition.otherwise is None else definition.otherwise

@@ -53,32 +53,59 @@ def evaluate(
         return not inner, {"not": explained, "held": not inner}
     if isinstance(condition, AccountsAre):
         return _accounts(condition, facts)
-    now = facts.now
+    held, seen = _leaf(condition, facts, link)
     extra: dict[str, Any] = {}
+    if isinstance(condition, AggregateIs) and condition.aggregate.within is not None:
+        low, high = condition.aggregate.within.bounds(facts.now)
+        extra["window"] = {"from": _json(low), "to": _json(high)}
+    return held, {**condition.source, **extra, "seen": _json(seen), "held": held}
+
+
+def holds(condition: Condition, facts: Facts, link: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``condition`` holds, as ``evaluate`` says, without building its explanation.
+
+    Tags are decided on every write that touches a customer, and read far
+    less often than written: the explanation is made when it is read.
+    """
+    if isinstance(condition, AllOf):
+        return all(holds(c, facts, link) for c in condition.items)
+    if isinstance(condition, AnyOf):
+        return any(holds(c, facts, link) for c in condition.items)
+    if isinstance(condition, NotOf):
+        return not holds(condition.item, facts, link)
+    if isinstance(condition, AccountsAre):
+        found = [holds(condition.inner, facts, each) for each in facts.links()]
+        if condition.quantifier == "any":
+            return any(found)
+        if condition.quantifier == "all":
+            return bool(found) and all(found)
+        return not any(found)
+    return _leaf(condition, facts, link)[0]
+
+
+def _leaf(condition: Condition, facts: Facts, link: Mapping[str, Any] | None) -> tuple[bool, Any]:
+    """Whether a leaf holds, and the value it saw."""
+    now = facts.now
+    test: Test
     if isinstance(condition, TraitIs):
-        seen = facts.trait(condition.name)
+        seen, test = facts.trait(condition.name), condition.test
     elif isinstance(condition, ProfileIs):
-        seen = facts.profile(condition.name)
+        seen, test = facts.profile(condition.name), condition.test
     elif isinstance(condition, AggregateIs):
-        seen = facts.aggregate(condition.aggregate)
-        if condition.aggregate.within is not None:
-            low, high = condition.aggregate.within.bounds(now)
-            extra["window"] = {"from": _json(low), "to": _json(high)}
+        seen, test = facts.aggregate(condition.aggregate), condition.test
     elif isinstance(condition, TagIs):
-        seen = facts.tag(condition.tag)
-        if condition.test.op == "has":
-            held = seen is not MISSING
-            return held, {**condition.source, "seen": _json(seen), "held": held}
+        seen, test = facts.tag(condition.tag), condition.test
+        if test.op == "has":
+            return seen is not MISSING, seen
     else:
         assert isinstance(condition, LinkIs)
         seen = MISSING if link is None else link.get(condition.name, MISSING)
         if seen is None:
             seen = MISSING
+        test = condition.test
         if condition.name == "seniority":
-            held = passes(_ranked(condition.test), _rank(seen), now)
-            return held, {**condition.source, "seen": _json(seen), "held": held}
-    held = passes(condition.test, seen, now)
-    return held, {**condition.source, **extra, "seen": _json(seen), "held": held}
+            return passes(_ranked(test), _rank(seen), now), seen
+    return passes(test, seen, now), seen
 
 
 def _accounts(condition: AccountsAre, facts: Facts) -> tuple[bool, Explanation]:
