@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from graph.accounts.book import AccountBook
 from graph.accounts.event_links import EventAccounts
@@ -29,11 +29,13 @@ from graph.identifiers import (
     Normalised,
     has_lone_surrogate,
 )
-from graph.models import EdgeObservation, HistoryEntry, Key, NodeRecord, pair
+from graph.models import ChangeSet, EdgeObservation, HistoryEntry, Key, NodeRecord, pair
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
 from graph.store.protocol import GraphReads, GraphStore
 from graph.store.read_retry import read_steadily
+from graph.tags.book import TagBook
+from graph.tags.tagger import Tagger
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -83,8 +85,12 @@ class CustomerGraph:
 
 
 class IdentityGraph:
-    def __init__(self, config: Config, store: GraphStore) -> None:
+    def __init__(
+        self, config: Config, store: GraphStore, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.config = config
+        # What "now" is to tags: a window or ``daysAgo`` is measured from it.
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.registry = IdentifierRegistry(config)
         self.store = store
         self.resolver = Resolver(store, self.registry)
@@ -100,16 +106,57 @@ class IdentityGraph:
             config.accounts.link_strong_matches,
         )
         self.resolver.on_history = self._follow_customers
+        self.tagger = Tagger(
+            store.tag_store, config.traits.source_priority, links_of=self._account_links
+        )
+        self.tags = TagBook(store, self.tagger, self._writing, self.clock)
+        self.resolver.deriving = self._derive_tags
         self._settled = False
         # A database that is down now: serve health checks, settle on the first write.
         with contextlib.suppress(StoreUnavailable):
             self._settle()
 
     def _settle(self) -> None:
-        """Finish a bulk import that stopped before it resolved what it loaded."""
+        """Finish a bulk import that stopped before it was resolved; take the config's tags."""
         if not self._settled:
-            self.resolver.resolve_pending()
+            if self.resolver.resolve_pending():
+                self.tags.stale_all()
+            self.tags.sync(self.config.tags.parsed().values())
             self._settled = True
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Be the graph's only writer: what tags write never interleaves with an ingest."""
+        with self.resolver.writing, self.store.exclusive():
+            yield
+
+    def _derive_tags(self, changes: ChangeSet) -> None:
+        changes.tags = self.tagger.derive(changes, self.store, self.clock())
+
+    def _account_links(
+        self, one_id: str, aliases: Sequence[str], keys: Iterable[Key]
+    ) -> list[dict[str, Any]]:
+        """A customer's account links as tag rules read them (``account`` conditions)."""
+        views = self.accounts.accounts_of(one_id, aliases, keys)
+        accounts = self.accounts.accounts({v.account_id for v in views})
+        found = []
+        for v in views:
+            account = accounts.get(v.account_id)
+            if account is None:
+                continue
+            found.append(
+                {
+                    "id": account.id,
+                    "industry": account.industry,
+                    "region": account.region,
+                    "sizeBand": account.size_band,
+                    "title": v.title,
+                    "department": v.department,
+                    "seniority": v.seniority.value,
+                    "roles": [r.role for r in v.roles],
+                }
+            )
+        return found
 
     def close(self) -> None:
         self.store.close()
@@ -191,7 +238,10 @@ class IdentityGraph:
         return BulkLoad(self.resolver, now)
 
     def resolve_pending(self) -> int:
-        return self.resolver.resolve_pending()
+        resolved = self.resolver.resolve_pending()
+        if resolved:
+            self.tags.stale_all()
+        return resolved
 
     def remove_identifier(self, identifier: IdentifierInput) -> list[str]:
         n = self.registry.normalise(identifier.type, identifier.value)
@@ -207,6 +257,7 @@ class IdentityGraph:
 
     def rebuild(self) -> None:
         self.resolver.rebuild()
+        self.tags.stale_all()
 
     # --- reads ----------------------------------------------------------------------
     def normalise(self, identifier: IdentifierInput) -> Normalised:

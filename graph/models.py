@@ -205,3 +205,5 @@ class ChangeSet:
     deferred: bool = False
     # ... by the change that sets this, which resolves every deferred identifier.
     settles_deferred: bool = False
+    # What the change does to tags (a ``graph.tags.models.TagWrites``), written with it.
+    tags: Any = None

@@ -61,10 +61,18 @@ class Resolver:
         # Told of every merge, split, retirement and restore once it is committed and the
         # store's write lock is let go (accounts re-file their links; see IdentityGraph).
         self.on_history: Callable[[list[HistoryEntry]], None] | None = None
+        # Adds to a change, before it is written, what follows from it (its tags):
+        # written in the same transaction, so a response and every later read agree.
+        self.deriving: Callable[[ChangeSet], None] | None = None
 
     def _told(self, history: list[HistoryEntry]) -> None:
         if history and self.on_history is not None:
             self.on_history(history)
+
+    def _apply(self, changes: ChangeSet) -> None:
+        if self.deriving is not None:
+            self.deriving(changes)
+        self.store.apply(changes)
 
     # --- ingest ---------------------------------------------------------------------
     def ingest(
@@ -145,7 +153,7 @@ class Resolver:
             self._stage_events(batch, fresh)
             refresh_shared(batch)
             self._resolve(batch, reason="ingest")
-            self.store.apply(batch.changes)
+            self._apply(batch.changes)
         # The batch knows the OneIDs of what it touched; only identifiers of events
         # it skipped as duplicates are read, in one read for all of them.
         one_ids = batch.one_ids()
@@ -295,7 +303,7 @@ class Resolver:
                     batch.pending[other].strong_neighbours -= 1
             refresh_shared(batch)
             self._resolve(batch, reason="remove", removed=key)
-            self.store.apply(batch.changes)
+            self._apply(batch.changes)
             after = self.store.nodes(neighbours).values()
         self._told(batch.changes.history)
         return sorted({n.one_id for n in after if n.one_id is not None})

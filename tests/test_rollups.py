@@ -86,7 +86,9 @@ def aggregates(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def reference(made: list[StoredEvent], now: datetime) -> CustomerFacts:
-    return CustomerFacts(now, {}, None, None, [], as_facts(made))
+    stamps = [e.timestamp for e in made]
+    first, last = (min(stamps), max(stamps)) if stamps else (None, None)
+    return CustomerFacts(now, {}, first, last, [], as_facts(made))
 
 
 def same(a: Any, b: Any) -> bool:
@@ -112,7 +114,7 @@ def test_rollup_answers_as_the_events_do(
         {k: Bucket.stored(*b.texts()) for k, b in rollup_of(made).buckets.items()}
     )  # written and read back
     for rollup in (built, stored):
-        facts, truth = RollupFacts(now, {}, None, None, rollup), reference(made, now)
+        facts, truth = RollupFacts(now, {}, rollup), reference(made, now)
         for rule in rules:
             try:
                 aggregate = parse_compute(rule, "$")
@@ -124,6 +126,8 @@ def test_rollup_answers_as_the_events_do(
                 aggregate, moment
             )
         assert facts.profile("eventCount") == len(made)
+        assert facts.profile("firstSeen") == truth.profile("firstSeen")
+        assert facts.profile("lastSeen") == truth.profile("lastSeen")
         assert facts.profile("sources") == sorted({e.source for e in made})
 
 

@@ -51,6 +51,7 @@ from graph.models import (
     pair,
 )
 from graph.store.neo4j_accounts import ACCOUNT_SCHEMA, Neo4jAccounts
+from graph.store.neo4j_tags import TAG_SCHEMA, Neo4jTags, write_tag_rows
 from graph.store.read_retry import read_steadily
 
 T = TypeVar("T")
@@ -228,6 +229,7 @@ class Neo4jStore:
         self.account_store = Neo4jAccounts(
             self._driver, self._database, self._guard, self._ensure_schema
         )
+        self.tag_store = Neo4jTags(self._read, self._write_tags)
         self._ensure_schema()
 
     # --- plumbing -------------------------------------------------------------------
@@ -393,7 +395,7 @@ class Neo4jStore:
         if self._schema_ready:
             return
         try:
-            for statement in [*_SCHEMA, *ACCOUNT_SCHEMA]:
+            for statement in [*_SCHEMA, *ACCOUNT_SCHEMA, *TAG_SCHEMA]:
                 self._driver.execute_query(statement, database_=self._database)
             found = self._driver.execute_query(
                 "MERGE (s:IdgraphState {id: 1}) ON CREATE SET s.nodeSeq = 0,"
@@ -813,7 +815,19 @@ class Neo4jStore:
                 blocked = {k for e in changes.events for k in e.blocked}
                 self._remember(_summed(rows, blocked), before)
 
-        self._in_write(lambda tx: _write(tx, changes, remembered), done)
+        def write(tx: Tx) -> int | None:
+            before = _write(tx, changes, remembered)
+            if changes.tags:
+                write_tag_rows(tx, changes.tags)
+            return before
+
+        self._in_write(write, done)
+
+    def _write_tags(self, work: Callable[[Tx], None]) -> None:
+        def write(tx: Tx) -> None:
+            work(tx)
+
+        self._in_write(write, lambda _: None)
 
     def _in_write(
         self, work: Callable[[Tx], int | None], done: Callable[[int | None], None]

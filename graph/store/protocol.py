@@ -27,6 +27,8 @@ from graph.models import (
     Pair,
     StoredEvent,
 )
+from graph.tags.models import CustomerTag, ManualTag, StoredDefinition, TagChange, TagWrites
+from graph.tags.rollups import Rollup
 
 
 class GraphReads(Protocol):
@@ -144,6 +146,7 @@ class GraphReads(Protocol):
 
 class GraphStore(GraphReads, Protocol):
     account_store: AccountStore  # accounts, kept in the same database
+    tag_store: TagStore  # tags, kept in the same database and written with the graph
     # How many deferred events one resolution may take on at most, or None for
     # no limit. A resolution is one transaction, and a database server may cap
     # a transaction's memory; a bulk load resolves every so many events then.
@@ -246,3 +249,58 @@ class AccountStore(Protocol):
         ...
 
     def write_accounts(self, write: AccountWrite) -> None: ...
+
+
+class TagStore(Protocol):
+    """Tag definitions, each customer's tags, rollups, due times and the log of changes.
+
+    The rules live in ``graph.tags``; a store keeps rows. A ``TagWrites``
+    travels with the ``ChangeSet`` it follows from (``ChangeSet.tags``) and is
+    written in the same transaction, so a response and every later read agree;
+    ``write_tags`` writes one of its own (a manual tag, time passing, a build),
+    inside the current ``exclusive`` batch if there is one.
+    """
+
+    def tag_definitions(self) -> list[StoredDefinition]: ...
+
+    def definition_versions(self, tag_id: str) -> list[StoredDefinition]:
+        """Every version of a definition, oldest first (a deleted one's too)."""
+        ...
+
+    def save_definition(self, stored: StoredDefinition, keep_version: bool = True) -> None:
+        """Save the current state; with ``keep_version`` also record it as a version."""
+        ...
+
+    def delete_definition(self, tag_id: str) -> None: ...
+
+    def rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
+        """The rollups kept for these customers (a customer without one is left out)."""
+        ...
+
+    def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]: ...
+
+    def manual_tags(self, one_ids: Iterable[str]) -> list[ManualTag]:
+        """Manual tags put on any of these OneIDs."""
+        ...
+
+    def tag_changes(self, one_ids: Iterable[str], tag_id: str | None) -> list[TagChange]:
+        """The log for these OneIDs, oldest first; of one tag, or of all."""
+        ...
+
+    def due(self, until: datetime, limit: int) -> list[str]:
+        """Customers whose tags time could have changed by ``until``, soonest first."""
+        ...
+
+    def tagged(self, tag_id: str) -> list[str]:
+        """Every customer that has the tag."""
+        ...
+
+    def due_of(self, one_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each of these customers is next due (one never due is left out)."""
+        ...
+
+    def forget_rollups(self) -> None:
+        """Drop every rollup: events arrived without them (an import); each is made again."""
+        ...
+
+    def write_tags(self, writes: TagWrites) -> None: ...

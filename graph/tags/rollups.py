@@ -20,6 +20,7 @@ rebuild the rollup from the customer's events instead.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -135,7 +136,7 @@ class PropertySummary:
             self.high,
             None if self.first is None else [*self.first[0], self.first[1]],
             None if self.last is None else [*self.last[0], self.last[1]],
-            [[times, *stamp, value] for times, stamp, value in self.seen.values()],
+            [[key, times, *stamp, value] for key, (times, stamp, value) in self.seen.items()],
         ]
 
     @classmethod
@@ -150,18 +151,28 @@ class PropertySummary:
             high,
             None if first is None else ((first[0], first[1]), first[2]),
             None if last is None else ((last[0], last[1]), last[2]),
-            {canonical(v): (times, (t, s), v) for times, t, s, v in seen},
+            {key: (times, (t, s), v) for key, times, t, s, v in seen},
         )
 
 
 @dataclass(slots=True)
 class Summary:
-    """A set of events: how many, their time span, and every property's summary."""
+    """A set of events: how many, their time span, and every property's summary.
+
+    A property's summary read back from text stays JSON until asked for: an
+    aggregate looks at one property of many buckets.
+    """
 
     count: int = 0
     earliest: int | None = None  # microseconds
     latest: int | None = None
-    properties: dict[str, PropertySummary] = field(default_factory=dict)
+    properties: dict[str, PropertySummary | list[Any]] = field(default_factory=dict)
+
+    def prop(self, name: str) -> PropertySummary | None:
+        found = self.properties.get(name)
+        if isinstance(found, list):
+            found = self.properties[name] = PropertySummary.from_json(found)
+        return found
 
     def add(self, stamp: Stamp, properties: Mapping[str, Any] | None) -> None:
         self.count += 1
@@ -170,24 +181,22 @@ class Summary:
         self.latest = at if self.latest is None else max(self.latest, at)
         for name, value in (properties or {}).items():
             if value is not None:
-                self.properties.setdefault(name, PropertySummary()).add(stamp, value)
+                held = self.prop(name)
+                if held is None:
+                    held = self.properties[name] = PropertySummary()
+                held.add(stamp, value)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "n": self.count,
             "t": [self.earliest, self.latest],
-            "p": {k: v.as_json() for k, v in self.properties.items()},
+            "p": {k: v if isinstance(v, list) else v.as_json() for k, v in self.properties.items()},
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Summary:
         earliest, latest = data["t"]
-        return cls(
-            data["n"],
-            earliest,
-            latest,
-            {k: PropertySummary.from_json(v) for k, v in data["p"].items()},
-        )
+        return cls(data["n"], earliest, latest, dict(data["p"]))
 
 
 # One event in a bucket: its stamp and properties (name and source are the bucket's).
@@ -320,31 +329,35 @@ class Rollup:
 
 @dataclass
 class RollupFacts:
-    """A customer's facts from its rollup: what ``CustomerFacts`` answers, without its events."""
+    """A customer's facts from its rollup: what ``CustomerFacts`` answers, without its events.
+
+    First and last seen are the customer's earliest and latest event, which is
+    what its identifiers' first and last seen add up to.
+    """
 
     now: datetime
     traits: Mapping[str, Any]
-    first_seen: datetime | None
-    last_seen: datetime | None
     rollup: Rollup
     account_links: Sequence[Mapping[str, Any]] = ()
     tags: dict[str, Any] = field(default_factory=dict)
     _found: dict[Aggregate, Any] = field(default_factory=dict)
+    _selections: dict[tuple[Any, Any], list[tuple[int, Bucket]]] = field(default_factory=dict)
 
     def trait(self, name: str) -> Any:
         value = self.traits.get(name)
         return MISSING if value is None else value
 
     def profile(self, name: str) -> Any:
-        if name == "firstSeen":
-            found: Any = self.first_seen
-        elif name == "lastSeen":
-            found = self.last_seen
-        elif name == "eventCount":
-            found = sum(b.summary.count for b in self.rollup.buckets.values())
-        else:
-            found = sorted({source for _, _, source in self.rollup.buckets})
-        return MISSING if found is None else found
+        if name in ("firstSeen", "lastSeen"):
+            summaries = [b.summary for b in self.rollup.buckets.values()]
+            if not summaries:
+                return MISSING
+            if name == "firstSeen":
+                return moment_of(min(s.earliest for s in summaries if s.earliest is not None))
+            return moment_of(max(s.latest for s in summaries if s.latest is not None))
+        if name == "eventCount":
+            return sum(b.summary.count for b in self.rollup.buckets.values())
+        return sorted({source for _, _, source in self.rollup.buckets})
 
     def tag(self, tag_id: str) -> Any:
         return self.tags.get(tag_id, MISSING)
@@ -362,10 +375,11 @@ class RollupFacts:
         high_day = None if high_at is None else high_at // _DAY_MICROS
         prop = aggregate.property_name
         count, summary = 0, PropertySummary()
-        for key, bucket in self._chosen(aggregate):
-            day = key[0]
-            if (low_day is not None and day < low_day) or (high_day is not None and day > high_day):
-                continue
+        chosen = self._selection(aggregate)
+        start = 0 if low_day is None else bisect.bisect_left(chosen, low_day, key=_day)
+        for day, bucket in chosen[start:]:
+            if high_day is not None and day > high_day:
+                break
             if day in (low_day, high_day):  # the window cuts this day: look at each event
                 for at, seq, properties in bucket.events:
                     if (low_at is not None and at < low_at) or (
@@ -378,8 +392,8 @@ class RollupFacts:
                 continue
             whole = bucket.summary
             count += whole.count
-            if prop is not None and prop in whole.properties:
-                summary.merge(whole.properties[prop])
+            if prop is not None and (held := whole.prop(prop)) is not None:
+                summary.merge(held)
         value = count if prop is None else summary.value(aggregate.function)
         found = MISSING if value is None else value
         self._found[aggregate] = found
@@ -389,23 +403,39 @@ class RollupFacts:
         """The time of the aggregate's earliest event at or after ``moment``, window aside."""
         at_least = micros(moment)
         first_day = at_least // _DAY_MICROS
+        chosen = self._selection(aggregate)
         best: int | None = None
-        for key, bucket in self._chosen(aggregate):
-            if key[0] < first_day:
-                continue
-            if key[0] > first_day:
-                candidate = bucket.summary.earliest
+        best_day = 0
+        for day, bucket in chosen[bisect.bisect_left(chosen, first_day, key=_day) :]:
+            if best is not None and day > best_day:
+                break  # days are in order: only a bucket of the same day could be earlier
+            if day == first_day:
+                found = min((at for at, _, _ in bucket.events if at >= at_least), default=None)
             else:
-                candidate = min((at for at, _, _ in bucket.events if at >= at_least), default=None)
-            if candidate is not None and (best is None or candidate < best):
-                best = candidate
+                found = bucket.summary.earliest
+            if found is not None and (best is None or found < best):
+                best, best_day = found, day
         return None if best is None else moment_of(best)
 
-    def _chosen(self, aggregate: Aggregate) -> Iterable[tuple[BucketKey, Bucket]]:
+    def _selection(self, aggregate: Aggregate) -> list[tuple[int, Bucket]]:
+        """The buckets of the aggregate's event names and source, in day order."""
         names, source = aggregate.events, aggregate.source
-        for key, bucket in self.rollup.buckets.items():
-            if (names is None or key[1] in names) and (source is None or key[2] == source):
-                yield key, bucket
+        found = self._selections.get((names, source))
+        if found is None:
+            found = sorted(
+                (
+                    (key[0], bucket)
+                    for key, bucket in self.rollup.buckets.items()
+                    if (names is None or key[1] in names) and (source is None or key[2] == source)
+                ),
+                key=_day,
+            )
+            self._selections[(names, source)] = found
+        return found
+
+
+def _day(item: tuple[int, Bucket]) -> int:
+    return item[0]
 
 
 def rollup_of(events: Iterable[Any]) -> Rollup:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import sqlite3
 
 from graph.errors import StoreUnavailable
+from graph.store.embedded.tags import TAG_SCHEMA
 
 SCHEMA_VERSION = 6
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS identifiers (
     seq INTEGER PRIMARY KEY,
     type TEXT NOT NULL,
@@ -100,6 +102,8 @@ CREATE TABLE IF NOT EXISTS buying_templates (
     template TEXT NOT NULL
 );
 """
+    + TAG_SCHEMA
+)
 
 IDENTIFIER_COLUMNS = (
     "seq",

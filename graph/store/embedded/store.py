@@ -71,6 +71,7 @@ from graph.store.embedded.schema import (
     set_meta,
 )
 from graph.store.embedded.shape import Shape
+from graph.store.embedded.tags import SqliteTags, write_tag_rows
 from graph.store.embedded.writes import insert_customers, write_changes
 
 SNAPSHOT = "shape.npz"
@@ -106,6 +107,7 @@ class EmbeddedStore:
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()  # only to list new connections, never per read
         self.account_store = SqliteAccounts(self.path, self._reader)
+        self.tag_store = SqliteTags(self.path, self._reader)
         self._generation = generation(self._db)
         self._unresolved_from = meta_int(self._db, UNRESOLVED)
         self._stale = False  # deferred writes left the shape behind the file
@@ -208,6 +210,7 @@ class EmbeddedStore:
             for reader in self._all_readers:
                 reader.close()
         self.account_store.close()
+        self.tag_store.close()
         self._db.close()
         self._owner.close()
 
@@ -326,6 +329,8 @@ class EmbeddedStore:
 
         def write(db: sqlite3.Connection) -> None:
             write_changes(db, changes, shape, self._unresolved_from)
+            if changes.tags:
+                write_tag_rows(db, changes.tags)
             step_aside()
             published.append(applied(shape, changes, self._generation + 1))
             self._committing = published[0]

@@ -1,0 +1,317 @@
+"""Tags in the embedded store's SQLite file: rows only, none of it in the in-memory shape.
+
+A ``TagWrites`` that follows an identity change is written by the graph's
+writer inside that change's transaction (``write_tag_rows``). One of its
+own (a manual tag, time passing, a build) goes through a connection of its
+own, as accounts do: it changes nothing of the graph, so it must not count
+as one of the graph's generations (readers would wait for a shape that never
+comes). SQLite's file lock serialises the two writers' commits. Reads use
+the read-only connections the graph's reads use.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+
+from graph import jsontext
+from graph.errors import StoreUnavailable
+from graph.tags.models import (
+    CustomerTag,
+    ManualTag,
+    StoredDefinition,
+    TagChange,
+    TagSource,
+    TagStatus,
+    TagWrites,
+)
+from graph.tags.rollups import Bucket, Rollup, bucket_key, bucket_key_text, micros, moment_of
+
+TAG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tag_definitions (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL,
+    changed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tag_definition_versions (
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    PRIMARY KEY (id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customer_tags (
+    one_id TEXT NOT NULL,
+    tag_id TEXT NOT NULL,
+    value TEXT NOT NULL,
+    since TEXT NOT NULL,
+    source TEXT NOT NULL,
+    by TEXT,
+    PRIMARY KEY (one_id, tag_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS customer_tags_by_tag ON customer_tags (tag_id);
+CREATE TABLE IF NOT EXISTS manual_tags (
+    one_id TEXT NOT NULL,
+    tag_id TEXT NOT NULL,
+    by TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (one_id, tag_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tag_log (
+    id INTEGER PRIMARY KEY,
+    one_id TEXT NOT NULL,
+    tag_id TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    at TEXT NOT NULL,
+    cause TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tag_log_by_customer ON tag_log (one_id, id);
+CREATE INDEX IF NOT EXISTS tag_log_by_tag ON tag_log (tag_id, at);
+CREATE TABLE IF NOT EXISTS tag_due (
+    one_id TEXT PRIMARY KEY,
+    due INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tag_due_by_time ON tag_due (due);
+CREATE TABLE IF NOT EXISTS tag_rollups (
+    one_id TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    events TEXT NOT NULL,
+    PRIMARY KEY (one_id, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tag_traits (
+    one_id TEXT PRIMARY KEY,
+    traits TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+_dumps = jsontext.dumps
+
+
+def _in(column: str) -> str:
+    return f"{column} IN (SELECT value FROM json_each(?))"
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _value(text: str | None) -> object:
+    return None if text is None else json.loads(text)
+
+
+def _definition(row: tuple[str, int, str, str, float, str]) -> StoredDefinition:
+    _, version, text, status, progress, changed_at = row
+    return StoredDefinition(
+        StoredDefinition.parse(text), version, TagStatus(status), progress, _when(changed_at)
+    )
+
+
+class SqliteTags:
+    """The tag store protocol on one SQLite file; ``read`` gives a read-only connection."""
+
+    def __init__(self, path: Path, read: Callable[[], sqlite3.Connection]) -> None:
+        self._read = read
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    write(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"the embedded store could not write tags: {exc}") from exc
+
+    def _rows(self, query: str, *params: object) -> list[tuple]:  # type: ignore[type-arg]
+        return self._read().execute(query, params).fetchall()
+
+    def tag_definitions(self) -> list[StoredDefinition]:
+        rows = self._rows("SELECT * FROM tag_definitions ORDER BY id")
+        return [_definition(r) for r in rows]
+
+    def definition_versions(self, tag_id: str) -> list[StoredDefinition]:
+        rows = self._rows(
+            "SELECT id, version, definition, 'READY', 1.0, changed_at"
+            " FROM tag_definition_versions WHERE id = ? ORDER BY version",
+            tag_id,
+        )
+        return [_definition(r) for r in rows]
+
+    def save_definition(self, stored: StoredDefinition, keep_version: bool = True) -> None:
+        self._transaction(lambda db: save_definition(db, stored, keep_version))
+
+    def delete_definition(self, tag_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM tag_definitions WHERE id = ?", (tag_id,))
+
+        self._transaction(delete)
+
+    def rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
+        wanted = _dumps(sorted(set(one_ids)))
+        found: dict[str, Rollup] = {}
+        for one_id, traits in self._rows(
+            f"SELECT one_id, traits FROM tag_traits WHERE {_in('one_id')}", wanted
+        ):
+            found[one_id] = Rollup(traits=Rollup.traits_from_json(json.loads(traits)))
+        for one_id, key, summary, events in self._rows(
+            f"SELECT one_id, bucket, summary, events FROM tag_rollups WHERE {_in('one_id')}",
+            wanted,
+        ):
+            rollup = found.get(one_id)
+            if rollup is None:
+                rollup = found[one_id] = Rollup()
+            rollup.buckets[bucket_key(key)] = Bucket.stored(summary, events)
+        return found
+
+    def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]:
+        found: dict[str, dict[str, CustomerTag]] = {}
+        for one_id, tag_id, value, since, source, by in self._rows(
+            "SELECT one_id, tag_id, value, since, source, by FROM customer_tags"
+            f" WHERE {_in('one_id')}",
+            _dumps(sorted(set(one_ids))),
+        ):
+            found.setdefault(one_id, {})[tag_id] = CustomerTag(
+                json.loads(value), _when(since), TagSource(source), by
+            )
+        return found
+
+    def manual_tags(self, one_ids: Iterable[str]) -> list[ManualTag]:
+        rows = self._rows(
+            f"SELECT one_id, tag_id, by, at FROM manual_tags WHERE {_in('one_id')}",
+            _dumps(sorted(set(one_ids))),
+        )
+        return [ManualTag(o, t, by, _when(at)) for o, t, by, at in rows]
+
+    def tag_changes(self, one_ids: Iterable[str], tag_id: str | None) -> list[TagChange]:
+        rows = self._rows(
+            "SELECT one_id, tag_id, before, after, at, cause FROM tag_log"
+            f" WHERE {_in('one_id')} AND (? IS NULL OR tag_id = ?) ORDER BY id",
+            _dumps(sorted(set(one_ids))),
+            tag_id,
+            tag_id,
+        )
+        return [
+            TagChange(o, t, _value(b), _value(a), _when(at), json.loads(cause))
+            for o, t, b, a, at, cause in rows
+        ]
+
+    def due(self, until: datetime, limit: int) -> list[str]:
+        rows = self._rows(
+            "SELECT one_id FROM tag_due WHERE due <= ? ORDER BY due LIMIT ?",
+            micros(until),
+            limit,
+        )
+        return [r[0] for r in rows]
+
+    def tagged(self, tag_id: str) -> list[str]:
+        rows = self._rows("SELECT one_id FROM customer_tags WHERE tag_id = ?", tag_id)
+        return [r[0] for r in rows]
+
+    def due_of(self, one_ids: Iterable[str]) -> dict[str, datetime]:
+        rows = self._rows(
+            f"SELECT one_id, due FROM tag_due WHERE {_in('one_id')}", _dumps(sorted(set(one_ids)))
+        )
+        return {o: moment_of(d) for o, d in rows}
+
+    def forget_rollups(self) -> None:
+        def forget(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM tag_rollups")
+            db.execute("DELETE FROM tag_traits")
+
+        self._transaction(forget)
+
+    def write_tags(self, writes: TagWrites) -> None:
+        if writes:
+            self._transaction(lambda db: write_tag_rows(db, writes))
+
+
+def save_definition(db: sqlite3.Connection, stored: StoredDefinition, keep_version: bool) -> None:
+    text, at = stored.as_json(), stored.changed_at.isoformat()
+    db.execute(
+        "INSERT OR REPLACE INTO tag_definitions"
+        " (id, version, definition, status, progress, changed_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (stored.definition.id, stored.version, text, stored.status.value, stored.progress, at),
+    )
+    if keep_version:
+        db.execute(
+            "INSERT OR REPLACE INTO tag_definition_versions (id, version, definition, changed_at)"
+            " VALUES (?, ?, ?, ?)",
+            (stored.definition.id, stored.version, text, at),
+        )
+
+
+def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
+    """``w`` into the tag tables, inside the caller's transaction."""
+    gone = _dumps(sorted(w.dropped | w.rebuilt))
+    for table in ("tag_rollups", "tag_traits"):
+        db.execute(f"DELETE FROM {table} WHERE {_in('one_id')}", (gone,))
+    if w.dropped:
+        dropped = _dumps(sorted(w.dropped))
+        for table in ("customer_tags", "tag_due"):
+            db.execute(f"DELETE FROM {table} WHERE {_in('one_id')}", (dropped,))
+    rollup_rows = []
+    trait_rows = []
+    for one_id, rollup in w.rollups.items():
+        whole = one_id in w.rebuilt
+        for key, bucket in rollup.buckets.items():
+            if whole or bucket.changed:
+                rollup_rows.append((one_id, bucket_key_text(key), *bucket.texts()))
+        if whole or rollup.traits_changed:
+            trait_rows.append((one_id, _dumps(rollup.traits_json())))
+    db.executemany("INSERT OR REPLACE INTO tag_rollups VALUES (?, ?, ?, ?)", rollup_rows)
+    db.executemany("INSERT OR REPLACE INTO tag_traits VALUES (?, ?)", trait_rows)
+    if w.tags:
+        db.execute(f"DELETE FROM customer_tags WHERE {_in('one_id')}", (_dumps(sorted(w.tags)),))
+        db.executemany(
+            "INSERT INTO customer_tags VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (o, t, _dumps(x.value), x.since.isoformat(), x.source.value, x.by)
+                for o, tags in w.tags.items()
+                for t, x in tags.items()
+            ],
+        )
+    db.executemany(
+        "INSERT INTO tag_log (one_id, tag_id, before, after, at, cause) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                c.one_id,
+                c.tag_id,
+                None if c.before is None else _dumps(c.before),
+                None if c.after is None else _dumps(c.after),
+                c.at.isoformat(),
+                _dumps(c.cause),
+            )
+            for c in w.changes
+        ],
+    )
+    db.executemany(
+        "DELETE FROM tag_due WHERE one_id = ?", [(o,) for o, d in w.due.items() if d is None]
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO tag_due VALUES (?, ?)",
+        [(o, micros(d)) for o, d in w.due.items() if d is not None],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO manual_tags VALUES (?, ?, ?, ?)",
+        [(m.one_id, m.tag_id, m.by, m.at.isoformat()) for m in w.manual_added],
+    )
+    db.executemany("DELETE FROM manual_tags WHERE one_id = ? AND tag_id = ?", w.manual_removed)

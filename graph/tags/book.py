@@ -1,0 +1,217 @@
+"""Tags as callers use them: definitions changed and built, manual tags, time, a full retag.
+
+Every write here runs as the graph's writer (``writing``), so it never
+interleaves with an ingest deciding the same customers' tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from graph.errors import InvalidRule, NotFound
+from graph.store.protocol import GraphStore
+from graph.tags.definitions import TagDefinition, TagKind, TagOutcome, evaluation_order
+from graph.tags.models import ManualTag, StoredDefinition, TagChange, TagStatus, TagWrites
+from graph.tags.tagger import Tagger
+
+CHUNK = 500  # customers decided per transaction by a build, a retag or time
+
+
+class TagBook:
+    def __init__(
+        self,
+        store: GraphStore,
+        tagger: Tagger,
+        writing: Callable[[], AbstractContextManager[Any]],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.tagger = tagger
+        self._writing = writing
+        self.clock = clock
+
+    # --- definitions -------------------------------------------------------------------
+    def definitions(self) -> list[StoredDefinition]:
+        return sorted(self.tagger.definitions().values(), key=lambda s: s.definition.id)
+
+    def definition(self, tag_id: str) -> StoredDefinition | None:
+        return self.tagger.definitions().get(tag_id)
+
+    def define(self, definition: TagDefinition) -> StoredDefinition:
+        """Save a new or changed definition; every customer is decided again in the background.
+
+        Refused (nothing saved) when it would read an undefined tag or close a
+        cycle. An unchanged definition is left as it is, version and all.
+        """
+        with self._writing():
+            held = self.tagger.definitions()
+            found = {k: s.definition for k, s in held.items()}
+            found[definition.id] = definition
+            evaluation_order(found)
+            old = held.get(definition.id)
+            if old is not None and _same(old.definition, definition):
+                return old
+            stored = StoredDefinition(
+                definition,
+                1 if old is None else old.version + 1,
+                TagStatus.BUILDING,
+                0.0,
+                self.clock(),
+            )
+            self.store.tag_store.save_definition(stored)
+            return stored
+
+    def sync(self, configured: Iterable[TagDefinition]) -> None:
+        """Take the config file's definitions: each new or changed one is saved and built."""
+        for definition in configured:
+            held = self.definition(definition.id)
+            if held is None or not _same(held.definition, definition):
+                self.define(definition)
+
+    def delete(self, tag_id: str) -> StoredDefinition:
+        with self._writing():
+            held = self.tagger.definitions()
+            if tag_id not in held:
+                raise NotFound(f"no tag {tag_id!r} is defined")
+            readers = sorted(k for k, s in held.items() if tag_id in s.definition.reads())
+            if readers:
+                raise InvalidRule(
+                    f"tag {tag_id!r} is read by {', '.join(readers)}: change or delete those first",
+                    "$.id",
+                )
+            self.store.tag_store.delete_definition(tag_id)
+        tagged = self.store.tag_store.tagged(tag_id)
+        cause = {"kind": "DEFINITION", "tagId": tag_id, "deleted": True}
+        for part in _chunks(tagged):
+            self._refresh(part, cause)
+        return held[tag_id]
+
+    # --- manual tags -------------------------------------------------------------------
+    def set_manual(self, one_id: str, tag_id: str, present: bool, by: str | None) -> str:
+        """Put a manual tag on a customer or take it off; the customer's OneID now."""
+        stored = self.definition(tag_id)
+        if stored is None:
+            raise NotFound(f"no tag {tag_id!r} is defined")
+        if stored.definition.kind is not TagKind.MANUAL:
+            raise InvalidRule(
+                f"tag {tag_id!r} is decided by its rule ({stored.definition.kind}); "
+                "only a MANUAL tag is added or removed by hand",
+                "$.tagId",
+            )
+        with self._writing():
+            now = self.clock()
+            canonical = self.store.canonical_one_id(one_id)
+            if canonical is None or not self.store.members([canonical]).get(canonical):
+                raise NotFound(f"no customer has OneID {one_id}")
+            names = [canonical, *self.store.aliases(canonical)]
+            cause = {"kind": "MANUAL", "by": by}
+            if present:
+                change = ManualTag(canonical, tag_id, by, now)
+                writes = self.tagger.refresh([canonical], self.store, now, cause, added=[change])
+                writes.manual_added.append(change)
+            else:
+                gone = [(name, tag_id) for name in names]
+                writes = self.tagger.refresh([canonical], self.store, now, cause, removed=gone)
+                writes.manual_removed.extend(gone)
+            self.store.tag_store.write_tags(writes)
+            return canonical
+
+    # --- time, builds, retag -----------------------------------------------------------
+    def run_due(self, limit: int = 10_000) -> int:
+        """Decide again every customer time may have changed by now; how many were."""
+        done = 0
+        while done < limit:
+            due = self.store.tag_store.due(self.clock(), CHUNK)
+            if not due:
+                break
+            self._refresh(due, {"kind": "TIME"})
+            done += len(due)
+        return done
+
+    def build(self, progress: Callable[[StoredDefinition], None] | None = None) -> int:
+        """Apply every definition still building to every customer; how many were decided.
+
+        Each part is its own transaction, so ingest goes on meanwhile (and
+        decides the customers it touches itself); progress is saved per part.
+        """
+        building = [s for s in self.definitions() if s.status is TagStatus.BUILDING]
+        if not building:
+            return 0
+        customers = self._customers()
+        cause = {
+            "kind": "DEFINITION",
+            "versions": {s.definition.id: s.version for s in building},
+        }
+        done = 0
+        for part in _chunks(customers):
+            self._refresh(part, cause)
+            done += len(part)
+            for s in building:
+                self._save_progress(s, done / len(customers))
+        for s in building:
+            self._save_progress(s, 1.0)
+        return done
+
+    def _save_progress(self, stored: StoredDefinition, progress: float) -> None:
+        with self._writing():
+            now = self.definition(stored.definition.id)
+            if now is None or now.version != stored.version:
+                return  # changed or deleted meanwhile: the next build takes it
+            status = TagStatus.READY if progress >= 1.0 else TagStatus.BUILDING
+            self.store.tag_store.save_definition(
+                replace(now, status=status, progress=min(progress, 1.0)), keep_version=False
+            )
+
+    def retag(self) -> int:
+        """Every customer's rollup made again from its events, and every tag decided anew."""
+        customers = self._customers()
+        for part in _chunks(customers):
+            self._refresh(part, {"kind": "RETAG"}, rebuild=True)
+        for s in self.definitions():
+            self._save_progress(s, 1.0)
+        return len(customers)
+
+    def stale_all(self) -> None:
+        """Events arrived without tags being decided (an import): build everything again."""
+        with self._writing():
+            self.store.tag_store.forget_rollups()
+            for s in self.definitions():
+                self.store.tag_store.save_definition(
+                    replace(s, status=TagStatus.BUILDING, progress=0.0), keep_version=False
+                )
+
+    def _customers(self) -> list[str]:
+        return sorted({o for _, o in self.store.assignments() if o is not None})
+
+    def _refresh(self, one_ids: list[str], cause: dict[str, Any], rebuild: bool = False) -> None:
+        with self._writing():
+            writes = self.tagger.refresh(one_ids, self.store, self.clock(), cause, rebuild)
+            self.store.tag_store.write_tags(writes)
+
+    # --- reads -------------------------------------------------------------------------
+    def explain(self, one_id: str) -> dict[str, TagOutcome]:
+        return self.tagger.explain(one_id, self.store, self.clock())
+
+    def history(self, one_ids: Iterable[str], tag_id: str | None) -> list[TagChange]:
+        return self.store.tag_store.tag_changes(one_ids, tag_id)
+
+
+def _same(a: TagDefinition, b: TagDefinition) -> bool:
+    return (a.name, a.category, a.description, dict(a.given)) == (
+        b.name,
+        b.category,
+        b.description,
+        dict(b.given),
+    )
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+__all__ = ["CHUNK", "TagBook", "TagWrites"]

@@ -1,0 +1,425 @@
+"""Deciding customers' tags whenever something they read changes, as rows for the tag store.
+
+``derive`` runs between the resolver's decision and the store's write: from
+the store as it is and the ``ChangeSet`` about to be written, it finds every
+customer the change touches, brings their rollups up to date (adding the new
+events, or rebuilding from the events after a merge or split), decides their
+tags and writes them with the change, in its transaction. ``refresh`` does
+the same for customers whose tags something else may have changed: time, a
+definition, a manual tag, an account link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from graph.models import ChangeSet, Key
+from graph.store.protocol import GraphReads, TagStore
+from graph.tags.aggregates import canonical
+from graph.tags.conditions import AccountsAre, ProfileIs, TraitIs, walk
+from graph.tags.definitions import (
+    TagDefinition,
+    TagKind,
+    TagOutcome,
+    evaluate_tags,
+    evaluation_order,
+    tag_values,
+)
+from graph.tags.models import (
+    CustomerTag,
+    ManualTag,
+    StoredDefinition,
+    TagChange,
+    TagSource,
+    TagWrites,
+)
+from graph.tags.rollups import Rollup, RollupFacts, rollup_of
+from graph.tags.timing import next_change
+
+# The due time of a customer whose tags time alone will never change: kept, not left
+# out, so a customer whose tags were decided is told from one never decided.
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+# A customer's account links as rules read them (see ``graph.tags.facts.Facts.links``),
+# from its OneID, its aliases and its identifiers.
+LinksOf = Callable[[str, Sequence[str], Iterable[Key]], list[dict[str, Any]]]
+
+
+@dataclass
+class _Customer:
+    """One customer after the change: what its tags are decided from."""
+
+    one_id: str
+    members: set[Key]
+    rollup: Rollup
+    cause: dict[str, Any]
+    # Events that are all that changed for it (None: anything may have): only the
+    # tags that read what they carry are decided again.
+    arrived: Sequence[Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What a definition looks at, to tell whether new events can change it."""
+
+    selections: tuple[tuple[tuple[str, ...] | None, str | None], ...]
+    traits: frozenset[str]
+    profile: bool
+    tags: frozenset[str]
+
+    @classmethod
+    def of(cls, definition: TagDefinition) -> _Reads:
+        found = [x for c in definition.conditions() for x in walk(c)]
+        aggregates = [a for a in definition.aggregates()]
+        return cls(
+            tuple((a.events, a.source) for a in aggregates),
+            frozenset(x.name for x in found if isinstance(x, TraitIs)),
+            any(isinstance(x, ProfileIs) for x in found),
+            frozenset(definition.reads()),
+        )
+
+    def moved_by(self, events: Sequence[Any], traits: set[str], moved: set[str]) -> bool:
+        if self.profile or self.traits & traits or self.tags & moved:
+            return True
+        return any(
+            (names is None or e.name in names) and (source is None or e.source == source)
+            for names, source in self.selections
+            for e in events
+        )
+
+
+class Tagger:
+    """Decides tags from rollups; knows the rules, not how rows are kept."""
+
+    def __init__(
+        self,
+        tags: TagStore,
+        source_priority: Mapping[str, Sequence[str]],
+        links_of: LinksOf | None = None,
+    ) -> None:
+        self.tags = tags
+        self._priority = source_priority
+        self._links_of = links_of
+
+    def definitions(self) -> dict[str, StoredDefinition]:
+        return {s.definition.id: s for s in self.tags.tag_definitions()}
+
+    def order(self) -> list[TagDefinition]:
+        """The definitions in force, each after the tags it reads."""
+        return evaluation_order({k: s.definition for k, s in self.definitions().items()})
+
+    # --- after an identity change ----------------------------------------------------------
+    def derive(self, changes: ChangeSet, reads: GraphReads, now: datetime) -> TagWrites:
+        """The tag rows ``changes`` calls for, read from the store as it is before them."""
+        if changes.deferred:
+            return TagWrites()  # a bulk load: ``retag`` decides every tag once it is resolved
+        removed = set(changes.removed_nodes)
+        assigned = changes.assignments
+        new_keys = {n.key for n in changes.new_nodes}
+        event_keys = {k for e in changes.events for k in e.keys}
+        asked = (event_keys | set(assigned) | removed) - new_keys
+        before = {k: n.one_id for k, n in reads.nodes(asked).items()}
+
+        def owner(key: Key) -> str | None:
+            if key in removed:
+                return None
+            return assigned[key] if key in assigned else before.get(key)
+
+        moved = [
+            k
+            for k in (*assigned, *removed)
+            if before.get(k) is not None and before.get(k) != owner(k)
+        ]
+        reshaped = {o for k in moved for o in (before[k], owner(k)) if o is not None}
+        touched = {o for k in event_keys | set(assigned) if (o := owner(k)) is not None}
+        touched |= reshaped
+        members: dict[str, set[Key]] = {}
+        for one_id, held in reads.members(sorted(touched)).items():
+            # A member not reassigned stays; one reassigned is counted with its new owner.
+            members[one_id] = {
+                k for k in held if k not in removed and assigned.get(k, one_id) == one_id
+            }
+        for key, new_owner in assigned.items():
+            if new_owner is not None and new_owner in touched:
+                members.setdefault(new_owner, set()).add(key)
+        living = {o for o in touched if members.get(o)}
+        gone = (touched - living) | {
+            u.one_id for u in changes.customer_updates if u.merged_into or u.retired
+        }
+        gone -= living
+        absorbed = {o for k in moved if (o := owner(k)) is not None and before[k] in gone}
+        arrived: dict[str, list[Any]] = {}  # each customer's new events, in batch order
+        for e in changes.events:
+            for o in dict.fromkeys(owner(k) for k in e.keys):
+                if o is not None:
+                    arrived.setdefault(o, []).append(e)
+
+        def cause(one_id: str) -> dict[str, Any]:
+            if one_id in absorbed:
+                return {"kind": "MERGE"}
+            if one_id in reshaped:
+                return {"kind": "SPLIT"}
+            first = arrived.get(one_id)
+            return {"kind": "EVENT", "eventId": first[0].event_id if first else None}
+
+        stored = self.tags.rollups(living)
+        rebuild = {o for o in living if o in reshaped or o not in stored}
+        rollups = self._rebuilt(reads, {o: members[o] for o in rebuild}, removed, arrived)
+        for one_id in living - rebuild:
+            stored[one_id].add(arrived.get(one_id, ()))
+            rollups[one_id] = stored[one_id]
+        customers = [
+            _Customer(
+                o, members[o], rollups[o], cause(o), None if o in rebuild else arrived.get(o, ())
+            )
+            for o in sorted(living)
+        ]
+        names = _names_after(changes, reads, living, gone)
+        writes = self._decide(customers, names, now, gone, {"kind": "MERGE"})
+        writes.rollups, writes.rebuilt = rollups, rebuild
+        return writes
+
+    def _rebuilt(
+        self,
+        reads: GraphReads,
+        members: Mapping[str, set[Key]],
+        removed: set[Key],
+        arrived: Mapping[str, Sequence[Any]],
+    ) -> dict[str, Rollup]:
+        """Rollups made anew from the stored events and those ``arrived`` (a merge, a split)."""
+        if not members:
+            return {}
+        by_key: dict[Key, list[Any]] = {}
+        for e in reads.events_for({k for held in members.values() for k in held}):
+            for k in e.keys:
+                if k not in removed:
+                    by_key.setdefault(k, []).append(e)
+        made = {}
+        for one_id, mine in members.items():
+            found = {e.seq: e for k in mine for e in by_key.get(k, ())}
+            found.update((e.seq, e) for e in arrived.get(one_id, ()))
+            made[one_id] = rollup_of(found.values())
+        return made
+
+    # --- anything else that may change tags ----------------------------------------------
+    def refresh(
+        self,
+        one_ids: Iterable[str],
+        reads: GraphReads,
+        now: datetime,
+        cause: dict[str, Any],
+        rebuild: bool = False,
+        added: Sequence[ManualTag] = (),
+        removed: Sequence[tuple[str, str]] = (),
+    ) -> TagWrites:
+        """Decide these customers' tags again (time, a definition, a manual tag, a link).
+
+        A OneID that is no customer any more loses its tags. With ``rebuild``
+        the rollups are made again from the events, as ``idgraph retag`` does.
+        ``added`` and ``removed`` are manual tags being written with the result.
+        """
+        wanted = sorted(set(one_ids))
+        members = {o: held for o, held in reads.members(wanted).items() if held}
+        stored = {} if rebuild else self.tags.rollups(members)
+        remake = {o: members[o] for o in members if o not in stored}
+        rollups = {**stored, **self._rebuilt(reads, remake, set(), {})}
+        customers = [_Customer(o, members[o], rollups[o], cause) for o in sorted(members)]
+        gone = set(wanted) - set(members)
+        names = {o: [o, *reads.aliases(o)] for o in members}
+        writes = self._decide(customers, names, now, gone, cause, (added, removed))
+        writes.rollups = {o: rollups[o] for o in remake}
+        writes.rebuilt = set(remake)
+        return writes
+
+    # --- deciding --------------------------------------------------------------------------
+    def _decide(
+        self,
+        customers: Sequence[_Customer],
+        names: Mapping[str, Sequence[str]],
+        now: datetime,
+        gone: set[str],
+        gone_cause: dict[str, Any],
+        manual_writes: tuple[Sequence[ManualTag], Sequence[tuple[str, str]]] = ((), ()),
+    ) -> TagWrites:
+        order = self.order()
+        writes = TagWrites(dropped=set(gone))
+        one_ids = [c.one_id for c in customers]
+        current = self.tags.customer_tags([*one_ids, *gone])
+        due = self.tags.due_of(c.one_id for c in customers if c.arrived is not None)
+        manual = self._manual(order, names, *manual_writes)
+        links = self._links(order, customers, names)
+        reads = {d.id: _Reads.of(d) for d in order}
+        for c in customers:
+            facts = self.facts(c, now, links.get(c.one_id, ()))
+            held = current.get(c.one_id, {})
+            was_due = due.get(c.one_id)
+            if c.arrived is None or was_due is None or was_due <= now:
+                values = tag_values(order, facts, manual.get(c.one_id))
+                writes.due[c.one_id] = next_change(order, facts) or NEVER
+            else:
+                # Only new events changed, and time has changed nothing since the
+                # tags were last decided: the tags that read none of it stand.
+                traits = {t for e in c.arrived for t, v in e.traits.items() if v is not None}
+                moved: set[str] = set()
+                for d in order:
+                    if reads[d.id].moved_by(c.arrived, traits, moved):
+                        moved.add(d.id)
+                kept = {k: t.value for k, t in held.items() if k in reads and k not in moved}
+                facts.tags.update(kept)
+                again = [d for d in order if d.id in moved]
+                values = {**kept, **tag_values(again, facts, manual.get(c.one_id))}
+                soonest = next_change(again, facts)
+                if soonest is not None and soonest < was_due:
+                    writes.due[c.one_id] = soonest
+            found = {
+                tag_id: _tagged(value, held.get(tag_id), manual.get(c.one_id, {}).get(tag_id), now)
+                for tag_id, value in values.items()
+            }
+            log = _changes(c.one_id, held, found, now, c.cause)
+            if log or found.keys() != held.keys():
+                writes.tags[c.one_id] = found
+                writes.changes.extend(log)
+        for one_id in sorted(gone):
+            writes.changes.extend(_changes(one_id, current.get(one_id, {}), {}, now, gone_cause))
+        return writes
+
+    def facts(
+        self, customer: _Customer, now: datetime, links: Sequence[Mapping[str, Any]] = ()
+    ) -> RollupFacts:
+        return RollupFacts(
+            now, customer.rollup.surviving_traits(self._priority), customer.rollup, links
+        )
+
+    def _manual(
+        self,
+        order: Sequence[TagDefinition],
+        names: Mapping[str, Sequence[str]],
+        added: Sequence[ManualTag] = (),
+        removed: Sequence[tuple[str, str]] = (),
+    ) -> dict[str, dict[str, ManualTag]]:
+        """Each customer's manual tags: put on its OneID or on one merged into it.
+
+        ``added`` and ``removed`` are being written beside the result: they
+        count as if they were there already.
+        """
+        if not any(d.kind is TagKind.MANUAL for d in order):
+            return {}
+        owner = {name: o for o, all_names in names.items() for name in all_names}
+        taken = set(removed)
+        rows = [m for m in self.tags.manual_tags(owner) if (m.one_id, m.tag_id) not in taken]
+        found: dict[str, dict[str, ManualTag]] = {}
+        for m in sorted([*rows, *added], key=lambda m: m.at):
+            if m.one_id in owner:
+                found.setdefault(owner[m.one_id], {}).setdefault(m.tag_id, m)
+        return found
+
+    def _links(
+        self,
+        order: Sequence[TagDefinition],
+        customers: Sequence[_Customer],
+        names: Mapping[str, Sequence[str]],
+    ) -> dict[str, list[dict[str, Any]]]:
+        reads_links = any(
+            isinstance(x, AccountsAre) for d in order for c in d.conditions() for x in walk(c)
+        )
+        if not reads_links or self._links_of is None:
+            return {}
+        return {
+            c.one_id: self._links_of(c.one_id, names[c.one_id][1:], c.members) for c in customers
+        }
+
+    # --- reading ---------------------------------------------------------------------------
+    def explain(self, one_id: str, reads: GraphReads, now: datetime) -> dict[str, TagOutcome]:
+        """Every tag of a customer with its explanation, decided now from its rollup."""
+        members = reads.members([one_id]).get(one_id)
+        if not members:
+            return {}
+        rollup = self.tags.rollups([one_id]).get(one_id)
+        if rollup is None:
+            rollup = self._rebuilt(reads, {one_id: members}, set(), {})[one_id]
+        customer = _Customer(one_id, members, rollup, {})
+        order = self.order()
+        names = {one_id: [one_id, *reads.aliases(one_id)]}
+        links = self._links(order, [customer], names).get(one_id, ())
+        facts = self.facts(customer, now, links)
+        manual = self._manual(order, names).get(one_id, {})
+        return evaluate_tags(
+            order, facts, {k: {"by": m.by, "at": m.at.isoformat()} for k, m in manual.items()}
+        )
+
+
+def _names_after(
+    changes: ChangeSet, reads: GraphReads, one_ids: Iterable[str], gone: Iterable[str]
+) -> dict[str, list[str]]:
+    """Each customer's OneID and aliases once ``changes`` is written (manual tags follow them).
+
+    ``gone`` are OneIDs that stop being customers: whose aliases they become.
+    """
+    merged_into: dict[str, str | None] = {}
+    one_ids = set(one_ids)
+    candidates = one_ids | set(gone) | {u.one_id for u in changes.customer_updates}
+    for one_id in sorted(candidates):
+        for alias in reads.aliases(one_id):
+            merged_into[alias] = one_id
+            candidates.add(alias)
+    for u in changes.customer_updates:  # merged now, or given back on a split
+        merged_into[u.one_id] = u.merged_into
+
+    def canonical(name: str) -> str:
+        seen = {name}
+        while (nxt := merged_into.get(name)) is not None and nxt not in seen:
+            seen.add(nxt)
+            name = nxt
+        return name
+
+    found: dict[str, list[str]] = {o: [o] for o in one_ids}
+    for name in sorted(candidates):
+        owner = canonical(name)
+        if owner in found and owner != name:
+            found[owner].append(name)
+    return found
+
+
+def _tagged(
+    value: Any, held: CustomerTag | None, manual: ManualTag | None, now: datetime
+) -> CustomerTag:
+    if manual is not None:
+        return CustomerTag(True, manual.at, TagSource.MANUAL, manual.by)
+    if held is not None and held.source is TagSource.RULE and same_value(held.value, value):
+        return held
+    return CustomerTag(value, now, TagSource.RULE)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """One JSON value: 1 and 1.0 are one number, ``true`` is not 1."""
+    if type(a) is type(b) and type(a) in (str, bool, int, float):
+        return bool(a == b)
+    return canonical(a) == canonical(b)
+
+
+def _changes(
+    one_id: str,
+    held: Mapping[str, CustomerTag],
+    found: Mapping[str, CustomerTag],
+    now: datetime,
+    cause: dict[str, Any],
+) -> list[TagChange]:
+    log = []
+    for tag_id in sorted(held.keys() | found.keys()):
+        before, after = held.get(tag_id), found.get(tag_id)
+        if before is not None and after is not None and same_value(before.value, after.value):
+            continue
+        log.append(
+            TagChange(
+                one_id,
+                tag_id,
+                None if before is None else before.value,
+                None if after is None else after.value,
+                now,
+                cause,
+            )
+        )
+    return log
