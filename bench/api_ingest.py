@@ -1,6 +1,6 @@
 """API ingest speed: ``ingestEvents`` over HTTP in batches of 500 against ``idgraph serve``.
 
-    python -m bench.api_ingest --persons 4000 [--neo4j-uri bolt://...]
+    python -m bench.api_ingest --persons 4000 [--behaviour 8] [--tags] [--neo4j-uri bolt://...]
 
 One client sends batches one after another to a real server process on
 loopback; events/s counts accepted events over the wall time of all requests.
@@ -8,6 +8,9 @@ With ``--neo4j-uri`` the server uses that (empty) Neo4j instead of the
 embedded store. A Neo4j just started compiles its queries and warms its JIT
 on the first batches (they run at about half speed), so the table gives the
 rate after the first ``--warm-up`` batches beside the rate of the whole run.
+``--behaviour N`` adds about N orders and page views a person (bench.behaviour);
+``--tags`` defines the twenty rule tags of ``bench.tag_rules`` first, so every
+batch also decides the tags of every customer it touches.
 """
 
 from __future__ import annotations
@@ -18,11 +21,29 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+from bench.behaviour import behaviour_events
 from bench.generator import generate
+from bench.tag_rules import definitions
 from tests.server import running_server
 
 INGEST = "mutation($e: [IdentityEventInput!]!) { ingestEvents(events: $e) { accepted rejected } }"
+DEFINE = "mutation($input: TagDefinitionInput!) { defineTag(input: $input) { id } }"
+
+
+def post(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=body,
+        headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=300) as response:
+        found: dict[str, Any] = json.loads(response.read())
+    if "errors" in found:
+        raise RuntimeError(found["errors"])
+    return found
 
 
 def main() -> None:
@@ -32,8 +53,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--neo4j-uri", help="an empty Neo4j to serve from")
     parser.add_argument("--warm-up", type=int, default=20, help="batches before the steady rate")
+    parser.add_argument("--behaviour", type=float, default=0, help="orders and views a person")
+    parser.add_argument("--tags", action="store_true", help="define the twenty rule tags first")
     args = parser.parse_args()
-    events = generate(args.persons, args.seed).events
+    data = generate(args.persons, args.seed)
+    events = data.events
+    if args.behaviour:
+        extra = behaviour_events(data.truth, args.seed, args.behaviour)
+        events = sorted([*events, *extra], key=lambda e: e["timestamp"])
     bodies = [
         json.dumps({"query": INGEST, "variables": {"e": events[i : i + args.batch]}}).encode()
         for i in range(0, len(events), args.batch)
@@ -44,6 +71,9 @@ def main() -> None:
             Path(data_dir), "bench", ["--neo4j-uri", args.neo4j_uri] if args.neo4j_uri else []
         ) as (url, _),
     ):
+        if args.tags:
+            for definition in definitions():
+                post(url, DEFINE, {"input": definition})
         accepted: list[int] = []
         ended: list[float] = []
         started = time.perf_counter()
@@ -63,8 +93,9 @@ def main() -> None:
     print(f"| path | seconds | events/s | events/s after {warm} batches |")
     print("|---|---|---|---|")
     store = "Neo4j" if args.neo4j_uri else "embedded"
+    tagged = f", {len(definitions()) + 1} tags" if args.tags else ""
     print(
-        f"| ingestEvents over HTTP, batches of {args.batch}, {store} store | {took:.1f} |"
+        f"| ingestEvents over HTTP, batches of {args.batch}, {store} store{tagged} | {took:.1f} |"
         f" {sum(accepted) / took:,.0f} | {steady:,.0f} |"
     )
 

@@ -24,6 +24,7 @@ from service.http import JSON_TYPE, error_body, execute_request, respond
 from service.pacing import CountRequests, ReadsFirst
 from service.settings import Settings, ensure_admin_key
 from service.startup import Startup
+from service.tag_jobs import TagJobs
 
 GRAPHIQL_ASSETS_PATH = "/graphiql-assets"
 
@@ -60,12 +61,13 @@ def create_app(
     reads_first = ReadsFirst(settings.writer_share)
     if graph is None:
         config = settings.load_config()
+        tag_every = config.tags.resolution_seconds
         store = settings.open_store(load=not background)
 
         def open_graph() -> IdentityGraph:
             try:
                 store.load()
-                return IdentityGraph(config, store)
+                return IdentityGraph(config, store, clock=settings.clock)
             except BaseException:
                 store.close()  # let go of the data dir: another start may fix what failed
                 raise
@@ -73,6 +75,7 @@ def create_app(
         startup = Startup(open_graph, background)
     else:
         given = graph
+        tag_every = graph.config.tags.resolution_seconds
         startup = Startup(lambda: given, background=False)
 
     async def graphql(request: Request) -> Response:
@@ -87,7 +90,7 @@ def create_app(
                 JSON_TYPE,
                 {"Retry-After": "1"},
             )
-        return await execute_request(request, opened, admin_key, reads_first)
+        return await execute_request(request, opened, admin_key, reads_first, tag_jobs.wake)
 
     async def healthz(request: Request) -> Response:
         opened = startup.graph
@@ -103,9 +106,13 @@ def create_app(
     async def root(request: Request) -> Response:
         return RedirectResponse("/graphql")
 
+    tag_jobs = TagJobs(lambda: startup.graph, tag_every)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tag_jobs.start()
         yield
+        tag_jobs.stop()
         startup.wait()
         if startup.graph is not None:
             startup.graph.close()

@@ -1,4 +1,4 @@
-"""The ``idgraph`` command: serve, import, export, rebuild, schema."""
+"""The ``idgraph`` command: serve, import, export, rebuild, retag, schema."""
 
 from __future__ import annotations
 
@@ -122,6 +122,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print("\nresolving customers...", end="", file=sys.stderr, flush=True)
             load.finish()
             graph.record_imported_accounts(accounts)  # as the API links them, once resolved
+            # Tags were not decided event by event: every definition is built again
+            # (by the service, in the background), every rollup made from the events.
+            graph.tags.stale_all()
         finally:
             graph.close()
     elapsed = time.perf_counter() - started
@@ -176,6 +179,19 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         graph.rebuild()
         print(f"rebuilt the partition in {time.perf_counter() - started:.1f}s")
+    finally:
+        graph.close()
+    return 0
+
+
+def cmd_retag(args: argparse.Namespace) -> int:
+    graph = open_graph(_settings(args))
+    try:
+        started = time.perf_counter()
+        count = graph.tags.retag()
+        print(
+            f"retagged {count} customers from their events in {time.perf_counter() - started:.1f}s"
+        )
     finally:
         graph.close()
     return 0
@@ -241,6 +257,12 @@ def parser() -> argparse.ArgumentParser:
         "rebuild", parents=[common], help="recompute every customer, e.g. after a config change"
     )
     rebuild.set_defaults(run=cmd_rebuild)
+    retag = sub.add_parser(
+        "retag",
+        parents=[common],
+        help="decide every customer's tags again from its events, rollups made anew",
+    )
+    retag.set_defaults(run=cmd_retag)
     schema = sub.add_parser("schema", parents=[common], help="print the GraphQL SDL")
     schema.set_defaults(run=cmd_schema)
     return top

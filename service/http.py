@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -203,7 +204,11 @@ def _execute_apart(
 
 
 async def execute_request(
-    request: Request, graph: IdentityGraph, admin_key: str, reads_first: ReadsFirst
+    request: Request,
+    graph: IdentityGraph,
+    admin_key: str,
+    reads_first: ReadsFirst,
+    wake_tags: Callable[[], None] | None = None,
 ) -> Response:
     try:
         media_type = negotiate(request.headers.get("accept"))
@@ -245,7 +250,12 @@ async def execute_request(
             raise RequestError(405, "METHOD_NOT_ALLOWED", "mutations need POST", {"Allow": "POST"})
     except RequestError as exc:
         return respond(error_body(exc.code, exc.message), exc.status, media_type, exc.headers)
-    context = {"graph": graph, "loaders": Loaders(graph), "request": request}
+    context = {
+        "graph": graph,
+        "loaders": Loaders(graph),
+        "request": request,
+        "wake_tags": wake_tags,
+    }
     if operation is not None and operation.operation is OperationType.MUTATION:
         with reads_first.writing():
             result = await run_in_threadpool(

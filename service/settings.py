@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from graph.config import Config, load_config
@@ -76,6 +78,9 @@ class Settings:
     neo4j_resolve_every: int = field(
         default_factory=lambda: _env_int("IDGRAPH_NEO4J_RESOLVE_EVERY", 40_000)
     )
+
+    # What "now" is to tags (windows, daysAgo); tests set it, a service uses the time.
+    clock: Callable[[], datetime] | None = None
 
     def load_config(self) -> Config:
         return load_config(self.config_path)

@@ -12,6 +12,7 @@ import strawberry
 
 from graph.identity_graph import IdentityGraph as Core
 from service.schema.accounts import AccountMutations
+from service.schema.tags import TagMutations
 from service.schema.types import (
     EventResult,
     IdentifierInput,
@@ -23,7 +24,7 @@ from service.schema.types import (
 
 
 @strawberry.type
-class Mutation(AccountMutations):
+class Mutation(AccountMutations, TagMutations):
     @strawberry.mutation(
         description="Apply identity events; each is applied whole or rejected whole."
     )

@@ -21,6 +21,7 @@ from graph.resolver import EventResult as CoreEventResult
 
 if TYPE_CHECKING:
     from service.schema.account_types import AccountContact, AccountHistoryEntry, AccountMatch
+    from service.schema.tags import ProfileTag, TagChange
 
 
 @strawberry.input(description="One identifier as a channel saw it; it is normalised on arrival.")
@@ -246,6 +247,30 @@ class Profile:
         from service.schema.accounts import profile_accounts
 
         return await profile_accounts(info, self)
+
+    @strawberry.field(description="The customer's tags: value, since when, who put it, and why.")
+    async def tags(
+        self, info: strawberry.Info
+    ) -> list[Annotated[ProfileTag, strawberry.lazy("service.schema.tags")]]:
+        from service.schema.tags import profile_tags
+
+        return await profile_tags(info, self)
+
+    @strawberry.field(description="One tag of the customer, or null if it does not have it.")
+    async def tag(
+        self, info: strawberry.Info, id: strawberry.ID
+    ) -> Annotated[ProfileTag, strawberry.lazy("service.schema.tags")] | None:
+        from service.schema.tags import profile_tag
+
+        return await profile_tag(info, self, str(id))
+
+    @strawberry.field(description="Every change of the customer's tags (or of one), oldest first.")
+    async def tag_history(
+        self, info: strawberry.Info, tag_id: strawberry.ID | None = None
+    ) -> list[Annotated[TagChange, strawberry.lazy("service.schema.tags")]]:
+        from service.schema.tags import profile_tag_history
+
+        return await profile_tag_history(info, self, None if tag_id is None else str(tag_id))
 
     @strawberry.field(description="Accounts the customer's email domains match, not linked yet.")
     async def account_suggestions(

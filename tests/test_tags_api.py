@@ -1,0 +1,334 @@
+"""Tags over GraphQL on both stores: true when a write returns, through merges, splits, time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from graph.identity_graph import IdentityGraph
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import KEY, Api
+from tests.test_cli import idgraph, write_ndjson
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """The time tags see; a test moves it, nothing sleeps."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def tagged(tmp_path: Path, store_uri: str | None, clock: Clock) -> Iterator[Api]:
+    settings = Settings(data_dir=tmp_path / "data", admin_key=KEY, neo4j_uri=store_uri, clock=clock)
+    with TestClient(create_app(settings)) as client:
+        yield Api(client)
+
+
+def graph_of(api: Api) -> IdentityGraph:
+    graph: IdentityGraph | None = api.client.app.state.startup.graph  # type: ignore[attr-defined]
+    assert graph is not None
+    return graph
+
+
+DEFINE = """
+mutation($input: TagDefinitionInput!) {
+  defineTag(input: $input) { id kind version status }
+}"""
+TAGS = """
+query($id: ID!) { profile(oneId: $id) {
+  oneId
+  tags { tag { id } value source since explanation addedBy }
+  tagHistory { oneId tagId before after cause }
+} }"""
+
+
+def define(api: Api, tag_id: str, **rule: Any) -> dict[str, Any]:
+    given = {"id": tag_id, "name": tag_id, "category": "BEHAVIOR", **rule}
+    found: dict[str, Any] = api(DEFINE, {"input": given})["defineTag"]
+    return found
+
+
+def order(
+    event_id: str, phone: str, days_ago: float, amount: float, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "eventId": event_id,
+        "source": extra.pop("source", "tmall"),
+        "timestamp": (NOW - timedelta(days=days_ago)).isoformat(),
+        "identifiers": extra.pop("identifiers", [{"type": "phone", "value": phone}]),
+        "name": "order_paid",
+        "properties": {"amount": amount, "category": "护肤"},
+        **extra,
+    }
+
+
+def tags_of(api: Api, one_id: str) -> dict[str, Any]:
+    profile = api(TAGS, {"id": one_id})["profile"]
+    return {t["tag"]["id"]: t for t in profile["tags"]}
+
+
+def values(api: Api, one_id: str) -> dict[str, Any]:
+    return {k: v["value"] for k, v in tags_of(api, one_id).items()}
+
+
+def rules(api: Api) -> None:
+    define(
+        api,
+        "big-spender",
+        compute={"aggregate": "sum", "event": "order_paid", "property": "amount"},
+    )
+    define(
+        api,
+        "shanghai-buyer",
+        when={
+            "all": [
+                {"trait": "city", "op": "eq", "value": "上海"},
+                {
+                    "aggregate": "count",
+                    "event": "order_paid",
+                    "within": {"days": 30},
+                    "op": "gte",
+                    "value": 2,
+                },
+                {"tag": "big-spender", "op": "gt", "value": 500},
+            ]
+        },
+    )
+
+
+def test_tags_are_true_when_the_ingest_returns(tagged: Api) -> None:
+    rules(tagged)
+    tagged.ingest(order("o1", "13800138000", 3, 300.0, traits={"city": "上海"}))
+    one_id = tagged.one_id("phone", "+8613800138000")
+    assert one_id is not None
+    assert values(tagged, one_id) == {"big-spender": 300.0, "lifecycle": "NEW"}
+    tagged.ingest(order("o2", "13800138000", 1, 250.5))
+    found = tags_of(tagged, one_id)
+    assert found["big-spender"]["value"] == 550.5
+    assert found["shanghai-buyer"]["value"] is True
+    assert found["shanghai-buyer"]["source"] == "RULE"
+    leaves = found["shanghai-buyer"]["explanation"]["all"]
+    assert [leaf["seen"] for leaf in leaves] == ["上海", 2, 550.5]
+    assert all(leaf["held"] for leaf in leaves)
+    history = tagged(TAGS, {"id": one_id})["profile"]["tagHistory"]
+    spend = [h for h in history if h["tagId"] == "big-spender"]
+    assert [(h["before"], h["after"]) for h in spend] == [(None, 300.0), (300.0, 550.5)]
+    assert spend[1]["cause"] == {"kind": "EVENT", "eventId": "o2"}
+
+
+MEMBER = {"type": "member_id", "value": "M0001"}
+
+
+def test_tags_follow_merges_and_splits(tagged: Api) -> None:
+    rules(tagged)
+    tagged.ingest(
+        order("a1", "13800138000", 2, 300.0, traits={"city": "上海"}),
+        order(
+            "b1", "", 1, 400.0, identifiers=[MEMBER, {"type": "cookie_id", "value": "ck-000009"}]
+        ),
+    )
+    a = tagged.one_id("phone", "+8613800138000")
+    b = tagged.one_id("member_id", "M0001")
+    assert a and b and a != b
+    assert "shanghai-buyer" not in values(tagged, a)
+    # One identity event joins them: both orders are one customer's.
+    tagged.ingest(
+        {
+            "eventId": "join",
+            "source": "crm",
+            "timestamp": NOW.isoformat(),
+            "identifiers": [
+                {"type": "phone", "value": "13800138000"},
+                MEMBER,
+            ],
+        }
+    )
+    merged = tagged.one_id("phone", "+8613800138000")
+    assert merged is not None
+    assert values(tagged, merged)["big-spender"] == 700.0
+    assert values(tagged, merged)["shanghai-buyer"] is True
+    # Removing the bridge splits them again: each part has its own orders.
+    removed = tagged(
+        "mutation($i: IdentifierInput!) { removeIdentifier(identifier: $i) { oneIds } }",
+        {"i": MEMBER},
+    )
+    assert removed["removeIdentifier"]["oneIds"]
+    a_now = tagged.one_id("phone", "+8613800138000")
+    b_now = tagged.one_id("cookie_id", "ck-000009")
+    assert a_now and b_now and a_now != b_now
+    assert values(tagged, a_now)["big-spender"] == 300.0
+    assert values(tagged, b_now)["big-spender"] == 400.0
+    assert "shanghai-buyer" not in values(tagged, a_now)
+    causes = {h["cause"]["kind"] for h in tagged(TAGS, {"id": a_now})["profile"]["tagHistory"]}
+    assert {"EVENT", "MERGE", "SPLIT"} <= causes
+
+
+def test_time_alone_moves_a_tag(tagged: Api, clock: Clock) -> None:
+    define(
+        tagged,
+        "recent-buyer",
+        when={
+            "aggregate": "count",
+            "event": "order_paid",
+            "within": {"days": 7},
+            "op": "gt",
+            "value": 0,
+        },
+    )
+    tagged.ingest(order("o1", "13800138000", 5, 10.0))
+    one_id = tagged.one_id("phone", "+8613800138000")
+    assert one_id is not None
+    assert values(tagged, one_id)["recent-buyer"] is True
+    graph = graph_of(tagged)
+    clock.now = NOW + timedelta(days=1)
+    graph.tags.run_due()
+    assert values(tagged, one_id)["recent-buyer"] is True  # not due yet: nothing changed
+    clock.now = NOW + timedelta(days=2, seconds=1)
+    assert graph.tags.run_due() == 1
+    assert "recent-buyer" not in values(tagged, one_id)
+    last = tagged(TAGS, {"id": one_id})["profile"]["tagHistory"][-1]
+    assert (last["tagId"], last["after"], last["cause"]) == ("recent-buyer", None, {"kind": "TIME"})
+
+
+ADD = """
+mutation($o: ID!, $t: ID!, $by: String) { addTag(oneId: $o, tagId: $t, by: $by) { tag { id } } }"""
+REMOVE = """
+mutation($o: ID!, $t: ID!) { removeTag(oneId: $o, tagId: $t) { tag { id } } }"""
+
+
+def test_manual_tags_record_who_and_follow_the_oneid(tagged: Api) -> None:
+    define(tagged, "vip")
+    define(tagged, "vip-buyer", when={"tag": "vip", "op": "has"})
+    tagged.ingest(order("o1", "13800138000", 1, 10.0))
+    one_id = tagged.one_id("phone", "+8613800138000")
+    assert one_id is not None
+    added = tagged(ADD, {"o": one_id, "t": "vip", "by": "王经理"})["addTag"]
+    assert {t["tag"]["id"] for t in added} >= {"vip", "vip-buyer"}
+    found = tags_of(tagged, one_id)["vip"]
+    assert (found["source"], found["addedBy"], found["value"]) == ("MANUAL", "王经理", True)
+    errors = tagged.errors(ADD, {"o": one_id, "t": "vip-buyer"})
+    assert errors[0]["extensions"]["code"] == "INVALID_RULE"
+    errors = tagged.errors(ADD, {"o": one_id, "t": "nope"})
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND"
+    tagged(REMOVE, {"o": one_id, "t": "vip"})
+    assert not {"vip", "vip-buyer"} & set(values(tagged, one_id))
+    history = tagged(TAGS, {"id": one_id})["profile"]["tagHistory"]
+    assert {"kind": "MANUAL", "by": "王经理"} in [h["cause"] for h in history]
+
+
+def test_definitions_are_checked_built_and_deleted(tagged: Api) -> None:
+    tagged.ingest(order("o1", "13800138000", 1, 900.0), order("o2", "13900139000", 1, 10.0))
+    bad = tagged.errors(
+        DEFINE,
+        {
+            "input": {
+                "id": "x",
+                "name": "x",
+                "category": "VALUE",
+                "when": {"any": [{"trait": "city", "op": "near", "value": 1}]},
+            }
+        },
+    )
+    assert bad[0]["extensions"]["code"] == "INVALID_RULE"
+    assert bad[0]["extensions"]["details"]["path"] == "$.when.any[0].op"
+    define(tagged, "a", when={"tag": "lifecycle", "op": "eq", "value": "NEW"})
+    cycle = tagged.errors(
+        DEFINE,
+        {
+            "input": {
+                "id": "lifecycle",
+                "name": "l",
+                "category": "X",
+                "when": {"tag": "a", "op": "has"},
+            }
+        },
+    )
+    assert cycle[0]["extensions"]["code"] == "TAG_CYCLE"
+    made = define(
+        tagged,
+        "rich",
+        when={
+            "aggregate": "sum",
+            "event": "order_paid",
+            "property": "amount",
+            "op": "gt",
+            "value": 500,
+        },
+    )
+    assert (made["kind"], made["version"]) == ("RULE", 1)
+    graph_of(tagged).tags.build()
+    status = tagged('{ tagDefinition(id: "rich") { status progress version } }')
+    assert status["tagDefinition"] == {"status": "READY", "progress": 1.0, "version": 1}
+    rich = tagged.one_id("phone", "+8613800138000")
+    poor = tagged.one_id("phone", "+8613900139000")
+    assert rich and poor
+    assert values(tagged, rich).get("rich") is True
+    assert "rich" not in values(tagged, poor)
+    changed = define(
+        tagged,
+        "rich",
+        when={
+            "aggregate": "sum",
+            "event": "order_paid",
+            "property": "amount",
+            "op": "gt",
+            "value": 5,
+        },
+    )
+    assert (changed["version"], changed["status"]) == (2, "BUILDING")
+    graph_of(tagged).tags.build()
+    assert values(tagged, poor).get("rich") is True
+    tagged('mutation { deleteTag(id: "rich") { id } }')
+    assert "rich" not in values(tagged, rich)
+    assert "rich" not in values(tagged, poor)
+    listed = tagged("{ tagDefinitions { id } }")["tagDefinitions"]
+    assert [d["id"] for d in listed] == ["a", "lifecycle"]
+
+
+def test_imported_events_are_tagged_by_retag(tmp_path: Path, store_uri: str | None) -> None:
+    """``idgraph import`` decides no tags; ``idgraph retag`` decides them from the events."""
+    lines = [
+        json.dumps(order(f"o{n}", "13800138000", n, 100.0 * n), ensure_ascii=False)
+        for n in (1, 2, 3)
+    ]
+    data = tmp_path / "data"
+    store = ["--neo4j-uri", store_uri] if store_uri else []
+    imported = idgraph(
+        "import", str(write_ndjson(tmp_path / "e.ndjson", lines)), "--data-dir", str(data), *store
+    )
+    assert imported.returncode == 0, imported.stderr
+    retagged = idgraph("retag", "--data-dir", str(data), *store)
+    assert retagged.returncode == 0, retagged.stderr
+    assert "retagged 1 customers" in retagged.stdout
+    settings = Settings(data_dir=data, admin_key=KEY, neo4j_uri=store_uri, clock=Clock())
+    with TestClient(create_app(settings)) as client:
+        api = Api(client)
+        one_id = api.one_id("phone", "+8613800138000")
+        assert one_id is not None
+        # The command decided them at the time it ran, months after these orders.
+        assert values(api, one_id) == {"lifecycle": "CHURNED"}
+        define(
+            api, "spend", compute={"aggregate": "sum", "event": "order_paid", "property": "amount"}
+        )
+        graph_of(api).tags.build()
+        assert values(api, one_id) == {"lifecycle": "NEW", "spend": 600.0}  # the service's now
+        status = api('{ tagDefinition(id: "lifecycle") { status } }')["tagDefinition"]
+        assert status == {"status": "READY"}
