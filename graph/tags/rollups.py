@@ -21,10 +21,12 @@ rebuild the rollup from the customer's events instead.
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -274,14 +276,70 @@ def bucket_key(text: str) -> BucketKey:
     return (day, name, source)
 
 
+MonthPart = tuple[int, PropertySummary | None]  # a month's count and one property's summary
+
+
 @dataclass
 class Rollup:
-    """One customer's events as buckets, and each trait's latest value per source."""
+    """One customer's events as buckets, and each trait's latest value per source.
+
+    A month wholly inside a window is summed once and kept (``month_part``),
+    so a window over a year adds a dozen months and the days at its ends,
+    not every day. A rollup is not changed once made: ``with_events`` gives
+    a new one sharing what did not change, so a store may keep rollups in
+    memory and readers may use them while a write makes the next.
+    """
 
     buckets: dict[BucketKey, Bucket] = field(default_factory=dict)
     # trait -> source -> (stamp of its latest observation, value)
     traits: dict[str, dict[str, tuple[Stamp, Any]]] = field(default_factory=dict)
     traits_changed: bool = False
+    _months: dict[tuple[Any, ...], MonthPart] = field(default_factory=dict, repr=False)
+
+    def with_events(self, events: Sequence[Any]) -> Rollup:
+        """This rollup with events of this customer it has not seen."""
+        if not events:
+            return self
+        touched = {(micros(e.timestamp) // _DAY_MICROS, e.name, e.source) for e in events}
+        buckets = dict(self.buckets)
+        for key in touched & buckets.keys():
+            buckets[key] = Bucket.stored(*buckets[key].texts())
+        months = {month_of(day) for day, _, _ in touched}
+        made = Rollup(
+            buckets,
+            {name: dict(by_source) for name, by_source in self.traits.items()},
+            _months={k: v for k, v in self._months.items() if k[2] not in months},
+        )
+        made.add(events)
+        return made
+
+    def settle(self) -> None:
+        """Written: nothing of it is a change to write any more."""
+        self.traits_changed = False
+        for bucket in self.buckets.values():
+            bucket.changed = False
+
+    def month_part(
+        self,
+        selection: tuple[Any, Any],
+        month: int,
+        days: Sequence[tuple[int, Bucket]],
+        prop: str | None,
+    ) -> MonthPart:
+        """The count of a month's buckets of one selection, and one property's summary."""
+        key = (*selection, month, prop)
+        found = self._months.get(key)
+        if found is None:
+            count, merged = 0, None
+            for _, bucket in days:
+                whole = bucket.summary
+                count += whole.count
+                if prop is not None and (held := whole.prop(prop)) is not None:
+                    if merged is None:
+                        merged = PropertySummary()
+                    merged.merge(held)
+            found = self._months[key] = (count, merged)
+        return found
 
     def add(self, events: Iterable[Any]) -> None:
         """Events (anything with the ``StoredEvent`` fields) of this customer it has not seen."""
@@ -377,23 +435,36 @@ class RollupFacts:
         count, summary = 0, PropertySummary()
         chosen = self._selection(aggregate)
         start = 0 if low_day is None else bisect.bisect_left(chosen, low_day, key=_day)
-        for day, bucket in chosen[start:]:
-            if high_day is not None and day > high_day:
+        selection = (aggregate.events, aggregate.source)
+        for month, grouped in itertools.groupby(chosen[start:], key=_month):
+            days = list(grouped)
+            if high_day is not None and days[0][0] > high_day:
                 break
-            if day in (low_day, high_day):  # the window cuts this day: look at each event
-                for at, seq, properties in bucket.events:
-                    if (low_at is not None and at < low_at) or (
-                        high_at is not None and at > high_at
-                    ):
-                        continue
-                    count += 1
-                    if prop is not None and properties and properties.get(prop) is not None:
-                        summary.add((at, seq), properties[prop])
+            first, last = month_days(month)  # the calendar's, not just the days with events
+            inside = (low_day is None or first > low_day) and (high_day is None or last < high_day)
+            if inside:  # the whole month is in the window: summed once, kept
+                part_count, part = self.rollup.month_part(selection, month, days, prop)
+                count += part_count
+                if part is not None:
+                    summary.merge(part)
                 continue
-            whole = bucket.summary
-            count += whole.count
-            if prop is not None and (held := whole.prop(prop)) is not None:
-                summary.merge(held)
+            for day, bucket in days:
+                if high_day is not None and day > high_day:
+                    break
+                if day in (low_day, high_day):  # the window cuts this day: each event
+                    for at, seq, properties in bucket.events:
+                        if (low_at is not None and at < low_at) or (
+                            high_at is not None and at > high_at
+                        ):
+                            continue
+                        count += 1
+                        if prop is not None and properties and properties.get(prop) is not None:
+                            summary.add((at, seq), properties[prop])
+                    continue
+                whole = bucket.summary
+                count += whole.count
+                if prop is not None and (held := whole.prop(prop)) is not None:
+                    summary.merge(held)
         value = count if prop is None else summary.value(aggregate.function)
         found = MISSING if value is None else value
         self._found[aggregate] = found
@@ -436,6 +507,27 @@ class RollupFacts:
 
 def _day(item: tuple[int, Bucket]) -> int:
     return item[0]
+
+
+def _month(item: tuple[int, Bucket]) -> int:
+    return month_of(item[0])
+
+
+@functools.lru_cache(maxsize=4096)
+def month_days(month: int) -> tuple[int, int]:
+    """The first and last day (since 1970) of a month (from ``month_of``)."""
+    year, index = divmod(month, 12)
+    first = date(year, index + 1, 1)
+    following = date(year + (index == 11), (index + 1) % 12 + 1, 1)
+    epoch = _EPOCH.date()
+    return (first - epoch).days, (following - epoch).days - 1
+
+
+@functools.lru_cache(maxsize=4096)
+def month_of(day: int) -> int:
+    """The month (UTC) of a day since 1970, as months since year 0."""
+    found = _EPOCH.date() + timedelta(days=day)
+    return found.year * 12 + found.month - 1
 
 
 def rollup_of(events: Iterable[Any]) -> Rollup:

@@ -37,7 +37,7 @@ from graph.tags.models import (
     TagWrites,
 )
 from graph.tags.rollups import Rollup, RollupFacts, rollup_of
-from graph.tags.timing import next_change
+from graph.tags.timing import clocks, clocks_of, next_tick
 
 # The due time of a customer whose tags time alone will never change: kept, not left
 # out, so a customer whose tags were decided is told from one never decided.
@@ -169,8 +169,7 @@ class Tagger:
         rebuild = {o for o in living if o in reshaped or o not in stored}
         rollups = self._rebuilt(reads, {o: members[o] for o in rebuild}, removed, arrived)
         for one_id in living - rebuild:
-            stored[one_id].add(arrived.get(one_id, ()))
-            rollups[one_id] = stored[one_id]
+            rollups[one_id] = stored[one_id].with_events(arrived.get(one_id, ()))
         customers = [
             _Customer(
                 o, members[o], rollups[o], cause(o), None if o in rebuild else arrived.get(o, ())
@@ -252,13 +251,15 @@ class Tagger:
         manual = self._manual(order, names, *manual_writes)
         links = self._links(order, customers, names)
         reads = {d.id: _Reads.of(d) for d in order}
+        clocks_by_tag = {d.id: clocks_of(d) for d in order}
+        every_clock = clocks([c for d in order for c in clocks_by_tag[d.id]])
         for c in customers:
             facts = self.facts(c, now, links.get(c.one_id, ()))
             held = current.get(c.one_id, {})
             was_due = due.get(c.one_id)
             if c.arrived is None or was_due is None or was_due <= now:
                 values = tag_values(order, facts, manual.get(c.one_id))
-                writes.due[c.one_id] = next_change(order, facts) or NEVER
+                writes.due[c.one_id] = next_tick(every_clock, facts) or NEVER
             else:
                 # Only new events changed, and time has changed nothing since the
                 # tags were last decided: the tags that read none of it stand.
@@ -271,7 +272,7 @@ class Tagger:
                 facts.tags.update(kept)
                 again = [d for d in order if d.id in moved]
                 values = {**kept, **tag_values(again, facts, manual.get(c.one_id))}
-                soonest = next_change(again, facts)
+                soonest = next_tick(clocks([x for d in again for x in clocks_by_tag[d.id]]), facts)
                 if soonest is not None and soonest < was_due:
                     writes.due[c.one_id] = soonest
             found = {

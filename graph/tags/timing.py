@@ -31,22 +31,54 @@ _INSTANT = timedelta(microseconds=1)  # the smallest step of time stored
 
 def next_change(definitions: Iterable[TagDefinition], facts: Facts) -> datetime | None:
     """The earliest moment after ``facts.now`` at which a tag of this customer could change."""
+    return next_tick(clocks([c for d in definitions for c in clocks_of(d)]), facts)
+
+
+Clock = Aggregate | ProfileIs | TraitIs  # a part of a rule that time alone can move
+
+
+def clocks_of(definition: TagDefinition) -> list[Clock]:
+    """The parts of a definition relative to now: windows with ``daysAgo`` ends, tests of times."""
+    found: list[Clock] = []
+    aggregates = [] if definition.compute is None else [definition.compute]
+    for condition in definition.conditions():
+        for c in walk(condition):
+            if isinstance(c, AggregateIs):
+                aggregates.append(c.aggregate)
+            elif isinstance(c, ProfileIs | TraitIs) and _relative(c.test):
+                found.append(c)
+    for aggregate in aggregates:
+        window = aggregate.within
+        if window is not None and any(
+            isinstance(end, DaysAgo) for end in (window.start, window.end)
+        ):
+            found.append(aggregate)
+    return found
+
+
+def clocks(found: Iterable[Clock]) -> list[Clock]:
+    """Each clock once (rules repeat windows: a lifecycle's cases share them)."""
+    return list(dict.fromkeys(found))
+
+
+def next_tick(found: Iterable[Clock], facts: Facts) -> datetime | None:
+    """The earliest moment after ``facts.now`` at which one of these clocks could move a tag."""
     now = facts.now
-    found: list[datetime] = []
-    for definition in definitions:
-        aggregates = [] if definition.compute is None else [definition.compute]
-        for condition in definition.conditions():
-            for c in walk(condition):
-                if isinstance(c, AggregateIs):
-                    aggregates.append(c.aggregate)
-                elif isinstance(c, ProfileIs):
-                    found.extend(_crossings(facts.profile(c.name), c.test))
-                elif isinstance(c, TraitIs):
-                    found.extend(_crossings(facts.trait(c.name), c.test))
-        for aggregate in aggregates:
-            found.extend(_window_moves(aggregate, facts, now))
-    later = [t for t in found if t > now]
+    moments: list[datetime] = []
+    for c in found:
+        if isinstance(c, Aggregate):
+            moments.extend(_window_moves(c, facts, now))
+        elif isinstance(c, ProfileIs):
+            moments.extend(_crossings(facts.profile(c.name), c.test))
+        else:
+            moments.extend(_crossings(facts.trait(c.name), c.test))
+    later = [t for t in moments if t > now]
     return min(later) if later else None
+
+
+def _relative(test: Test) -> bool:
+    values = test.value if isinstance(test.value, tuple) else (test.value,)
+    return any(isinstance(v, DaysAgo) for v in values)
 
 
 def _window_moves(aggregate: Aggregate, facts: Facts, now: datetime) -> list[datetime]:

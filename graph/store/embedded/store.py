@@ -340,6 +340,8 @@ class EmbeddedStore:
         except BaseException:
             self._committing = None
             raise
+        if changes.tags:
+            self.tag_store.committed(changes.tags)
         step_aside()
         self._max_event = max(self._max_event, published[0].counters.event)
         if changes.settles_deferred:

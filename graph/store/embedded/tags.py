@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from graph import jsontext
 from graph.errors import StoreUnavailable
@@ -94,6 +96,7 @@ CREATE TABLE IF NOT EXISTS tag_traits (
 """
 
 _dumps = jsontext.dumps
+T = TypeVar("T")
 
 
 def _in(column: str) -> str:
@@ -118,11 +121,19 @@ def _definition(row: tuple[str, int, str, str, float, str]) -> StoredDefinition:
 class SqliteTags:
     """The tag store protocol on one SQLite file; ``read`` gives a read-only connection."""
 
-    def __init__(self, path: Path, read: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self, path: Path, read: Callable[[], sqlite3.Connection], cached: int = 20_000
+    ) -> None:
         self._read = read
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA synchronous=FULL")
         self._lock = threading.Lock()
+        # The rollups and tags of the customers written or read most recently, as
+        # objects: one process owns the file, so what it committed last is what the
+        # file holds. Neither is changed once made (``Rollup.with_events``), so
+        # readers and the writer share them.
+        self._rollups: Recent[Rollup] = Recent(cached)
+        self._tags: Recent[dict[str, CustomerTag]] = Recent(cached)
 
     def close(self) -> None:
         self._db.close()
@@ -166,6 +177,16 @@ class SqliteTags:
         self._transaction(delete)
 
     def rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
+        return self._rollups.read(set(one_ids), self._stored_rollups)
+
+    def committed(self, writes: TagWrites) -> None:
+        """``writes`` is in the file now: keep what it wrote, forget the customers it dropped."""
+        for rollup in writes.rollups.values():
+            rollup.settle()
+        self._rollups.committed(writes.rollups, writes.dropped | writes.rebuilt)
+        self._tags.committed(writes.tags, writes.dropped)
+
+    def _stored_rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
         wanted = _dumps(sorted(set(one_ids)))
         found: dict[str, Rollup] = {}
         for one_id, traits in self._rows(
@@ -183,7 +204,13 @@ class SqliteTags:
         return found
 
     def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]:
-        found: dict[str, dict[str, CustomerTag]] = {}
+        wanted = set(one_ids)
+        found = self._tags.read(wanted, self._stored_tags)
+        return {o: tags for o, tags in found.items() if tags}
+
+    def _stored_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]:
+        one_ids = set(one_ids)
+        found: dict[str, dict[str, CustomerTag]] = {o: {} for o in one_ids}
         for one_id, tag_id, value, since, source, by in self._rows(
             "SELECT one_id, tag_id, value, since, source, by FROM customer_tags"
             f" WHERE {_in('one_id')}",
@@ -238,10 +265,63 @@ class SqliteTags:
             db.execute("DELETE FROM tag_traits")
 
         self._transaction(forget)
+        self._rollups.clear()
 
     def write_tags(self, writes: TagWrites) -> None:
         if writes:
             self._transaction(lambda db: write_tag_rows(db, writes))
+            self.committed(writes)
+
+
+class Recent(Generic[T]):
+    """What was read or written last per customer, at most ``most`` customers.
+
+    ``generation`` counts commits: a read that a commit overtook does not put
+    what it read in (it may be older than what the commit wrote).
+    """
+
+    def __init__(self, most: int) -> None:
+        self._held: OrderedDict[str, T] = OrderedDict()
+        self._most = most
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def read(self, wanted: set[str], stored: Callable[[set[str]], dict[str, T]]) -> dict[str, T]:
+        found: dict[str, T] = {}
+        with self._lock:
+            for key in wanted:
+                held = self._held.get(key)
+                if held is not None:
+                    found[key] = held
+                    self._held.move_to_end(key)
+            generation = self._generation
+        if len(found) == len(wanted):
+            return found
+        read = stored(wanted - found.keys())
+        with self._lock:
+            if self._generation == generation:
+                for key, value in read.items():
+                    self._keep(key, value)
+        return {**found, **read}
+
+    def committed(self, written: dict[str, T], dropped: set[str]) -> None:
+        with self._lock:
+            self._generation += 1
+            for key in dropped:
+                self._held.pop(key, None)
+            for key, value in written.items():
+                self._keep(key, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._held.clear()
+
+    def _keep(self, key: str, value: T) -> None:
+        self._held[key] = value
+        self._held.move_to_end(key)
+        while len(self._held) > self._most:
+            self._held.popitem(last=False)
 
 
 def save_definition(db: sqlite3.Connection, stored: StoredDefinition, keep_version: bool) -> None:
