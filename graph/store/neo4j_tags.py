@@ -109,7 +109,7 @@ class Neo4jTags:
         )
         found: dict[str, Rollup] = {}
         for one_id, traits in row["traits"]:
-            found[one_id] = Rollup(traits=Rollup.traits_from_json(json.loads(traits)))
+            found[one_id] = Rollup.from_head(json.loads(traits))
         for one_id, key, summary, events in row["buckets"]:
             rollup = found.get(one_id)
             if rollup is None:
@@ -238,8 +238,8 @@ def write_tag_rows(tx: Tx, w: TagWrites) -> None:
             if whole or bucket.changed:
                 summary, events = bucket.texts()
                 buckets.append({"o": one_id, "b": bucket_key_text(key), "s": summary, "e": events})
-        if whole or rollup.traits_changed:
-            traits.append({"o": one_id, "t": _dumps(rollup.traits_json())})
+        if whole or rollup.head_changed:
+            traits.append({"o": one_id, "t": _dumps(rollup.head_json())})
     if buckets:
         tx.run(
             "UNWIND $rows AS r MERGE (b:TagRollup {oneId: r.o, bucket: r.b})"

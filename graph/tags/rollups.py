@@ -293,7 +293,10 @@ class Rollup:
     buckets: dict[BucketKey, Bucket] = field(default_factory=dict)
     # trait -> source -> (stamp of its latest observation, value)
     traits: dict[str, dict[str, tuple[Stamp, Any]]] = field(default_factory=dict)
-    traits_changed: bool = False
+    # The earliest and latest event (microseconds) and how many: first and last
+    # seen and the event count without a look at any bucket.
+    span: tuple[int | None, int | None, int] = (None, None, 0)
+    head_changed: bool = False  # traits or span: the customer's one row of them
     _months: dict[tuple[Any, ...], MonthPart] = field(default_factory=dict, repr=False)
 
     def with_events(self, events: Sequence[Any]) -> Rollup:
@@ -308,6 +311,7 @@ class Rollup:
         made = Rollup(
             buckets,
             {name: dict(by_source) for name, by_source in self.traits.items()},
+            self.span,
             _months={k: v for k, v in self._months.items() if k[2] not in months},
         )
         made.add(events)
@@ -315,7 +319,7 @@ class Rollup:
 
     def settle(self) -> None:
         """Written: nothing of it is a change to write any more."""
-        self.traits_changed = False
+        self.head_changed = False
         for bucket in self.buckets.values():
             bucket.changed = False
 
@@ -345,6 +349,13 @@ class Rollup:
         """Events (anything with the ``StoredEvent`` fields) of this customer it has not seen."""
         for e in events:
             at = micros(e.timestamp)
+            earliest, latest, count = self.span
+            self.span = (
+                at if earliest is None else min(earliest, at),
+                at if latest is None else max(latest, at),
+                count + 1,
+            )
+            self.head_changed = True
             key = (at // _DAY_MICROS, e.name, e.source)
             bucket = self.buckets.get(key)
             if bucket is None:
@@ -357,20 +368,23 @@ class Rollup:
                 held = by_source.get(e.source)
                 if held is None or (at, e.seq) > held[0]:
                     by_source[e.source] = ((at, e.seq), value)
-                    self.traits_changed = True
 
-    def traits_json(self) -> dict[str, Any]:
-        return {
+    def head_json(self) -> dict[str, Any]:
+        """The traits and span, as the customer's one row beside its buckets keeps them."""
+        traits = {
             name: {source: [*stamp, value] for source, (stamp, value) in by_source.items()}
             for name, by_source in self.traits.items()
         }
+        return {"traits": traits, "span": list(self.span)}
 
-    @staticmethod
-    def traits_from_json(data: Mapping[str, Any]) -> dict[str, dict[str, tuple[Stamp, Any]]]:
-        return {
+    @classmethod
+    def from_head(cls, data: Mapping[str, Any]) -> Rollup:
+        traits = {
             name: {source: ((t, s), v) for source, (t, s, v) in by_source.items()}
-            for name, by_source in data.items()
+            for name, by_source in data["traits"].items()
         }
+        earliest, latest, count = data["span"]
+        return cls(traits=traits, span=(earliest, latest, count))
 
     def surviving_traits(self, source_priority: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         """Each trait's value as a profile shows it: best-ranked source, then the latest."""
@@ -406,15 +420,13 @@ class RollupFacts:
         return MISSING if value is None else value
 
     def profile(self, name: str) -> Any:
-        if name in ("firstSeen", "lastSeen"):
-            summaries = [b.summary for b in self.rollup.buckets.values()]
-            if not summaries:
-                return MISSING
-            if name == "firstSeen":
-                return moment_of(min(s.earliest for s in summaries if s.earliest is not None))
-            return moment_of(max(s.latest for s in summaries if s.latest is not None))
+        earliest, latest, count = self.rollup.span
+        if name == "firstSeen":
+            return MISSING if earliest is None else moment_of(earliest)
+        if name == "lastSeen":
+            return MISSING if latest is None else moment_of(latest)
         if name == "eventCount":
-            return sum(b.summary.count for b in self.rollup.buckets.values())
+            return count
         return sorted({source for _, _, source in self.rollup.buckets})
 
     def tag(self, tag_id: str) -> Any:

@@ -31,7 +31,7 @@ from graph.tags.models import (
     TagStatus,
     TagWrites,
 )
-from graph.tags.rollups import Bucket, Rollup, bucket_key, bucket_key_text, micros, moment_of
+from graph.tags.rollups import Bucket, Rollup, micros, moment_of
 
 TAG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tag_definitions (
@@ -84,10 +84,12 @@ CREATE TABLE IF NOT EXISTS tag_due (
 CREATE INDEX IF NOT EXISTS tag_due_by_time ON tag_due (due);
 CREATE TABLE IF NOT EXISTS tag_rollups (
     one_id TEXT NOT NULL,
-    bucket TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
     summary TEXT NOT NULL,
     events TEXT NOT NULL,
-    PRIMARY KEY (one_id, bucket)
+    PRIMARY KEY (one_id, day, name, source)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tag_traits (
     one_id TEXT PRIMARY KEY,
@@ -192,15 +194,17 @@ class SqliteTags:
         for one_id, traits in self._rows(
             f"SELECT one_id, traits FROM tag_traits WHERE {_in('one_id')}", wanted
         ):
-            found[one_id] = Rollup(traits=Rollup.traits_from_json(json.loads(traits)))
-        for one_id, key, summary, events in self._rows(
-            f"SELECT one_id, bucket, summary, events FROM tag_rollups WHERE {_in('one_id')}",
+            found[one_id] = Rollup.from_head(json.loads(traits))
+        for one_id, day, name, source, summary, events in self._rows(
+            "SELECT one_id, day, name, source, summary, events FROM tag_rollups"
+            f" WHERE {_in('one_id')}",
             wanted,
         ):
             rollup = found.get(one_id)
             if rollup is None:
                 rollup = found[one_id] = Rollup()
-            rollup.buckets[bucket_key(key)] = Bucket.stored(summary, events)
+            # An identity event has no name: '' here (a name is never blank).
+            rollup.buckets[(day, name or None, source)] = Bucket.stored(summary, events)
         return found
 
     def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]:
@@ -354,10 +358,11 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
         whole = one_id in w.rebuilt
         for key, bucket in rollup.buckets.items():
             if whole or bucket.changed:
-                rollup_rows.append((one_id, bucket_key_text(key), *bucket.texts()))
-        if whole or rollup.traits_changed:
-            trait_rows.append((one_id, _dumps(rollup.traits_json())))
-    db.executemany("INSERT OR REPLACE INTO tag_rollups VALUES (?, ?, ?, ?)", rollup_rows)
+                day, name, source = key
+                rollup_rows.append((one_id, day, name or "", source, *bucket.texts()))
+        if whole or rollup.head_changed:
+            trait_rows.append((one_id, _dumps(rollup.head_json())))
+    db.executemany("INSERT OR REPLACE INTO tag_rollups VALUES (?, ?, ?, ?, ?, ?)", rollup_rows)
     db.executemany("INSERT OR REPLACE INTO tag_traits VALUES (?, ?)", trait_rows)
     if w.tags:
         db.execute(f"DELETE FROM customer_tags WHERE {_in('one_id')}", (_dumps(sorted(w.tags)),))
