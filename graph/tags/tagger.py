@@ -107,6 +107,15 @@ class Tagger:
     def definitions(self) -> dict[str, StoredDefinition]:
         return {s.definition.id: s for s in self.tags.tag_definitions()}
 
+    @staticmethod
+    def _reads_names(order: Sequence[TagDefinition]) -> bool:
+        """Whether any tag looks at a customer's aliases: manual tags and account links do."""
+        return any(
+            d.kind is TagKind.MANUAL
+            or any(isinstance(x, AccountsAre) for c in d.conditions() for x in walk(c))
+            for d in order
+        )
+
     def order(self) -> list[TagDefinition]:
         """The definitions in force, each after the tags it reads."""
         return evaluation_order({k: s.definition for k, s in self.definitions().items()})
@@ -176,8 +185,13 @@ class Tagger:
             )
             for o in sorted(living)
         ]
-        names = _names_after(changes, reads, living, gone)
-        writes = self._decide(customers, names, now, gone, {"kind": "MERGE"})
+        order = self.order()
+        names = (
+            _names_after(changes, reads, living, gone)
+            if self._reads_names(order)
+            else {o: [o] for o in living}
+        )
+        writes = self._decide(order, customers, names, now, gone, {"kind": "MERGE"})
         writes.rollups, writes.rebuilt = rollups, rebuild
         return writes
 
@@ -227,8 +241,10 @@ class Tagger:
         rollups = {**stored, **self._rebuilt(reads, remake, set(), {})}
         customers = [_Customer(o, members[o], rollups[o], cause) for o in sorted(members)]
         gone = set(wanted) - set(members)
-        names = {o: [o, *reads.aliases(o)] for o in members}
-        writes = self._decide(customers, names, now, gone, cause, (added, removed))
+        order = self.order()
+        aliased = self._reads_names(order)
+        names = {o: [o, *reads.aliases(o)] if aliased else [o] for o in members}
+        writes = self._decide(order, customers, names, now, gone, cause, (added, removed))
         writes.rollups = {o: rollups[o] for o in remake}
         writes.rebuilt = set(remake)
         return writes
@@ -236,6 +252,7 @@ class Tagger:
     # --- deciding --------------------------------------------------------------------------
     def _decide(
         self,
+        order: Sequence[TagDefinition],
         customers: Sequence[_Customer],
         names: Mapping[str, Sequence[str]],
         now: datetime,
@@ -243,7 +260,6 @@ class Tagger:
         gone_cause: dict[str, Any],
         manual_writes: tuple[Sequence[ManualTag], Sequence[tuple[str, str]]] = ((), ()),
     ) -> TagWrites:
-        order = self.order()
         writes = TagWrites(dropped=set(gone))
         one_ids = [c.one_id for c in customers]
         current = self.tags.customer_tags([*one_ids, *gone])
