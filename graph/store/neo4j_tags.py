@@ -99,14 +99,33 @@ class Neo4jTags:
         self._write(delete)
 
     def rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
+        return self.tag_state(one_ids)[0]
+
+    def tag_state(
+        self, one_ids: Iterable[str]
+    ) -> tuple[dict[str, Rollup], dict[str, dict[str, CustomerTag]], dict[str, datetime]]:
         (row,) = self._read(
             "CALL () { UNWIND $ids AS id MATCH (t:TagTraits {oneId: id})"
             " RETURN collect([t.oneId, t.traits]) AS traits }"
             " CALL () { UNWIND $ids AS id MATCH (r:TagRollup {oneId: id})"
             " RETURN collect([r.oneId, r.bucket, r.summary, r.events]) AS buckets }"
-            " RETURN traits, buckets",
+            " CALL () { UNWIND $ids AS id MATCH (t:CustomerTag {oneId: id})"
+            " RETURN collect([t.oneId, t.tagId, t.value, t.since, t.source, t.by]) AS tags }"
+            " CALL () { UNWIND $ids AS id MATCH (d:TagDue {oneId: id})"
+            " RETURN collect([d.oneId, d.due]) AS due }"
+            " RETURN traits, buckets, tags, due",
             ids=sorted(set(one_ids)),
         )
+        tags: dict[str, dict[str, CustomerTag]] = {}
+        for one_id, tag_id, value, since, source, by in row["tags"]:
+            tags.setdefault(one_id, {})[tag_id] = CustomerTag(
+                json.loads(value), datetime.fromisoformat(since), TagSource(source), by
+            )
+        due = {one_id: moment_of(at) for one_id, at in row["due"]}
+        return self._rollups_of(row), tags, due
+
+    @staticmethod
+    def _rollups_of(row: neo4j.Record) -> dict[str, Rollup]:
         found: dict[str, Rollup] = {}
         for one_id, traits in row["traits"]:
             found[one_id] = Rollup.from_head(json.loads(traits))
@@ -221,17 +240,42 @@ def save_definition(tx: Tx, stored: StoredDefinition, keep_version: bool) -> Non
         )
 
 
+_WRITE: LiteralString = """
+CALL () { UNWIND $gone AS id MATCH (r:TagRollup {oneId: id}) DELETE r }
+CALL () { UNWIND $gone AS id MATCH (t:TagTraits {oneId: id}) DELETE t }
+CALL () { UNWIND $dropped AS id MATCH (t:CustomerTag {oneId: id}) DELETE t }
+CALL () { UNWIND $dropped AS id MATCH (d:TagDue {oneId: id}) DELETE d }
+CALL () {
+  UNWIND $buckets AS r MERGE (b:TagRollup {oneId: r.o, bucket: r.b})
+  SET b.summary = r.s, b.events = r.e
+}
+CALL () { UNWIND $heads AS r MERGE (t:TagTraits {oneId: r.o}) SET t.traits = r.t }
+CALL () { UNWIND $retagged AS id MATCH (t:CustomerTag {oneId: id}) DELETE t }
+CALL () {
+  UNWIND $tags AS r
+  CREATE (:CustomerTag {oneId: r.o, tagId: r.t, value: r.v, since: r.s, source: r.src, by: r.by})
+}
+CALL () { UNWIND $due AS r MERGE (d:TagDue {oneId: r.o}) SET d.due = r.d }
+CALL () {
+  UNWIND $added AS r MERGE (m:ManualTag {oneId: r.o, tagId: r.t}) SET m.by = r.by, m.at = r.at
+}
+CALL () { UNWIND $removed AS r MATCH (m:ManualTag {oneId: r[0], tagId: r[1]}) DELETE m }
+CALL () {
+  WITH size($changes) AS count WHERE count > 0
+  MERGE (c:TagLogCounter {id: 1}) SET c.n = coalesce(c.n, 0) + count
+  WITH c.n - count AS first, count
+  UNWIND range(0, count - 1) AS i
+  WITH first + i AS n, $changes[i] AS r
+  CREATE (:TagChange {n: n, oneId: r.o, tagId: r.t, before: r.b, after: r.a, at: r.at,
+                      cause: r.c})
+}
+RETURN 1 AS done
+"""
+
+
 def write_tag_rows(tx: Tx, w: TagWrites) -> None:
-    """``w`` as nodes, inside the caller's transaction."""
-    gone = sorted(w.dropped | w.rebuilt)
-    if gone:
-        tx.run("UNWIND $ids AS id MATCH (r:TagRollup {oneId: id}) DELETE r", ids=gone)
-        tx.run("UNWIND $ids AS id MATCH (t:TagTraits {oneId: id}) DELETE t", ids=gone)
-    if w.dropped:
-        dropped = sorted(w.dropped)
-        tx.run("UNWIND $ids AS id MATCH (t:CustomerTag {oneId: id}) DELETE t", ids=dropped)
-        tx.run("UNWIND $ids AS id MATCH (d:TagDue {oneId: id}) DELETE d", ids=dropped)
-    buckets, traits = [], []
+    """``w`` as nodes, inside the caller's transaction: one statement, one round trip."""
+    buckets, heads = [], []
     for one_id, rollup in w.rollups.items():
         whole = one_id in w.rebuilt
         for key, bucket in rollup.buckets.items():
@@ -239,75 +283,42 @@ def write_tag_rows(tx: Tx, w: TagWrites) -> None:
                 summary, events = bucket.texts()
                 buckets.append({"o": one_id, "b": bucket_key_text(key), "s": summary, "e": events})
         if whole or rollup.head_changed:
-            traits.append({"o": one_id, "t": _dumps(rollup.head_json())})
-    if buckets:
-        tx.run(
-            "UNWIND $rows AS r MERGE (b:TagRollup {oneId: r.o, bucket: r.b})"
-            " SET b.summary = r.s, b.events = r.e",
-            rows=buckets,
-        )
-    if traits:
-        tx.run("UNWIND $rows AS r MERGE (t:TagTraits {oneId: r.o}) SET t.traits = r.t", rows=traits)
-    if w.tags:
-        tx.run("UNWIND $ids AS id MATCH (t:CustomerTag {oneId: id}) DELETE t", ids=sorted(w.tags))
-        tx.run(
-            "UNWIND $rows AS r CREATE (:CustomerTag {oneId: r.o, tagId: r.t, value: r.v,"
-            " since: r.s, source: r.src, by: r.by})",
-            rows=[
-                {
-                    "o": o,
-                    "t": t,
-                    "v": _dumps(x.value),
-                    "s": x.since.isoformat(),
-                    "src": x.source.value,
-                    "by": x.by,
-                }
-                for o, tags in w.tags.items()
-                for t, x in tags.items()
-            ],
-        )
-    if w.changes:
-        (first,) = tx.run(
-            "MERGE (c:TagLogCounter {id: 1}) SET c.n = coalesce(c.n, 0) + $count"
-            " RETURN c.n - $count AS first",
-            count=len(w.changes),
-        )
-        tx.run(
-            "UNWIND $rows AS r CREATE (:TagChange {n: r.n, oneId: r.o, tagId: r.t,"
-            " before: r.b, after: r.a, at: r.at, cause: r.c})",
-            rows=[
-                {
-                    "n": first["first"] + i,
-                    "o": c.one_id,
-                    "t": c.tag_id,
-                    "b": None if c.before is None else _dumps(c.before),
-                    "a": None if c.after is None else _dumps(c.after),
-                    "at": c.at.isoformat(),
-                    "c": _dumps(c.cause),
-                }
-                for i, c in enumerate(w.changes)
-            ],
-        )
-    if w.due:
-        tx.run(
-            "UNWIND $ids AS id MATCH (d:TagDue {oneId: id}) DELETE d",
-            ids=[o for o, d in w.due.items() if d is None],
-        )
-        tx.run(
-            "UNWIND $rows AS r MERGE (d:TagDue {oneId: r.o}) SET d.due = r.d",
-            rows=[{"o": o, "d": micros(d)} for o, d in w.due.items() if d is not None],
-        )
-    if w.manual_added:
-        tx.run(
-            "UNWIND $rows AS r MERGE (m:ManualTag {oneId: r.o, tagId: r.t})"
-            " SET m.by = r.by, m.at = r.at",
-            rows=[
-                {"o": m.one_id, "t": m.tag_id, "by": m.by, "at": m.at.isoformat()}
-                for m in w.manual_added
-            ],
-        )
-    if w.manual_removed:
-        tx.run(
-            "UNWIND $rows AS r MATCH (m:ManualTag {oneId: r[0], tagId: r[1]}) DELETE m",
-            rows=[list(r) for r in w.manual_removed],
-        )
+            heads.append({"o": one_id, "t": _dumps(rollup.head_json())})
+    tx.run(
+        _WRITE,
+        gone=sorted(w.dropped | w.rebuilt),
+        dropped=sorted(w.dropped),
+        buckets=buckets,
+        heads=heads,
+        retagged=sorted(w.tags),
+        tags=[
+            {
+                "o": o,
+                "t": t,
+                "v": _dumps(x.value),
+                "s": x.since.isoformat(),
+                "src": x.source.value,
+                "by": x.by,
+            }
+            for o, tags in w.tags.items()
+            for t, x in tags.items()
+        ],
+        # A customer never due keeps NEVER from the tagger; None is not written.
+        due=[{"o": o, "d": micros(d)} for o, d in w.due.items() if d is not None],
+        added=[
+            {"o": m.one_id, "t": m.tag_id, "by": m.by, "at": m.at.isoformat()}
+            for m in w.manual_added
+        ],
+        removed=[list(r) for r in w.manual_removed],
+        changes=[
+            {
+                "o": c.one_id,
+                "t": c.tag_id,
+                "b": None if c.before is None else _dumps(c.before),
+                "a": None if c.after is None else _dumps(c.after),
+                "at": c.at.isoformat(),
+                "c": _dumps(c.cause),
+            }
+            for c in w.changes
+        ],
+    ).consume()

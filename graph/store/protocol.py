@@ -30,6 +30,8 @@ from graph.models import (
 from graph.tags.models import CustomerTag, ManualTag, StoredDefinition, TagChange, TagWrites
 from graph.tags.rollups import Rollup
 
+TagState = tuple[dict[str, Rollup], dict[str, dict[str, CustomerTag]], dict[str, datetime]]
+
 
 class GraphReads(Protocol):
     """What a store answers about the graph: to the resolver, and to the API through ``reading``."""
@@ -293,6 +295,10 @@ class TagStore(Protocol):
 
     def tagged(self, tag_id: str) -> list[str]:
         """Every customer that has the tag."""
+        ...
+
+    def tag_state(self, one_ids: Iterable[str]) -> TagState:
+        """``rollups``, ``customer_tags`` and ``due_of`` at once (one round trip to a server)."""
         ...
 
     def due_of(self, one_ids: Iterable[str]) -> dict[str, datetime]:

@@ -174,7 +174,7 @@ class Tagger:
             first = arrived.get(one_id)
             return {"kind": "EVENT", "eventId": first[0].event_id if first else None}
 
-        stored = self.tags.rollups(living)
+        stored, current, due = self.tags.tag_state(living | gone)
         rebuild = {o for o in living if o in reshaped or o not in stored}
         rollups = self._rebuilt(reads, {o: members[o] for o in rebuild}, removed, arrived)
         for one_id in living - rebuild:
@@ -191,7 +191,9 @@ class Tagger:
             if self._reads_names(order)
             else {o: [o] for o in living}
         )
-        writes = self._decide(order, customers, names, now, gone, {"kind": "MERGE"})
+        writes = self._decide(
+            order, customers, names, now, gone, {"kind": "MERGE"}, known=(current, due)
+        )
         writes.rollups, writes.rebuilt = rollups, rebuild
         return writes
 
@@ -259,11 +261,18 @@ class Tagger:
         gone: set[str],
         gone_cause: dict[str, Any],
         manual_writes: tuple[Sequence[ManualTag], Sequence[tuple[str, str]]] = ((), ()),
+        known: tuple[Mapping[str, dict[str, CustomerTag]], Mapping[str, datetime]] | None = None,
     ) -> TagWrites:
+        """The rows for these customers' tags; ``known``: their tags and due times, if read."""
         writes = TagWrites(dropped=set(gone))
         one_ids = [c.one_id for c in customers]
-        current = self.tags.customer_tags([*one_ids, *gone])
-        due = self.tags.due_of(c.one_id for c in customers if c.arrived is not None)
+        current: Mapping[str, dict[str, CustomerTag]]
+        due: Mapping[str, datetime]
+        if known is None:
+            current = self.tags.customer_tags([*one_ids, *gone])
+            due = self.tags.due_of(c.one_id for c in customers if c.arrived is not None)
+        else:
+            current, due = known
         manual = self._manual(order, names, *manual_writes)
         links = self._links(order, customers, names)
         reads = {d.id: _Reads.of(d) for d in order}

@@ -257,6 +257,12 @@ class SqliteTags:
         rows = self._rows("SELECT one_id FROM customer_tags WHERE tag_id = ?", tag_id)
         return [r[0] for r in rows]
 
+    def tag_state(
+        self, one_ids: Iterable[str]
+    ) -> tuple[dict[str, Rollup], dict[str, dict[str, CustomerTag]], dict[str, datetime]]:
+        wanted = set(one_ids)
+        return self.rollups(wanted), self.customer_tags(wanted), self.due_of(wanted)
+
     def due_of(self, one_ids: Iterable[str]) -> dict[str, datetime]:
         rows = self._rows(
             f"SELECT one_id, due FROM tag_due WHERE {_in('one_id')}", _dumps(sorted(set(one_ids)))
