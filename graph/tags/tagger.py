@@ -176,7 +176,9 @@ class Tagger:
 
         stored, current, due = self.tags.tag_state(living | gone)
         rebuild = {o for o in living if o in reshaped or o not in stored}
-        rollups = self._rebuilt(reads, {o: members[o] for o in rebuild}, removed, arrived)
+        rollups = self._rebuilt(
+            reads, {o: members[o] for o in rebuild}, removed, arrived, unstored=new_keys
+        )
         for one_id in living - rebuild:
             rollups[one_id] = stored[one_id].with_events(arrived.get(one_id, ()))
         customers = [
@@ -203,12 +205,17 @@ class Tagger:
         members: Mapping[str, set[Key]],
         removed: set[Key],
         arrived: Mapping[str, Sequence[Any]],
+        unstored: set[Key] | frozenset[Key] = frozenset(),
     ) -> dict[str, Rollup]:
-        """Rollups made anew from the stored events and those ``arrived`` (a merge, a split)."""
+        """Rollups made anew from the stored events and those ``arrived`` (a merge, a split).
+
+        ``unstored`` keys are new in this change: no stored event carries them.
+        """
         if not members:
             return {}
         by_key: dict[Key, list[Any]] = {}
-        for e in reads.events_for({k for held in members.values() for k in held}):
+        stored = {k for held in members.values() for k in held} - unstored
+        for e in reads.events_for(stored) if stored else ():
             for k in e.keys:
                 if k not in removed:
                     by_key.setdefault(k, []).append(e)
