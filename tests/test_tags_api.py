@@ -234,6 +234,16 @@ def test_manual_tags_record_who_and_follow_the_oneid(tagged: Api) -> None:
     assert {"kind": "MANUAL", "by": "王经理"} in [h["cause"] for h in history]
 
 
+def spent_over(amount: float) -> dict[str, Any]:
+    return {
+        "aggregate": "sum",
+        "event": "order_paid",
+        "property": "amount",
+        "op": "gt",
+        "value": amount,
+    }
+
+
 def test_definitions_are_checked_built_and_deleted(tagged: Api) -> None:
     tagged.ingest(order("o1", "13800138000", 1, 900.0), order("o2", "13900139000", 1, 10.0))
     bad = tagged.errors(
@@ -265,13 +275,7 @@ def test_definitions_are_checked_built_and_deleted(tagged: Api) -> None:
     made = define(
         tagged,
         "rich",
-        when={
-            "aggregate": "sum",
-            "event": "order_paid",
-            "property": "amount",
-            "op": "gt",
-            "value": 500,
-        },
+        when=spent_over(500),
     )
     assert (made["kind"], made["version"]) == ("RULE", 1)
     graph_of(tagged).tags.build()
@@ -285,13 +289,7 @@ def test_definitions_are_checked_built_and_deleted(tagged: Api) -> None:
     changed = define(
         tagged,
         "rich",
-        when={
-            "aggregate": "sum",
-            "event": "order_paid",
-            "property": "amount",
-            "op": "gt",
-            "value": 5,
-        },
+        when=spent_over(5),
     )
     assert (changed["version"], changed["status"]) == (2, "BUILDING")
     graph_of(tagged).tags.build()

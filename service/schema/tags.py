@@ -238,9 +238,7 @@ class TagMutations:
         tag_id: strawberry.ID,
         by: str | None = None,
     ) -> list[ProfileTag]:
-        graph = _graph(info)
-        canonical = graph.tags.set_manual(str(one_id), str(tag_id), True, by)
-        return _profile_tags(graph, canonical)
+        return _set_manual(info, str(one_id), str(tag_id), True, by)
 
     @strawberry.mutation(description="Take a MANUAL tag off a customer; `by` says who did.")
     async def remove_tag(
@@ -250,9 +248,15 @@ class TagMutations:
         tag_id: strawberry.ID,
         by: str | None = None,
     ) -> list[ProfileTag]:
-        graph = _graph(info)
-        canonical = graph.tags.set_manual(str(one_id), str(tag_id), False, by)
-        return _profile_tags(graph, canonical)
+        return _set_manual(info, str(one_id), str(tag_id), False, by)
+
+
+def _set_manual(
+    info: strawberry.Info, one_id: str, tag_id: str, present: bool, by: str | None
+) -> list[ProfileTag]:
+    """The customer's tags once a manual tag is put on or taken off."""
+    graph = _graph(info)
+    return _profile_tags(graph, graph.tags.set_manual(one_id, tag_id, present, by))
 
 
 def _wake(info: strawberry.Info) -> None:
