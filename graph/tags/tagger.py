@@ -291,7 +291,9 @@ class Tagger:
             was_due = due.get(c.one_id)
             if c.arrived is None or was_due is None or was_due <= now:
                 values = tag_values(order, facts, manual.get(c.one_id))
-                writes.due[c.one_id] = next_tick(every_clock, facts) or NEVER
+                next_due = next_tick(every_clock, facts) or NEVER
+                if next_due != was_due:
+                    writes.due[c.one_id] = next_due
             else:
                 # Only new events changed, and time has changed nothing since the
                 # tags were last decided: the tags that read none of it stand.
