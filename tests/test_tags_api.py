@@ -330,3 +330,24 @@ def test_imported_events_are_tagged_by_retag(tmp_path: Path, store_uri: str | No
         assert values(api, one_id) == {"lifecycle": "NEW", "spend": 600.0}  # the service's now
         status = api('{ tagDefinition(id: "lifecycle") { status } }')["tagDefinition"]
         assert status == {"status": "READY"}
+
+
+def test_changes_through_the_api_stand_over_the_config_on_restart(
+    tmp_path: Path, store_uri: str | None, clock: Clock
+) -> None:
+    def serve() -> TestClient:
+        settings = Settings(
+            data_dir=tmp_path / "data", admin_key=KEY, neo4j_uri=store_uri, clock=clock
+        )
+        return TestClient(create_app(settings))
+
+    anyone = [{"value": "ANY", "when": {"profile": "eventCount", "op": "gt", "value": 0}}]
+    with serve() as client:
+        define(Api(client), "lifecycle", cases=anyone)  # the shipped one, changed
+    with serve() as client:
+        api = Api(client)
+        found = api('{ tagDefinition(id: "lifecycle") { version cases } }')["tagDefinition"]
+        assert (found["version"], found["cases"]) == (2, anyone)
+        api('mutation { deleteTag(id: "lifecycle") { id } }')
+    with serve() as client:
+        assert Api(client)("{ tagDefinitions { id } }")["tagDefinitions"] == []

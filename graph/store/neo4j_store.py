@@ -824,10 +824,8 @@ class Neo4jStore:
         self._in_write(write, done)
 
     def _write_tags(self, work: Callable[[Tx], None]) -> None:
-        def write(tx: Tx) -> None:
-            work(tx)
-
-        self._in_write(write, lambda _: None)
+        """A tag write of its own: in the exclusive batch if there is one (see ``_in_write``)."""
+        self._in_write(work, lambda _: None)
 
     def _in_write(
         self, work: Callable[[Tx], int | None], done: Callable[[int | None], None]

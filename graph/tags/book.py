@@ -66,10 +66,16 @@ class TagBook:
             return stored
 
     def sync(self, configured: Iterable[TagDefinition]) -> None:
-        """Take the config file's definitions: each new or changed one is saved and built."""
+        """Take the config file's definitions, when the file has something new.
+
+        A definition the file gives that was never saved in that form is
+        saved and built. One that was (now or in an earlier version) is left
+        alone: a change or a delete made through the API since stands across
+        restarts, until the file itself changes that definition.
+        """
         for definition in configured:
-            held = self.definition(definition.id)
-            if held is None or not _same(held.definition, definition):
+            seen = self.store.tag_store.definition_versions(definition.id)
+            if not any(_same(v.definition, definition) for v in seen):
                 self.define(definition)
 
     def delete(self, tag_id: str) -> StoredDefinition:
