@@ -351,3 +351,18 @@ def test_changes_through_the_api_stand_over_the_config_on_restart(
         api('mutation { deleteTag(id: "lifecycle") { id } }')
     with serve() as client:
         assert Api(client)("{ tagDefinitions { id } }")["tagDefinitions"] == []
+
+
+def test_with_no_definitions_nothing_is_kept_until_one_comes(tagged: Api) -> None:
+    tagged('mutation { deleteTag(id: "lifecycle") { id } }')
+    tagged.ingest(order("o1", "13800138000", 3, 120.0), order("o2", "13800138000", 2, 80.0))
+    one_id = tagged.one_id("phone", "+8613800138000")
+    assert one_id is not None
+    assert values(tagged, one_id) == {}
+    define(
+        tagged, "spend", compute={"aggregate": "sum", "event": "order_paid", "property": "amount"}
+    )
+    graph_of(tagged).tags.build()
+    assert values(tagged, one_id) == {"spend": 200.0}
+    tagged.ingest(order("o3", "13800138000", 1, 1.5))
+    assert values(tagged, one_id) == {"spend": 201.5}

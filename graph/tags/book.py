@@ -55,6 +55,8 @@ class TagBook:
             old = held.get(definition.id)
             if old is not None and _same(old.definition, definition):
                 return old
+            if not held:  # with no definitions, writes kept no rollups: make them anew
+                self.store.tag_store.forget_rollups()
             stored = StoredDefinition(
                 definition,
                 1 if old is None else old.version + 1,

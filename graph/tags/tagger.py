@@ -125,6 +125,10 @@ class Tagger:
         """The tag rows ``changes`` calls for, read from the store as it is before them."""
         if changes.deferred:
             return TagWrites()  # a bulk load: ``retag`` decides every tag once it is resolved
+        if not self.definitions():
+            # No tags at all: nothing is kept, rollups neither (the first definition
+            # to come drops them all, and its build makes them from the events).
+            return TagWrites()
         removed = set(changes.removed_nodes)
         assigned = changes.assignments
         new_keys = {n.key for n in changes.new_nodes}
