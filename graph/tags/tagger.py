@@ -125,7 +125,8 @@ class Tagger:
         """The tag rows ``changes`` calls for, read from the store as it is before them."""
         if changes.deferred:
             return TagWrites()  # a bulk load: ``retag`` decides every tag once it is resolved
-        if not self.definitions():
+        order = self.order()
+        if not order:
             # No tags at all: nothing is kept, rollups neither (the first definition
             # to come drops them all, and its build makes them from the events).
             return TagWrites()
@@ -191,7 +192,6 @@ class Tagger:
             )
             for o in sorted(living)
         ]
-        order = self.order()
         names = (
             _names_after(changes, reads, living, gone)
             if self._reads_names(order)
