@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from graph.accounts.book import AccountBook
 from graph.accounts.event_links import EventAccounts
+from graph.accounts.models import AccountWrite
 from graph.bulk_load import BulkLoad
 from graph.config import Config
 from graph.errors import (
@@ -111,6 +112,7 @@ class IdentityGraph:
         )
         self.tags = TagBook(store, self.tagger, self._writing, self.clock)
         self.resolver.deriving = self._derive_tags
+        self.accounts.on_written = self._retag_contacts
         self._settled = False
         # A database that is down now: serve health checks, settle on the first write.
         with contextlib.suppress(StoreUnavailable):
@@ -129,6 +131,20 @@ class IdentityGraph:
         """Be the graph's only writer: what tags write never interleaves with an ingest."""
         with self.resolver.writing, self.store.exclusive():
             yield
+
+    def _retag_contacts(self, write: AccountWrite) -> None:
+        """Decide again the tags of the contacts an account write names, if a tag reads links.
+
+        The account write is committed by now, so a failure here is logged, not
+        raised: those tags are decided again at the customer's next change.
+        """
+        try:
+            one_ids = {link.one_id for account in write.put for link in account.links}
+            if one_ids:
+                cause = {"kind": "ACCOUNT", "accountIds": sorted(a.id for a in write.put)}
+                self.tags.account_links_changed(one_ids, cause)
+        except Exception:
+            log.exception("tags were not decided again after an account write")
 
     def _derive_tags(self, changes: ChangeSet) -> None:
         changes.tags = self.tagger.derive(changes, self.store, self.clock())

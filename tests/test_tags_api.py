@@ -366,3 +366,34 @@ def test_with_no_definitions_nothing_is_kept_until_one_comes(tagged: Api) -> Non
     assert values(tagged, one_id) == {"spend": 200.0}
     tagged.ingest(order("o3", "13800138000", 1, 1.5))
     assert values(tagged, one_id) == {"spend": 201.5}
+
+
+LINK = """mutation($a: ID!, $o: ID!, $t: String) {
+  linkContact(accountId: $a, oneId: $o, title: $t) { oneId } }"""
+UPSERT = "mutation($i: AccountInput!) { upsertAccount(input: $i) { id } }"
+
+
+def test_a_link_to_an_account_moves_a_tag_on_links(tagged: Api) -> None:
+    define(
+        tagged,
+        "maker-director",
+        when={
+            "account": {
+                "all": [
+                    {"field": "industry", "op": "eq", "value": "Manufacturing"},
+                    {"field": "seniority", "op": "gte", "value": "DIRECTOR"},
+                ]
+            },
+            "quantifier": "any",
+        },
+    )
+    tagged.ingest(order("o1", "13800138000", 1, 10.0))
+    one_id = tagged.one_id("phone", "+8613800138000")
+    assert one_id is not None
+    assert "maker-director" not in values(tagged, one_id)
+    tagged(UPSERT, {"i": {"id": "crm-1", "name": "Acme", "industry": "Manufacturing"}})
+    tagged(LINK, {"a": "crm-1", "o": one_id, "t": "总经理"})
+    found = tags_of(tagged, one_id)["maker-director"]
+    assert found["value"] is True
+    history = tagged(TAGS, {"id": one_id})["profile"]["tagHistory"]
+    assert history[-1]["cause"] == {"kind": "ACCOUNT", "accountIds": ["crm-1"]}

@@ -11,8 +11,10 @@ nothing and two writers cannot build a cycle between them.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -113,6 +115,10 @@ class AccountBook:
         self.levels = levels
         self._configured = templates
         self._clock = clock
+        # Told of every account write once it is committed (tags on account links
+        # are decided again for the contacts it names; see IdentityGraph).
+        self.on_written: Callable[[AccountWrite], None] | None = None
+        self._local = threading.local()
 
     # --- reads ----------------------------------------------------------------------
     def templates(self) -> Templates:
@@ -219,6 +225,24 @@ class AccountBook:
     def _write(self, write: AccountWrite) -> None:
         if write:
             self.store.write_accounts(write)
+            self._local.written.append(write)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The store's account lock; ``on_written`` hears of the writes once they are committed."""
+        if getattr(self._local, "inside", False):  # the outer one commits, and tells
+            yield
+            return
+        self._local.written, self._local.inside = [], True
+        try:
+            with self.store.accounts_exclusive():
+                yield
+        finally:
+            self._local.inside = False
+        written, self._local.written = self._local.written, []
+        if self.on_written is not None:
+            for write in written:
+                self.on_written(write)
 
     def _standing(self, account_id: str) -> tuple[Account, Account, Placed]:
         """An account as stored, as it stands now (links placed and united), and the placing."""
@@ -249,7 +273,7 @@ class AccountBook:
                 raise BadUserInput(f"an account has at most {MAX_DOMAINS} domains")
             domains = tuple(dict.fromkeys(account_domain(d) for d in given.domains))
         now = self._clock()
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             before = self.store.accounts([account_id]).get(account_id)
             parent = before.parent_id if before is not None else None
             if given.parent_given or given.parent_id is not None:
@@ -318,7 +342,7 @@ class AccountBook:
     def delete_account(self, account_id: str, via: str) -> Account:
         account_id = _id(account_id)
         now = self._clock()
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             found = self.store.accounts([account_id]).get(account_id)
             if found is None:
                 raise NotFound(f"no account {account_id!r}", account=account_id)
@@ -346,7 +370,7 @@ class AccountBook:
         wanted = self.templates().check_roles(roles) if roles is not None else None
         title, department = _text(title, "title"), _text(department, "department")
         now = self._clock()
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             stored, account, placed = self._standing(_id(account_id))
             customer = self._customer(one_id)
             before = account.link(customer)
@@ -375,7 +399,7 @@ class AccountBook:
 
     def unlink_contact(self, account_id: str, one_id: str, via: str) -> Account:
         now = self._clock()
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             stored, account, placed, customer, _ = self._contact(account_id, one_id)
             after = replace(placed.replacing(stored, customer, None), updated_at=now)
             self._write(
@@ -412,7 +436,7 @@ class AccountBook:
     def dismiss_suggestion(self, account_id: str, one_id: str, role: str, via: str) -> Account:
         (wanted,) = self.templates().check_roles([role])
         now = self._clock()
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             stored, account, _, customer, _ = self._contact(account_id, one_id)
             if (customer, wanted) in account.dismissed:
                 return account
@@ -433,7 +457,7 @@ class AccountBook:
         self, account_id: str, one_id: str, manager_one_id: str | None, via: str
     ) -> ContactView:
         now = self._clock()
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             stored, account, placed, customer, link = self._contact(account_id, one_id)
             manager = None
             if manager_one_id is not None:
@@ -476,7 +500,7 @@ class AccountBook:
         make: Callable[[Link, datetime], Link],
     ) -> ContactView:
         now = self._clock()
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             stored, account, placed, customer, link = self._contact(account_id, one_id)
             changed = make(link, now)
             details = link_differences(link, changed)
@@ -515,7 +539,7 @@ class AccountBook:
             if not domains or not self.store.account_ids_by_domain(domains):
                 return
         now = self._clock()
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             EventLinks(self.store, self.matcher, self.link_strong, now).apply(wanted)
 
     def follow_customers(self, changes: Sequence[CustomerChange]) -> None:
@@ -533,7 +557,7 @@ class AccountBook:
         ids = {a for found in self.store.account_ids_by_contact(one_ids).values() for a in found}
         if not ids:
             return
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             accounts = self.store.accounts(ids)
             placed = place(accounts.values(), self.customers)
             put, history = [], []
@@ -546,7 +570,7 @@ class AccountBook:
 
     def upsert_template(self, template: Template) -> Template:
         text = json.dumps(_template_data(template), ensure_ascii=False)
-        with self.store.accounts_exclusive():
+        with self._exclusive():
             self._write(AccountWrite(templates={template.id: text}))
         return template
 

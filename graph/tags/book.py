@@ -14,6 +14,7 @@ from typing import Any
 
 from graph.errors import InvalidRule, NotFound
 from graph.store.protocol import GraphStore
+from graph.tags.conditions import AccountsAre, walk
 from graph.tags.definitions import TagDefinition, TagKind, TagOutcome, evaluation_order
 from graph.tags.models import ManualTag, StoredDefinition, TagChange, TagStatus, TagWrites
 from graph.tags.tagger import Tagger
@@ -127,6 +128,17 @@ class TagBook:
                 writes.manual_removed.extend(gone)
             self.store.tag_store.write_tags(writes)
             return canonical
+
+    def account_links_changed(self, one_ids: Iterable[str], cause: dict[str, Any]) -> None:
+        """Decide again these customers' tags, when some tag reads account links."""
+        order = self.tagger.order()
+        if not any(
+            isinstance(x, AccountsAre) for d in order for c in d.conditions() for x in walk(c)
+        ):
+            return
+        canonical = sorted(set(self.store.canonical_one_ids(set(one_ids)).values()))
+        for part in _chunks(canonical):
+            self._refresh(part, cause)
 
     # --- time, builds, retag -----------------------------------------------------------
     def run_due(self, limit: int = 10_000) -> int:

@@ -100,7 +100,8 @@ class TagChange:
     after: JSON | None = strawberry.field(description="null: the customer no longer has it.")
     at: datetime
     cause: JSON = strawberry.field(
-        description="kind EVENT (with eventId), MERGE, SPLIT, TIME, DEFINITION, MANUAL or RETAG."
+        description="kind EVENT (with eventId), MERGE, SPLIT, TIME, DEFINITION, MANUAL (with"
+        " by), ACCOUNT (a link to accounts changed, with accountIds) or RETAG."
     )
 
     @classmethod
