@@ -75,11 +75,7 @@ def holds(condition: Condition, facts: Facts, link: Mapping[str, Any] | None = N
         return not holds(condition.item, facts, link)
     if isinstance(condition, AccountsAre):
         found = [holds(condition.inner, facts, each) for each in facts.links()]
-        if condition.quantifier == "any":
-            return any(found)
-        if condition.quantifier == "all":
-            return bool(found) and all(found)
-        return not any(found)
+        return _quantified(condition.quantifier, found)
     return _leaf(condition, facts, link)[0]
 
 
@@ -108,16 +104,19 @@ def _leaf(condition: Condition, facts: Facts, link: Mapping[str, Any] | None) ->
     return passes(test, seen, now), seen
 
 
+def _quantified(quantifier: str, holding: list[bool]) -> bool:
+    """``any``, ``all`` or ``none`` of the links held; with no accounts, not "all of them"."""
+    if quantifier == "any":
+        return any(holding)
+    if quantifier == "all":
+        return bool(holding) and all(holding)
+    return not any(holding)
+
+
 def _accounts(condition: AccountsAre, facts: Facts) -> tuple[bool, Explanation]:
     links = facts.links()
     results = [(evaluate(condition.inner, facts, link), link) for link in links]
-    holding = [h for (h, _), _ in results]
-    if condition.quantifier == "any":
-        held = any(holding)
-    elif condition.quantifier == "all":
-        held = bool(holding) and all(holding)  # no accounts: not "all of them"
-    else:
-        held = not any(holding)
+    held = _quantified(condition.quantifier, [h for (h, _), _ in results])
     return held, {
         **{k: v for k, v in condition.source.items() if k != "account"},
         "account": condition.source["account"],

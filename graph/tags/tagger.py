@@ -73,7 +73,7 @@ class _Reads:
     @classmethod
     def of(cls, definition: TagDefinition) -> _Reads:
         found = [x for c in definition.conditions() for x in walk(c)]
-        aggregates = [a for a in definition.aggregates()]
+        aggregates = definition.aggregates()
         return cls(
             tuple((a.events, a.source) for a in aggregates),
             frozenset(x.name for x in found if isinstance(x, TraitIs)),
