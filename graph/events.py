@@ -6,6 +6,7 @@ is rejected whole with a typed error, and its neighbours in the batch go on.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -182,7 +183,22 @@ def behaviour(name: Any, properties: Any) -> tuple[str | None, dict[str, Any] | 
             raise InvalidEvent(
                 "properties describe what happened: the event needs a name", field="properties"
             )
+        if not _finite(properties):
+            raise InvalidEvent(
+                "properties must be JSON: NaN and Infinity are not numbers there",
+                field="properties",
+            )
     return name, dict(properties) if properties else None  # {} is no properties
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
 
 
 MAX_ACCOUNT_TEXT = 500

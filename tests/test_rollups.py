@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from graph.config import TraitsConfig
 from graph.errors import InvalidRule
 from graph.models import StoredEvent
 from graph.profiles import survive
+from graph.tags.aggregates import exact_mean, exact_sum, scaled, value_key
 from graph.tags.conditions import AGGREGATES
 from graph.tags.facts import CustomerFacts
 from graph.tags.parsing import parse_compute
@@ -117,7 +119,7 @@ def test_rollup_answers_as_the_events_do(
     assert RollupFacts(now, {}, earlier).profile("eventCount") == len(made[:cut])
     whole = rollup_of(made)
     stored = Rollup.from_head(whole.head_json())  # written and read back
-    stored.buckets = {k: Bucket.stored(*b.texts()) for k, b in whole.buckets.items()}
+    stored.buckets = {k: Bucket.stored(b.text()) for k, b in whole.buckets.items()}
     for rollup in (built, stored):
         facts, truth = RollupFacts(now, {}, rollup), reference(made, now)
         for rule in rules:
@@ -161,3 +163,30 @@ def test_a_month_cut_by_one_window_is_not_reused_whole_by_another() -> None:
     ):
         aggregate = parse_compute(rule, "$")
         assert facts.aggregate(aggregate) == truth.aggregate(aggregate), rule
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    numbers=st.lists(
+        st.one_of(
+            st.integers(min_value=-(2**70), max_value=2**70),
+            st.floats(min_value=-1e300, max_value=1e300),
+        ),
+        max_size=12,
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_sums_are_exact_and_do_not_depend_on_order(numbers: list[Any], order: Any) -> None:
+    floats = any(isinstance(n, float) for n in numbers)
+    exact = sum((Fraction(n) for n in numbers), Fraction())
+    shuffled = list(numbers)
+    order.shuffle(shuffled)
+    total = sum(scaled(n) for n in shuffled)
+    assert exact_sum(total, floats) == (float(exact) if floats else int(exact))
+    if numbers:
+        assert exact_mean(total, len(numbers)) == float(exact / len(numbers))
+
+
+def test_distinct_values_tell_numbers_booleans_and_texts_apart() -> None:
+    keys = {value_key(v) for v in [1, 1.0, True, "1", [1], {"a": 1}, {"a": 1.0}, False, 0]}
+    assert len(keys) == 8  # 1 and 1.0 are one value; true, "1", 0 and false are not it

@@ -108,7 +108,7 @@ class Neo4jTags:
             "CALL () { UNWIND $ids AS id MATCH (t:TagTraits {oneId: id})"
             " RETURN collect([t.oneId, t.traits]) AS traits }"
             " CALL () { UNWIND $ids AS id MATCH (r:TagRollup {oneId: id})"
-            " RETURN collect([r.oneId, r.bucket, r.summary, r.events]) AS buckets }"
+            " RETURN collect([r.oneId, r.bucket, r.events]) AS buckets }"
             " CALL () { UNWIND $ids AS id MATCH (t:CustomerTag {oneId: id})"
             " RETURN collect([t.oneId, t.tagId, t.value, t.since, t.source, t.by]) AS tags }"
             " CALL () { UNWIND $ids AS id MATCH (d:TagDue {oneId: id})"
@@ -129,11 +129,11 @@ class Neo4jTags:
         found: dict[str, Rollup] = {}
         for one_id, traits in row["traits"]:
             found[one_id] = Rollup.from_head(json.loads(traits))
-        for one_id, key, summary, events in row["buckets"]:
+        for one_id, key, events in row["buckets"]:
             rollup = found.get(one_id)
             if rollup is None:
                 rollup = found[one_id] = Rollup()
-            rollup.buckets[bucket_key(key)] = Bucket.stored(summary, events)
+            rollup.buckets[bucket_key(key)] = Bucket.stored(events)
         return found
 
     def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]:
@@ -247,7 +247,7 @@ CALL () { UNWIND $dropped AS id MATCH (t:CustomerTag {oneId: id}) DELETE t }
 CALL () { UNWIND $dropped AS id MATCH (d:TagDue {oneId: id}) DELETE d }
 CALL () {
   UNWIND $buckets AS r MERGE (b:TagRollup {oneId: r.o, bucket: r.b})
-  SET b.summary = r.s, b.events = r.e
+  SET b.events = r.e
 }
 CALL () { UNWIND $heads AS r MERGE (t:TagTraits {oneId: r.o}) SET t.traits = r.t }
 CALL () { UNWIND $retagged AS id MATCH (t:CustomerTag {oneId: id}) DELETE t }
@@ -280,8 +280,7 @@ def write_tag_rows(tx: Tx, w: TagWrites) -> None:
         whole = one_id in w.rebuilt
         for key, bucket in rollup.buckets.items():
             if whole or bucket.changed:
-                summary, events = bucket.texts()
-                buckets.append({"o": one_id, "b": bucket_key_text(key), "s": summary, "e": events})
+                buckets.append({"o": one_id, "b": bucket_key_text(key), "e": bucket.text()})
         if whole or rollup.head_changed:
             heads.append({"o": one_id, "t": _dumps(rollup.head_json())})
     tx.run(

@@ -3,14 +3,14 @@
 A tag is evaluated whenever one of its customer's events arrives, so its
 aggregates must not read every event again: a customer with ten thousand
 orders would pay for all of them on the next one. A rollup keeps, for each
-(day, name, source), the bucket's summary (counts, exact sums, minimum and
-maximum, first and last values, how often each value was seen) beside the
-bucket's events in compact form. An aggregate over a window sums the
+(day, name, source), the bucket's events in compact form and, once asked
+for, their summary (counts, exact sums, minimum and maximum, first and last
+values, how often each value was seen). An aggregate over a window sums the
 summaries of the days wholly inside it and looks at single events only on
 the one or two days the window's ends cut through, so it is exact at any
 moment, not rounded to days.
 
-Sums are exact (``Fraction``) and rounded once at the end, so they do not
+Sums are exact (whole numbers of 2**-1074) and rounded once at the end, so they do not
 depend on the order buckets are added in: a rollup built event by event and
 one built at once from the events give the same number, the one the events
 themselves give (``graph.tags.aggregates``). Summaries merge, but a merge of
@@ -27,10 +27,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
-from graph.tags.aggregates import EventFact, canonical, exact_number, is_number
+from graph import jsontext
+from graph.tags.aggregates import EventFact, exact_mean, exact_sum, scaled, value_key
 from graph.tags.conditions import Aggregate
 from graph.tags.facts import MISSING
 
@@ -56,28 +56,29 @@ class PropertySummary:
 
     present: int = 0  # events where it is not null
     numbers: int = 0
-    total: Fraction = field(default_factory=Fraction)
+    total: int = 0  # exact, in steps of 2**-1074 (``graph.tags.aggregates.scaled``)
     floats: bool = False  # a float among the numbers: the sum is a float
     low: Any = None
     high: Any = None
     first: tuple[Stamp, Any] | None = None
     last: tuple[Stamp, Any] | None = None
-    # canonical value -> [times seen, last seen at, the value]
-    seen: dict[str, tuple[int, Stamp, Any]] = field(default_factory=dict)
+    # value key -> (times seen, last seen at, the value)
+    seen: dict[Any, tuple[int, Stamp, Any]] = field(default_factory=dict)
 
     def add(self, stamp: Stamp, value: Any) -> None:
         self.present += 1
-        if is_number(value):
+        kind = type(value)
+        if kind is float or kind is int:
             self.numbers += 1
-            self.total += Fraction(value)
-            self.floats = self.floats or isinstance(value, float)
+            self.total += scaled(value)
+            self.floats = self.floats or kind is float
             self.low = value if self.low is None or value < self.low else self.low
             self.high = value if self.high is None or value > self.high else self.high
         if self.first is None or stamp < self.first[0]:
             self.first = (stamp, value)
         if self.last is None or stamp > self.last[0]:
             self.last = (stamp, value)
-        key = canonical(value)
+        key = value_key(value)
         held = self.seen.get(key)
         if held is None:
             self.seen[key] = (1, stamp, value)
@@ -121,60 +122,25 @@ class PropertySummary:
                 return None
             return max(self.seen.values(), key=lambda s: (s[0], s[1]))[2]
         if function == "sum":
-            return exact_number(self.total, self.floats)
+            return exact_sum(self.total, self.floats)
         if not self.numbers:
             return None
         if function == "avg":
-            return float(self.total / self.numbers)
+            return exact_mean(self.total, self.numbers)
         return self.low if function == "min" else self.high
-
-    def as_json(self) -> list[Any]:
-        return [
-            self.present,
-            self.numbers,
-            [self.total.numerator, self.total.denominator],
-            self.floats,
-            self.low,
-            self.high,
-            None if self.first is None else [*self.first[0], self.first[1]],
-            None if self.last is None else [*self.last[0], self.last[1]],
-            [[key, times, *stamp, value] for key, (times, stamp, value) in self.seen.items()],
-        ]
-
-    @classmethod
-    def from_json(cls, data: list[Any]) -> PropertySummary:
-        present, numbers, (num, den), floats, low, high, first, last, seen = data
-        return cls(
-            present,
-            numbers,
-            Fraction(num, den),
-            floats,
-            low,
-            high,
-            None if first is None else ((first[0], first[1]), first[2]),
-            None if last is None else ((last[0], last[1]), last[2]),
-            {key: (times, (t, s), v) for key, times, t, s, v in seen},
-        )
 
 
 @dataclass(slots=True)
 class Summary:
-    """A set of events: how many, their time span, and every property's summary.
-
-    A property's summary read back from text stays JSON until asked for: an
-    aggregate looks at one property of many buckets.
-    """
+    """A set of events: how many, their time span, and every property's summary."""
 
     count: int = 0
     earliest: int | None = None  # microseconds
     latest: int | None = None
-    properties: dict[str, PropertySummary | list[Any]] = field(default_factory=dict)
+    properties: dict[str, PropertySummary] = field(default_factory=dict)
 
     def prop(self, name: str) -> PropertySummary | None:
-        found = self.properties.get(name)
-        if isinstance(found, list):
-            found = self.properties[name] = PropertySummary.from_json(found)
-        return found
+        return self.properties.get(name)
 
     def add(self, stamp: Stamp, properties: Mapping[str, Any] | None) -> None:
         self.count += 1
@@ -183,22 +149,10 @@ class Summary:
         self.latest = at if self.latest is None else max(self.latest, at)
         for name, value in (properties or {}).items():
             if value is not None:
-                held = self.prop(name)
+                held = self.properties.get(name)
                 if held is None:
                     held = self.properties[name] = PropertySummary()
                 held.add(stamp, value)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "n": self.count,
-            "t": [self.earliest, self.latest],
-            "p": {k: v if isinstance(v, list) else v.as_json() for k, v in self.properties.items()},
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Summary:
-        earliest, latest = data["t"]
-        return cls(data["n"], earliest, latest, dict(data["p"]))
 
 
 # One event in a bucket: its stamp and properties (name and source are the bucket's).
@@ -206,34 +160,33 @@ Compact = tuple[int, int, dict[str, Any] | None]
 
 
 class Bucket:
-    """One day's events of one name and source: their summary and the events themselves.
+    """One day's events of one name and source, and their summary once asked for.
 
-    Both are kept as stored text until asked for, so reading a customer's
-    rollup decodes only what its tags look at.
+    Only the events are stored (most buckets hold one or two, which their
+    summary would repeat several times over); the summary is made from them
+    when a window first takes the whole day. The events stay stored text
+    until asked for, so reading a customer's rollup decodes only what its
+    tags look at.
     """
 
-    __slots__ = ("_events", "_events_text", "_summary", "_summary_text", "changed")
+    __slots__ = ("_events", "_events_text", "_summary", "changed")
 
-    def __init__(
-        self,
-        summary: Summary | None = None,
-        events: list[Compact] | None = None,
-        summary_text: str | None = None,
-        events_text: str | None = None,
-    ) -> None:
-        self._summary, self._summary_text = summary, summary_text
+    def __init__(self, events: list[Compact] | None = None, events_text: str | None = None) -> None:
         self._events, self._events_text = events, events_text
+        self._summary: Summary | None = None
         self.changed = False
 
     @classmethod
-    def stored(cls, summary_text: str, events_text: str) -> Bucket:
-        return cls(summary_text=summary_text, events_text=events_text)
+    def stored(cls, events_text: str) -> Bucket:
+        return cls(events_text=events_text)
 
     @property
     def summary(self) -> Summary:
         if self._summary is None:
-            assert self._summary_text is not None
-            self._summary = Summary.from_json(json.loads(self._summary_text))
+            made = Summary()
+            for at, seq, properties in self.events:
+                made.add((at, seq), properties)
+            self._summary = made
         return self._summary
 
     @property
@@ -243,28 +196,27 @@ class Bucket:
             self._events = [(t, s, p) for t, s, p in json.loads(self._events_text)]
         return self._events
 
+    def copy(self) -> Bucket:
+        """A bucket to add to, leaving this one as readers see it."""
+        if self._events is None:
+            return Bucket(events_text=self._events_text)
+        return Bucket(events=list(self._events))
+
     def add(self, at: int, seq: int, properties: dict[str, Any] | None) -> None:
-        events, summary = self.events, self.summary
+        events = self.events
         events.append((at, seq, properties))
         if len(events) > 1 and (at, seq) < events[-2][:2]:
             events.sort(key=lambda e: (e[0], e[1]))
-        summary.add((at, seq), properties)
+        if self._summary is not None:
+            self._summary.add((at, seq), properties)
         self.changed = True
 
-    def texts(self) -> tuple[str, str]:
-        """The summary and events as stored."""
-        summary = (
-            self._summary_text
-            if self._summary is None
-            else json.dumps(self._summary.as_json(), ensure_ascii=False)
-        )
-        events = (
-            self._events_text
-            if self._events is None
-            else json.dumps(self._events, ensure_ascii=False)
-        )
-        assert summary is not None and events is not None
-        return summary, events
+    def text(self) -> str:
+        """The events as stored."""
+        if self._events is None:
+            assert self._events_text is not None
+            return self._events_text
+        return jsontext.dumps(self._events)
 
 
 def bucket_key_text(key: BucketKey) -> str:
@@ -306,7 +258,7 @@ class Rollup:
         touched = {(micros(e.timestamp) // _DAY_MICROS, e.name, e.source) for e in events}
         buckets = dict(self.buckets)
         for key in touched & buckets.keys():
-            buckets[key] = Bucket.stored(*buckets[key].texts())
+            buckets[key] = buckets[key].copy()
         months = {month_of(day) for day, _, _ in touched}
         made = Rollup(
             buckets,
@@ -359,7 +311,7 @@ class Rollup:
             key = (at // _DAY_MICROS, e.name, e.source)
             bucket = self.buckets.get(key)
             if bucket is None:
-                bucket = self.buckets[key] = Bucket(Summary(), [])
+                bucket = self.buckets[key] = Bucket([])
             bucket.add(at, e.seq, e.properties or None)
             for name, value in e.traits.items():
                 if value is None:

@@ -82,18 +82,21 @@ CREATE TABLE IF NOT EXISTS tag_due (
     due INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tag_due_by_time ON tag_due (due);
-CREATE TABLE IF NOT EXISTS tag_rollups (
+-- Rollups as first kept (a summary beside each bucket's events): gone, as a
+-- customer without a rollup has it made again from its events when next touched.
+DROP TABLE IF EXISTS tag_rollups;
+DROP TABLE IF EXISTS tag_traits;
+CREATE TABLE IF NOT EXISTS tag_buckets (
     one_id TEXT NOT NULL,
     day INTEGER NOT NULL,
     name TEXT NOT NULL,
     source TEXT NOT NULL,
-    summary TEXT NOT NULL,
     events TEXT NOT NULL,
     PRIMARY KEY (one_id, day, name, source)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tag_traits (
+CREATE TABLE IF NOT EXISTS tag_heads (
     one_id TEXT PRIMARY KEY,
-    traits TEXT NOT NULL
+    head TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -191,20 +194,19 @@ class SqliteTags:
     def _stored_rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
         wanted = _dumps(sorted(set(one_ids)))
         found: dict[str, Rollup] = {}
-        for one_id, traits in self._rows(
-            f"SELECT one_id, traits FROM tag_traits WHERE {_in('one_id')}", wanted
+        for one_id, head in self._rows(
+            f"SELECT one_id, head FROM tag_heads WHERE {_in('one_id')}", wanted
         ):
-            found[one_id] = Rollup.from_head(json.loads(traits))
-        for one_id, day, name, source, summary, events in self._rows(
-            "SELECT one_id, day, name, source, summary, events FROM tag_rollups"
-            f" WHERE {_in('one_id')}",
+            found[one_id] = Rollup.from_head(json.loads(head))
+        for one_id, day, name, source, events in self._rows(
+            f"SELECT one_id, day, name, source, events FROM tag_buckets WHERE {_in('one_id')}",
             wanted,
         ):
             rollup = found.get(one_id)
             if rollup is None:
                 rollup = found[one_id] = Rollup()
             # An identity event has no name: '' here (a name is never blank).
-            rollup.buckets[(day, name or None, source)] = Bucket.stored(summary, events)
+            rollup.buckets[(day, name or None, source)] = Bucket.stored(events)
         return found
 
     def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]:
@@ -271,8 +273,8 @@ class SqliteTags:
 
     def forget_rollups(self) -> None:
         def forget(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM tag_rollups")
-            db.execute("DELETE FROM tag_traits")
+            db.execute("DELETE FROM tag_buckets")
+            db.execute("DELETE FROM tag_heads")
 
         self._transaction(forget)
         self._rollups.clear()
@@ -352,7 +354,7 @@ def save_definition(db: sqlite3.Connection, stored: StoredDefinition, keep_versi
 def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
     """``w`` into the tag tables, inside the caller's transaction."""
     gone = _dumps(sorted(w.dropped | w.rebuilt))
-    for table in ("tag_rollups", "tag_traits"):
+    for table in ("tag_buckets", "tag_heads"):
         db.execute(f"DELETE FROM {table} WHERE {_in('one_id')}", (gone,))
     if w.dropped:
         dropped = _dumps(sorted(w.dropped))
@@ -365,11 +367,11 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
         for key, bucket in rollup.buckets.items():
             if whole or bucket.changed:
                 day, name, source = key
-                rollup_rows.append((one_id, day, name or "", source, *bucket.texts()))
+                rollup_rows.append((one_id, day, name or "", source, bucket.text()))
         if whole or rollup.head_changed:
             trait_rows.append((one_id, _dumps(rollup.head_json())))
-    db.executemany("INSERT OR REPLACE INTO tag_rollups VALUES (?, ?, ?, ?, ?, ?)", rollup_rows)
-    db.executemany("INSERT OR REPLACE INTO tag_traits VALUES (?, ?)", trait_rows)
+    db.executemany("INSERT OR REPLACE INTO tag_buckets VALUES (?, ?, ?, ?, ?)", rollup_rows)
+    db.executemany("INSERT OR REPLACE INTO tag_heads VALUES (?, ?)", trait_rows)
     if w.tags:
         db.execute(f"DELETE FROM customer_tags WHERE {_in('one_id')}", (_dumps(sorted(w.tags)),))
         db.executemany(
