@@ -86,6 +86,8 @@ step = st.one_of(
         st.sampled_from(["order_paid", "page_view", None]),
         st.sampled_from([5.0, 30.0, 120.5]),
         st.sampled_from(["上海", "北京", None]),
+        # hours before now: inside the windows, before them, or a clock a little ahead
+        st.sampled_from([0, 3, 30, 24 * 6, -5]),
     ),
     # Even people are known by phone, odd ones by member id and cookie: a join of an
     # even one's phone and an odd one's member id merges them, removing it splits.
@@ -116,18 +118,26 @@ def run(store: GraphStore, steps: list[tuple[Any, ...]]) -> None:
     # A tag on a tag that events move: deciding only what events change must reach it.
     spender = {"when": {"tag": "spend", "op": "gt", "value": 100}}
     graph.tags.define(parse_definition("spender", "Spender", "VALUE", **spender))
+    # Windows an event can fall outside of: fixed ends, and an end that moves on with time.
+    fixed = {"from": (START - timedelta(days=1)).isoformat(), "to": START.isoformat()}
+    for tag_id, within in (
+        ("fixed", fixed),
+        ("lagged", {"from": {"daysAgo": 5}, "to": {"daysAgo": 1}}),
+    ):
+        counted = {"aggregate": "count", "event": "order_paid", "within": within}
+        graph.tags.define(parse_definition(tag_id, tag_id, "VALUE", compute=counted))
     graph.tags.build()
     for n, s in enumerate(steps, start=1):
         kind = s[0]
         if kind == "event":
-            _, person, which, name, amount, city = s
+            _, person, which, name, amount, city, age = s
             graph.ingest(
                 [
                     EventInput(
                         "web",
                         identifiers(person, person % 2 if which is None else which),
                         f"e{n}",
-                        clock.now - timedelta(hours=n % 5),
+                        clock.now - timedelta(hours=age),
                         {"city": city} if city else None,
                         name=name,
                         properties={"amount": amount} if name else None,
@@ -184,7 +194,7 @@ def check(graph: IdentityGraph, store: GraphStore, now: datetime) -> None:
 
 
 def _every_tagged(store: GraphStore) -> set[str]:
-    tags = ("vip", "spend", "recent", "spender", "lifecycle")
+    tags = ("vip", "spend", "recent", "spender", "fixed", "lagged", "lifecycle")
     return {o for tag in tags for o in store.tag_store.tagged(tag)}
 
 
@@ -227,11 +237,12 @@ def test_a_path_exists(tmp_path: Path) -> None:
         run(
             store,
             [
-                ("event", 2, None, "order_paid", 30.0, None),
-                ("event", 2, None, "order_paid", 120.5, None),  # spender follows spend
+                ("event", 2, None, "order_paid", 30.0, None, 3),
+                ("event", 2, None, "order_paid", 120.5, None, 0),  # spender follows spend
                 ("time", 24 * 4),  # recent ends, with no event
-                ("event", 0, 0, "order_paid", 30.0, "上海"),
-                ("event", 1, 1, "order_paid", 120.5, None),
+                ("event", 0, 0, "order_paid", 30.0, "上海", -5),  # lagged has it in 29 hours
+                ("time", 30),
+                ("event", 1, 1, "order_paid", 120.5, None, 24 * 6),  # before lagged's window
                 ("join", 0, 1),
                 ("define", VARIANTS[1]),
                 ("vip", 0, True),
@@ -239,6 +250,9 @@ def test_a_path_exists(tmp_path: Path) -> None:
                 ("remove", 1, 1),
                 ("time", 24 * 4),
                 ("vip", 0, False),
+                ("event", 3, None, "order_paid", 5.0, None, 24 * 6),  # before every window
+                ("event", 3, None, "order_paid", 5.0, None, -5),  # in lagged's in 29 hours
+                ("time", 30),
             ],
         )
     finally:

@@ -36,6 +36,7 @@ from graph.tags.models import (
     TagSource,
     TagWrites,
 )
+from graph.tags.moments import DaysAgo, Window
 from graph.tags.rollups import Rollup, RollupFacts, rollup_of
 from graph.tags.timing import clocks, clocks_of, next_tick
 
@@ -65,7 +66,7 @@ class _Customer:
 class _Reads:
     """What a definition looks at, to tell whether new events can change it."""
 
-    selections: tuple[tuple[tuple[str, ...] | None, str | None], ...]
+    selections: tuple[tuple[tuple[str, ...] | None, str | None, Window | None], ...]
     traits: frozenset[str]
     profile: bool
     tags: frozenset[str]
@@ -75,18 +76,46 @@ class _Reads:
         found = [x for c in definition.conditions() for x in walk(c)]
         aggregates = definition.aggregates()
         return cls(
-            tuple((a.events, a.source) for a in aggregates),
+            tuple((a.events, a.source, a.within) for a in aggregates),
             frozenset(x.name for x in found if isinstance(x, TraitIs)),
             any(isinstance(x, ProfileIs) for x in found),
             frozenset(definition.reads()),
         )
 
+    def at(self, now: datetime) -> _ReadsNow:
+        """What events can change it from ``now`` on: their names, source and times."""
+        selections = []
+        for names, source, within in self.selections:
+            low, high = (None, None) if within is None else within.bounds(now)
+            if within is not None and isinstance(within.end, DaysAgo):
+                # The window's end moves on with time: an event after it now is in it later.
+                high = None
+            selections.append((names, source, low, high))
+        return _ReadsNow(tuple(selections), self.traits, self.profile, self.tags)
+
+
+@dataclass(frozen=True)
+class _ReadsNow:
+    """``_Reads`` at one moment: which new events can change a tag decided then."""
+
+    selections: tuple[
+        tuple[tuple[str, ...] | None, str | None, datetime | None, datetime | None], ...
+    ]
+    traits: frozenset[str]
+    profile: bool
+    tags: frozenset[str]
+
     def moved_by(self, events: Sequence[Any], traits: set[str], moved: set[str]) -> bool:
         if self.profile or self.traits & traits or self.tags & moved:
             return True
+        # An event outside a window changes nothing of it: before its start, it never
+        # will be in it (a window's start only moves on); after a fixed end, neither.
         return any(
-            (names is None or e.name in names) and (source is None or e.source == source)
-            for names, source in self.selections
+            (names is None or e.name in names)
+            and (source is None or e.source == source)
+            and (low is None or e.timestamp >= low)
+            and (high is None or e.timestamp <= high)
+            for names, source, low, high in self.selections
             for e in events
         )
 
@@ -286,7 +315,7 @@ class Tagger:
             current, due = known
         manual = self._manual(order, names, *manual_writes)
         links = self._links(order, customers, names)
-        reads = {d.id: _Reads.of(d) for d in order}
+        reads = {d.id: _Reads.of(d).at(now) for d in order}
         clocks_by_tag = {d.id: clocks_of(d) for d in order}
         every_clock = clocks([c for d in order for c in clocks_by_tag[d.id]])
         for c in customers:
