@@ -6,13 +6,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from graph.errors import InvalidRule, TagCycle
 from graph.tags.aggregates import EventFact
+from graph.tags.compiled import compile_condition, compile_test
+from graph.tags.conditions import Test as Check
 from graph.tags.definitions import TagKind, evaluate_tags, evaluation_order, parse_definition
-from graph.tags.evaluation import evaluate
+from graph.tags.evaluation import evaluate, passes
 from graph.tags.evaluation import holds as decided
-from graph.tags.facts import CustomerFacts
+from graph.tags.facts import MISSING, CustomerFacts
 from graph.tags.parsing import parse_condition
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
@@ -57,8 +61,9 @@ def facts(**overrides: Any) -> CustomerFacts:
 def holds(rule: dict[str, Any], **overrides: Any) -> bool:
     condition = parse_condition(rule)
     held, _ = evaluate(condition, facts(**overrides))
-    # Writes decide without building the explanation: the answer is the same.
+    # Writes decide without building the explanation, compiled: the answer is the same.
     assert decided(condition, facts(**overrides)) == held
+    assert compile_condition(condition)(facts(**overrides)) == held
     return held
 
 
@@ -365,3 +370,28 @@ def test_ids_and_categories() -> None:
     with pytest.raises(InvalidRule, match=r"\$\.category"):
         parse_definition("ok", "x", "two words")
     assert parse_definition("ok", "x", "LOYALTY").category == "LOYALTY"
+
+
+SEEN = st.one_of(
+    st.integers(-3, 3),
+    st.floats(allow_infinity=True, allow_nan=True, width=16),
+    st.booleans(),
+    st.sampled_from(["", "上海", "3", "1990-01-01", MISSING, None, [], ["上海"], [3]]),
+)
+OPERANDS = st.one_of(
+    st.integers(-3, 3), st.floats(-3, 3, width=16), st.booleans(), st.sampled_from(["上海", "3"])
+)
+
+
+@given(
+    op=st.sampled_from(["eq", "ne", "lt", "lte", "gt", "gte", "in", "notIn", "exists", "missing"]),
+    operand=OPERANDS,
+    listed=st.lists(OPERANDS, max_size=3),
+    seen=SEEN,
+)
+def test_a_compiled_test_passes_exactly_when_passes_says(
+    op: str, operand: Any, listed: list[Any], seen: Any
+) -> None:
+    value = tuple(listed) if op in ("in", "notIn") else operand
+    test = Check(op, value)
+    assert compile_test(test)(seen, NOW) == passes(test, seen, NOW)

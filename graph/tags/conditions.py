@@ -92,6 +92,15 @@ class Aggregate:
     property_name: str | None
     source: str | None  # the integration; None: any
     within: Window | None
+    # Aggregates key the values a customer's facts keep: hashed once, not per lookup.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.function, self.events, self.property_name, self.source, self.within)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)

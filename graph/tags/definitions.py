@@ -8,16 +8,18 @@ after every tag it reads.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from graph.errors import InvalidRule, TagCycle
 from graph.tags.aggregates import is_number
+from graph.tags.compiled import compile_condition
 from graph.tags.conditions import Aggregate, Condition, aggregates_in, tags_named
-from graph.tags.evaluation import Explanation, evaluate, holds
+from graph.tags.evaluation import Explanation, evaluate
 from graph.tags.facts import MISSING, Facts
 from graph.tags.parsing import parse_compute, parse_condition
 
@@ -66,6 +68,31 @@ class TagDefinition:
     def aggregates(self) -> list[Aggregate]:
         found = [a for c in self.conditions() for a in aggregates_in(c)]
         return found if self.compute is None else [*found, self.compute]
+
+    @functools.cached_property
+    def decide(self) -> Callable[[Facts, Mapping[str, Any]], Any]:
+        """The tag's value for a customer (MISSING: it has none), given its manual tags."""
+        tag_id = self.id
+        if self.kind is TagKind.MANUAL:
+            return lambda facts, manual: True if tag_id in manual else MISSING
+        if self.kind is TagKind.RULE:
+            assert self.when is not None
+            when = compile_condition(self.when)
+            return lambda facts, manual: True if when(facts) else MISSING
+        if self.kind is TagKind.VALUE:
+            compute = self.compute
+            assert compute is not None
+            return lambda facts, manual: facts.aggregate(compute)
+        cases = [(case.value, compile_condition(case.when)) for case in self.cases]
+        otherwise = MISSING if self.otherwise is None else self.otherwise
+
+        def first_case(facts: Facts, manual: Mapping[str, Any]) -> Any:
+            for value, when in cases:
+                if when(facts):
+                    return value
+            return otherwise
+
+        return first_case
 
 
 def parse_definition(
@@ -248,25 +275,11 @@ def tag_values(
     """What ``evaluate_tags`` finds, values only: the explanations are left to be made on read."""
     found: dict[str, Any] = {}
     told: dict[str, Any] = facts.tags
+    manual = manual or {}
     for definition in order:
-        value = _value(definition, facts, manual or {})
+        value = definition.decide(facts, manual)
         if value is not MISSING:
             found[definition.id] = told[definition.id] = value
         else:
             told.pop(definition.id, None)
     return found
-
-
-def _value(definition: TagDefinition, facts: Facts, manual: Mapping[str, Any]) -> Any:
-    if definition.kind is TagKind.MANUAL:
-        return True if definition.id in manual else MISSING
-    if definition.kind is TagKind.RULE:
-        assert definition.when is not None
-        return True if holds(definition.when, facts) else MISSING
-    if definition.kind is TagKind.VALUE:
-        assert definition.compute is not None
-        return facts.aggregate(definition.compute)
-    for case in definition.cases:
-        if holds(case.when, facts):
-            return case.value
-    return MISSING if definition.otherwise is None else definition.otherwise

@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from graph import jsontext
 from graph.tags.aggregates import EventFact, exact_mean, exact_sum, scaled, value_key
@@ -351,6 +351,52 @@ class Rollup:
         return found
 
 
+class Plans:
+    """Each aggregate's window in microseconds and days at one moment, for many customers.
+
+    A write decides the tags of hundreds of customers at the same ``now``:
+    their windows are worked out once.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._plans: dict[Aggregate, _Plan] = {}
+
+    def of(self, aggregate: Aggregate) -> _Plan:
+        found = self._plans.get(aggregate)
+        if found is None:
+            low, high = (
+                (None, None) if aggregate.within is None else aggregate.within.bounds(self.now)
+            )
+            low_at = None if low is None else micros(low)
+            high_at = None if high is None else micros(high)
+            found = self._plans[aggregate] = _Plan(
+                (aggregate.events, aggregate.source),
+                aggregate.property_name,
+                aggregate.function,
+                low_at,
+                high_at,
+                None if low_at is None else low_at // _DAY_MICROS,
+                None if high_at is None else high_at // _DAY_MICROS,
+            )
+        return found
+
+
+class _Plan(NamedTuple):
+    selection: tuple[tuple[str, ...] | None, str | None]
+    prop: str | None
+    function: str
+    low_at: int | None
+    high_at: int | None
+    low_day: int | None
+    high_day: int | None
+
+
+# A month of one selection: (month, its first and last calendar day, its days with events).
+_Month = tuple[int, int, int, list[tuple[int, Bucket]]]
+_NOT_YET: Any = object()
+
+
 @dataclass
 class RollupFacts:
     """A customer's facts from its rollup: what ``CustomerFacts`` answers, without its events.
@@ -364,8 +410,14 @@ class RollupFacts:
     rollup: Rollup
     account_links: Sequence[Mapping[str, Any]] = ()
     tags: dict[str, Any] = field(default_factory=dict)
+    plans: Plans | None = None  # shared by the customers decided at this ``now``
     _found: dict[Aggregate, Any] = field(default_factory=dict)
     _selections: dict[tuple[Any, Any], list[tuple[int, Bucket]]] = field(default_factory=dict)
+    _months: dict[tuple[Any, Any], list[_Month]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.plans is None or self.plans.now != self.now:
+            self.plans = Plans(self.now)
 
     def trait(self, name: str) -> Any:
         value = self.traits.get(name)
@@ -388,25 +440,25 @@ class RollupFacts:
         return self.account_links
 
     def aggregate(self, aggregate: Aggregate) -> Any:
-        if aggregate in self._found:
-            return self._found[aggregate]
-        low, high = (None, None) if aggregate.within is None else aggregate.within.bounds(self.now)
-        low_at = None if low is None else micros(low)
-        high_at = None if high is None else micros(high)
-        low_day = None if low_at is None else low_at // _DAY_MICROS
-        high_day = None if high_at is None else high_at // _DAY_MICROS
-        prop = aggregate.property_name
+        found = self._found.get(aggregate, _NOT_YET)
+        if found is _NOT_YET:
+            assert self.plans is not None
+            value = self._computed(self.plans.of(aggregate))
+            found = self._found[aggregate] = MISSING if value is None else value
+        return found
+
+    def _computed(self, plan: _Plan) -> Any:
+        selection, prop, _, low_at, high_at, low_day, high_day = plan
+        months = self._months.get(selection)
+        if months is None:
+            months = self._months[selection] = _by_month(self._selection(selection))
         count, summary = 0, PropertySummary()
-        chosen = self._selection(aggregate)
-        start = 0 if low_day is None else bisect.bisect_left(chosen, low_day, key=_day)
-        selection = (aggregate.events, aggregate.source)
-        for month, grouped in itertools.groupby(chosen[start:], key=_month):
-            days = list(grouped)
+        start = 0 if low_day is None else bisect.bisect_left(months, low_day, key=_last_day)
+        for month, first, last, days in itertools.islice(months, start, None):
             if high_day is not None and days[0][0] > high_day:
                 break
-            first, last = month_days(month)  # the calendar's, not just the days with events
-            inside = (low_day is None or first > low_day) and (high_day is None or last < high_day)
-            if inside:  # the whole month is in the window: summed once, kept
+            if (low_day is None or first > low_day) and (high_day is None or last < high_day):
+                # The whole month is in the window: summed once, kept with the rollup.
                 part_count, part = self.rollup.month_part(selection, month, days, prop)
                 count += part_count
                 if part is not None:
@@ -415,6 +467,8 @@ class RollupFacts:
             for day, bucket in days:
                 if high_day is not None and day > high_day:
                     break
+                if low_day is not None and day < low_day:
+                    continue
                 if day in (low_day, high_day):  # the window cuts this day: each event
                     for at, seq, properties in bucket.events:
                         if (low_at is not None and at < low_at) or (
@@ -429,16 +483,13 @@ class RollupFacts:
                 count += whole.count
                 if prop is not None and (held := whole.prop(prop)) is not None:
                     summary.merge(held)
-        value = count if prop is None else summary.value(aggregate.function)
-        found = MISSING if value is None else value
-        self._found[aggregate] = found
-        return found
+        return count if prop is None else summary.value(plan.function)
 
     def first_event_from(self, aggregate: Aggregate, moment: datetime) -> datetime | None:
         """The time of the aggregate's earliest event at or after ``moment``, window aside."""
         at_least = micros(moment)
         first_day = at_least // _DAY_MICROS
-        chosen = self._selection(aggregate)
+        chosen = self._selection((aggregate.events, aggregate.source))
         best: int | None = None
         best_day = 0
         for day, bucket in chosen[bisect.bisect_left(chosen, first_day, key=_day) :]:
@@ -452,11 +503,11 @@ class RollupFacts:
                 best, best_day = found, day
         return None if best is None else moment_of(best)
 
-    def _selection(self, aggregate: Aggregate) -> list[tuple[int, Bucket]]:
-        """The buckets of the aggregate's event names and source, in day order."""
-        names, source = aggregate.events, aggregate.source
-        found = self._selections.get((names, source))
+    def _selection(self, selection: tuple[Any, Any]) -> list[tuple[int, Bucket]]:
+        """The buckets of some event names and a source, in day order."""
+        found = self._selections.get(selection)
         if found is None:
+            names, source = selection
             found = sorted(
                 (
                     (key[0], bucket)
@@ -465,8 +516,20 @@ class RollupFacts:
                 ),
                 key=_day,
             )
-            self._selections[(names, source)] = found
+            self._selections[selection] = found
         return found
+
+
+def _by_month(chosen: list[tuple[int, Bucket]]) -> list[_Month]:
+    found = []
+    for month, grouped in itertools.groupby(chosen, key=_month):
+        first, last = month_days(month)  # the calendar's, not just the days with events
+        found.append((month, first, last, list(grouped)))
+    return found
+
+
+def _last_day(month: _Month) -> int:
+    return month[2]
 
 
 def _day(item: tuple[int, Bucket]) -> int:

@@ -37,7 +37,7 @@ from graph.tags.models import (
     TagWrites,
 )
 from graph.tags.moments import DaysAgo, Window
-from graph.tags.rollups import Rollup, RollupFacts, rollup_of
+from graph.tags.rollups import Plans, Rollup, RollupFacts, rollup_of
 from graph.tags.timing import clocks, clocks_of, next_tick
 
 # The due time of a customer whose tags time alone will never change: kept, not left
@@ -318,8 +318,9 @@ class Tagger:
         reads = {d.id: _Reads.of(d).at(now) for d in order}
         clocks_by_tag = {d.id: clocks_of(d) for d in order}
         every_clock = clocks([c for d in order for c in clocks_by_tag[d.id]])
+        plans = Plans(now)
         for c in customers:
-            facts = self.facts(c, now, links.get(c.one_id, ()))
+            facts = self.facts(c, now, links.get(c.one_id, ()), plans)
             held = current.get(c.one_id, {})
             was_due = due.get(c.one_id)
             if c.arrived is None or was_due is None or was_due <= now:
@@ -355,11 +356,14 @@ class Tagger:
         return writes
 
     def facts(
-        self, customer: _Customer, now: datetime, links: Sequence[Mapping[str, Any]] = ()
+        self,
+        customer: _Customer,
+        now: datetime,
+        links: Sequence[Mapping[str, Any]] = (),
+        plans: Plans | None = None,
     ) -> RollupFacts:
-        return RollupFacts(
-            now, customer.rollup.surviving_traits(self._priority), customer.rollup, links
-        )
+        traits = customer.rollup.surviving_traits(self._priority)
+        return RollupFacts(now, traits, customer.rollup, links, plans=plans)
 
     def _manual(
         self,
