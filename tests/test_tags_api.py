@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -397,3 +398,33 @@ def test_a_link_to_an_account_moves_a_tag_on_links(tagged: Api) -> None:
     assert found["value"] is True
     history = tagged(TAGS, {"id": one_id})["profile"]["tagHistory"]
     assert history[-1]["cause"] == {"kind": "ACCOUNT", "accountIds": ["crm-1"]}
+
+
+def test_a_tag_log_of_the_first_format_is_kept(tmp_path: Path, clock: Clock) -> None:
+    settings = Settings(data_dir=tmp_path / "data", admin_key=KEY, clock=clock)
+    with TestClient(create_app(settings)) as client:
+        Api(client).ingest(order("o1", "13800138000", 3, 300.0))
+        one_id = Api(client).one_id("phone", "+8613800138000")
+    db = sqlite3.connect(tmp_path / "data" / "idgraph.sqlite3")
+    db.execute("DROP TABLE tag_history")
+    db.execute(
+        "CREATE TABLE tag_log (id INTEGER PRIMARY KEY, one_id TEXT NOT NULL, tag_id TEXT NOT"
+        " NULL, before TEXT, after TEXT, at TEXT NOT NULL, cause TEXT NOT NULL)"
+    )
+    cause = '{"kind": "EVENT", "eventId": "o1"}'
+    at = NOW.isoformat()
+    db.executemany(
+        "INSERT INTO tag_log (one_id, tag_id, before, after, at, cause) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (one_id, "lifecycle", None, '"NEW"', at, cause),
+            (one_id, "x", '{"a": [1]}', None, at, cause),
+        ],
+    )
+    db.commit()
+    db.close()
+    with TestClient(create_app(settings)) as client:
+        history = Api(client)(TAGS, {"id": one_id})["profile"]["tagHistory"]
+    assert [(h["tagId"], h["before"], h["after"], h["cause"]) for h in history] == [
+        ("lifecycle", None, "NEW", {"kind": "EVENT", "eventId": "o1"}),
+        ("x", {"a": [1]}, None, {"kind": "EVENT", "eventId": "o1"}),
+    ]

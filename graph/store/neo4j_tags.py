@@ -250,7 +250,10 @@ CALL () {
   SET b.events = r.e
 }
 CALL () { UNWIND $heads AS r MERGE (t:TagTraits {oneId: r.o}) SET t.traits = r.t }
-CALL () { UNWIND $retagged AS id MATCH (t:CustomerTag {oneId: id}) DELETE t }
+CALL () {
+  UNWIND $retagged AS r MATCH (t:CustomerTag {oneId: r[0]}) USING INDEX t:CustomerTag(oneId)
+  WHERE t.tagId = r[1] DELETE t
+}
 CALL () {
   UNWIND $tags AS r
   CREATE (:CustomerTag {oneId: r.o, tagId: r.t, value: r.v, since: r.s, source: r.src, by: r.by})
@@ -289,7 +292,7 @@ def write_tag_rows(tx: Tx, w: TagWrites) -> None:
         dropped=sorted(w.dropped),
         buckets=buckets,
         heads=heads,
-        retagged=sorted(w.tags),
+        retagged=[[o, t] for o, rows in w.rows.items() for t in rows],
         tags=[
             {
                 "o": o,
@@ -299,8 +302,9 @@ def write_tag_rows(tx: Tx, w: TagWrites) -> None:
                 "src": x.source.value,
                 "by": x.by,
             }
-            for o, tags in w.tags.items()
-            for t, x in tags.items()
+            for o, rows in w.rows.items()
+            for t, x in rows.items()
+            if x is not None
         ],
         # A customer never due keeps NEVER from the tagger; None is not written.
         due=[{"o": o, "d": micros(d)} for o, d in w.due.items() if d is not None],

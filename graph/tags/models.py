@@ -91,7 +91,10 @@ class TagWrites:
     rollups: dict[str, Rollup] = field(default_factory=dict)  # changed buckets written
     rebuilt: set[str] = field(default_factory=set)  # of those, the ones replaced whole
     dropped: set[str] = field(default_factory=set)  # no longer customers: rollup, tags, due
-    tags: dict[str, dict[str, CustomerTag]] = field(default_factory=dict)  # replace these
+    tags: dict[str, dict[str, CustomerTag]] = field(default_factory=dict)  # all of theirs after
+    # Of ``tags``, each customer's rows that differ from what is stored (None: gone):
+    # what a store writes, as one changed tag of twenty must not rewrite the twenty.
+    rows: dict[str, dict[str, CustomerTag | None]] = field(default_factory=dict)
     changes: list[TagChange] = field(default_factory=list)
     due: dict[str, datetime | None] = field(default_factory=dict)
     manual_added: list[ManualTag] = field(default_factory=list)

@@ -347,10 +347,16 @@ class Tagger:
                 tag_id: _tagged(value, held.get(tag_id), manual.get(c.one_id, {}).get(tag_id), now)
                 for tag_id, value in values.items()
             }
-            log = _changes(c.one_id, held, found, now, c.cause)
-            if log or found.keys() != held.keys():
+            rows: dict[str, CustomerTag | None] = {
+                tag_id: tag
+                for tag_id, tag in found.items()
+                if (was := held.get(tag_id)) is not tag and was != tag
+            }
+            rows.update((tag_id, None) for tag_id in held.keys() - found.keys())
+            if rows:
                 writes.tags[c.one_id] = found
-                writes.changes.extend(log)
+                writes.rows[c.one_id] = rows
+                writes.changes.extend(_changes(c.one_id, held, found, now, c.cause))
         for one_id in sorted(gone):
             writes.changes.extend(_changes(one_id, current.get(one_id, {}), {}, now, gone_cause))
         return writes

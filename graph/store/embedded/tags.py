@@ -11,6 +11,7 @@ the read-only connections the graph's reads use.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS customer_tags (
     by TEXT,
     PRIMARY KEY (one_id, tag_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS customer_tags_by_tag ON customer_tags (tag_id);
+DROP INDEX IF EXISTS customer_tags_by_tag;
 CREATE TABLE IF NOT EXISTS manual_tags (
     one_id TEXT NOT NULL,
     tag_id TEXT NOT NULL,
@@ -66,6 +67,18 @@ CREATE TABLE IF NOT EXISTS manual_tags (
     at TEXT NOT NULL,
     PRIMARY KEY (one_id, tag_id)
 ) WITHOUT ROWID;
+-- What each write changed of one customer's tags: one row for all of them, so a
+-- write touching hundreds of customers adds hundreds of rows, not thousands.
+CREATE TABLE IF NOT EXISTS tag_history (
+    id INTEGER PRIMARY KEY,
+    one_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    changes TEXT NOT NULL -- [[tag, before, after], ...], null: did not have it
+);
+CREATE INDEX IF NOT EXISTS tag_history_by_customer ON tag_history (one_id, id);
+-- The log as first kept, one row a change: moved into tag_history once.
+BEGIN;
 CREATE TABLE IF NOT EXISTS tag_log (
     id INTEGER PRIMARY KEY,
     one_id TEXT NOT NULL,
@@ -75,8 +88,11 @@ CREATE TABLE IF NOT EXISTS tag_log (
     at TEXT NOT NULL,
     cause TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS tag_log_by_customer ON tag_log (one_id, id);
-CREATE INDEX IF NOT EXISTS tag_log_by_tag ON tag_log (tag_id, at);
+INSERT INTO tag_history (one_id, at, cause, changes)
+    SELECT one_id, at, cause, json_array(json_array(tag_id, json(before), json(after)))
+    FROM tag_log ORDER BY id;
+DROP TABLE tag_log;
+COMMIT;
 CREATE TABLE IF NOT EXISTS tag_due (
     one_id TEXT PRIMARY KEY,
     due INTEGER NOT NULL
@@ -110,10 +126,6 @@ def _in(column: str) -> str:
 
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def _value(text: str | None) -> object:
-    return None if text is None else json.loads(text)
 
 
 def _definition(row: tuple[str, int, str, str, float, str]) -> StoredDefinition:
@@ -236,16 +248,16 @@ class SqliteTags:
 
     def tag_changes(self, one_ids: Iterable[str], tag_id: str | None) -> list[TagChange]:
         rows = self._rows(
-            "SELECT one_id, tag_id, before, after, at, cause FROM tag_log"
-            f" WHERE {_in('one_id')} AND (? IS NULL OR tag_id = ?) ORDER BY id",
+            f"SELECT one_id, at, cause, changes FROM tag_history WHERE {_in('one_id')} ORDER BY id",
             _dumps(sorted(set(one_ids))),
-            tag_id,
-            tag_id,
         )
-        return [
-            TagChange(o, t, _value(b), _value(a), _when(at), json.loads(cause))
-            for o, t, b, a, at, cause in rows
-        ]
+        found = []
+        for one_id, at, cause, changes in rows:
+            moment, why = _when(at), json.loads(cause)
+            for changed, before, after in json.loads(changes):
+                if tag_id is None or changed == tag_id:
+                    found.append(TagChange(one_id, changed, before, after, moment, why))
+        return found
 
     def due(self, until: datetime, limit: int) -> list[str]:
         rows = self._rows(
@@ -372,29 +384,22 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
             trait_rows.append((one_id, _dumps(rollup.head_json())))
     db.executemany("INSERT OR REPLACE INTO tag_buckets VALUES (?, ?, ?, ?, ?)", rollup_rows)
     db.executemany("INSERT OR REPLACE INTO tag_heads VALUES (?, ?)", trait_rows)
-    if w.tags:
-        db.execute(f"DELETE FROM customer_tags WHERE {_in('one_id')}", (_dumps(sorted(w.tags)),))
-        db.executemany(
-            "INSERT INTO customer_tags VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (o, t, _dumps(x.value), x.since.isoformat(), x.source.value, x.by)
-                for o, tags in w.tags.items()
-                for t, x in tags.items()
-            ],
-        )
     db.executemany(
-        "INSERT INTO tag_log (one_id, tag_id, before, after, at, cause) VALUES (?, ?, ?, ?, ?, ?)",
+        "DELETE FROM customer_tags WHERE one_id = ? AND tag_id = ?",
+        [(o, t) for o, rows in w.rows.items() for t, x in rows.items() if x is None],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO customer_tags VALUES (?, ?, ?, ?, ?, ?)",
         [
-            (
-                c.one_id,
-                c.tag_id,
-                None if c.before is None else _dumps(c.before),
-                None if c.after is None else _dumps(c.after),
-                c.at.isoformat(),
-                _dumps(c.cause),
-            )
-            for c in w.changes
+            (o, t, _dumps(x.value), x.since.isoformat(), x.source.value, x.by)
+            for o, rows in w.rows.items()
+            for t, x in rows.items()
+            if x is not None
         ],
+    )
+    db.executemany(
+        "INSERT INTO tag_history (one_id, at, cause, changes) VALUES (?, ?, ?, ?)",
+        _history_rows(w.changes),
     )
     db.executemany(
         "DELETE FROM tag_due WHERE one_id = ?", [(o,) for o, d in w.due.items() if d is None]
@@ -408,3 +413,14 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
         [(m.one_id, m.tag_id, m.by, m.at.isoformat()) for m in w.manual_added],
     )
     db.executemany("DELETE FROM manual_tags WHERE one_id = ? AND tag_id = ?", w.manual_removed)
+
+
+def _history_rows(changes: Iterable[TagChange]) -> list[tuple[str, str, str, str]]:
+    """One row per customer and cause: a write lists its changes customer by customer."""
+    rows = []
+    for _, grouped in itertools.groupby(changes, key=lambda c: (c.one_id, c.at, id(c.cause))):
+        group = list(grouped)
+        first = group[0]
+        changed = _dumps([[c.tag_id, c.before, c.after] for c in group])
+        rows.append((first.one_id, first.at.isoformat(), _dumps(first.cause), changed))
+    return rows
