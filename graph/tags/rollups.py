@@ -3,12 +3,12 @@
 A tag is evaluated whenever one of its customer's events arrives, so its
 aggregates must not read every event again: a customer with ten thousand
 orders would pay for all of them on the next one. A rollup keeps, for each
-(day, name, source), the bucket's events in compact form and, once asked
-for, their summary (counts, exact sums, minimum and maximum, first and last
-values, how often each value was seen). An aggregate over a window sums the
-summaries of the days wholly inside it and looks at single events only on
-the one or two days the window's ends cut through, so it is exact at any
-moment, not rounded to days.
+(day, name, source), the bucket's events in compact form and, once asked for,
+a property's summary over them (count, exact sum, minimum and maximum, first
+and last values, how often each value was seen). An aggregate over a window
+takes whole months it covers as parts summed once and kept, whole days by
+their buckets, and looks at single events only on the one or two days the
+window's ends cut through, so it is exact at any moment, not rounded to days.
 
 Sums are exact (whole numbers of 2**-1074) and rounded once at the end, so they do not
 depend on the order buckets are added in: a rollup built event by event and
@@ -130,50 +130,29 @@ class PropertySummary:
         return self.low if function == "min" else self.high
 
 
-@dataclass(slots=True)
-class Summary:
-    """A set of events: how many, their time span, and every property's summary."""
-
-    count: int = 0
-    earliest: int | None = None  # microseconds
-    latest: int | None = None
-    properties: dict[str, PropertySummary] = field(default_factory=dict)
-
-    def prop(self, name: str) -> PropertySummary | None:
-        return self.properties.get(name)
-
-    def add(self, stamp: Stamp, properties: Mapping[str, Any] | None) -> None:
-        self.count += 1
-        at = stamp[0]
-        self.earliest = at if self.earliest is None else min(self.earliest, at)
-        self.latest = at if self.latest is None else max(self.latest, at)
-        for name, value in (properties or {}).items():
-            if value is not None:
-                held = self.properties.get(name)
-                if held is None:
-                    held = self.properties[name] = PropertySummary()
-                held.add(stamp, value)
-
-
 # One event in a bucket: its stamp and properties (name and source are the bucket's).
 Compact = tuple[int, int, dict[str, Any] | None]
 
+# A bucket of at most this many events adds them to a sum one by one: cheaper than
+# making and keeping a summary of them, which is what most buckets hold.
+_SMALL = 4
+
 
 class Bucket:
-    """One day's events of one name and source, and their summary once asked for.
+    """One day's events of one name and source, and a property's summary once asked for.
 
-    Only the events are stored (most buckets hold one or two, which their
-    summary would repeat several times over); the summary is made from them
-    when a window first takes the whole day. The events stay stored text
-    until asked for, so reading a customer's rollup decodes only what its
-    tags look at.
+    Only the events are stored (most buckets hold one or two, which a summary
+    would repeat several times over); a count is how many there are, and a
+    property's summary is made from them when a window first takes the whole
+    day of a larger bucket. The events stay stored text until asked for, so
+    reading a customer's rollup decodes only what its tags look at.
     """
 
-    __slots__ = ("_events", "_events_text", "_summary", "changed")
+    __slots__ = ("_events", "_events_text", "_props", "changed")
 
     def __init__(self, events: list[Compact] | None = None, events_text: str | None = None) -> None:
         self._events, self._events_text = events, events_text
-        self._summary: Summary | None = None
+        self._props: dict[str, PropertySummary] | None = None
         self.changed = False
 
     @classmethod
@@ -181,20 +160,31 @@ class Bucket:
         return cls(events_text=events_text)
 
     @property
-    def summary(self) -> Summary:
-        if self._summary is None:
-            made = Summary()
-            for at, seq, properties in self.events:
-                made.add((at, seq), properties)
-            self._summary = made
-        return self._summary
-
-    @property
     def events(self) -> list[Compact]:
+        """The events in time order."""
         if self._events is None:
             assert self._events_text is not None
             self._events = [(t, s, p) for t, s, p in json.loads(self._events_text)]
         return self._events
+
+    def add_to(self, into: PropertySummary, prop: str) -> None:
+        """Every value of ``prop`` in this bucket, into ``into``."""
+        events = self.events
+        props = self._props
+        if len(events) <= _SMALL and (props is None or prop not in props):
+            for at, seq, properties in events:
+                if properties and (value := properties.get(prop)) is not None:
+                    into.add((at, seq), value)
+            return
+        if props is None:
+            props = self._props = {}
+        held = props.get(prop)
+        if held is None:
+            held = props[prop] = PropertySummary()
+            for at, seq, properties in events:
+                if properties and (value := properties.get(prop)) is not None:
+                    held.add((at, seq), value)
+        into.merge(held)
 
     def copy(self) -> Bucket:
         """A bucket to add to, leaving this one as readers see it."""
@@ -207,8 +197,7 @@ class Bucket:
         events.append((at, seq, properties))
         if len(events) > 1 and (at, seq) < events[-2][:2]:
             events.sort(key=lambda e: (e[0], e[1]))
-        if self._summary is not None:
-            self._summary.add((at, seq), properties)
+        self._props = None
         self.changed = True
 
     def text(self) -> str:
@@ -286,14 +275,12 @@ class Rollup:
         key = (*selection, month, prop)
         found = self._months.get(key)
         if found is None:
-            count, merged = 0, None
+            count, merged = 0, None if prop is None else PropertySummary()
             for _, bucket in days:
-                whole = bucket.summary
-                count += whole.count
-                if prop is not None and (held := whole.prop(prop)) is not None:
-                    if merged is None:
-                        merged = PropertySummary()
-                    merged.merge(held)
+                count += len(bucket.events)
+                if merged is not None:
+                    assert prop is not None
+                    bucket.add_to(merged, prop)
             found = self._months[key] = (count, merged)
         return found
 
@@ -479,10 +466,9 @@ class RollupFacts:
                         if prop is not None and properties and properties.get(prop) is not None:
                             summary.add((at, seq), properties[prop])
                     continue
-                whole = bucket.summary
-                count += whole.count
-                if prop is not None and (held := whole.prop(prop)) is not None:
-                    summary.merge(held)
+                count += len(bucket.events)
+                if prop is not None:
+                    bucket.add_to(summary, prop)
         return count if prop is None else summary.value(plan.function)
 
     def first_event_from(self, aggregate: Aggregate, moment: datetime) -> datetime | None:
@@ -498,7 +484,7 @@ class RollupFacts:
             if day == first_day:
                 found = min((at for at, _, _ in bucket.events if at >= at_least), default=None)
             else:
-                found = bucket.summary.earliest
+                found = bucket.events[0][0]
             if found is not None and (best is None or found < best):
                 best, best_day = found, day
         return None if best is None else moment_of(best)
