@@ -7,6 +7,7 @@ cause, so "who had this tag on that date" is answered from the log.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,7 +51,13 @@ class StoredDefinition:
         )
 
     @staticmethod
+    @functools.lru_cache(maxsize=1024)
     def parse(text: str) -> TagDefinition:
+        """The definition saved as ``text``: one object per text, so what it compiled is kept.
+
+        Every write reads the definitions in force; a definition is immutable,
+        so writes share it and its compiled conditions instead of parsing again.
+        """
         return parse_definition(**json.loads(text))
 
 

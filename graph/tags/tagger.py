@@ -323,8 +323,10 @@ class Tagger:
             facts = self.facts(c, now, links.get(c.one_id, ()), plans)
             held = current.get(c.one_id, {})
             was_due = due.get(c.one_id)
+            mine = manual.get(c.one_id) or {}
             if c.arrived is None or was_due is None or was_due <= now:
-                values = tag_values(order, facts, manual.get(c.one_id))
+                values = tag_values(order, facts, mine)
+                found = {t: _tagged(v, held.get(t), mine.get(t), now) for t, v in values.items()}
                 next_due = next_tick(every_clock, facts) or NEVER
                 if next_due != was_due:
                     writes.due[c.one_id] = next_due
@@ -336,17 +338,16 @@ class Tagger:
                 for d in order:
                     if reads[d.id].moved_by(c.arrived, traits, moved):
                         moved.add(d.id)
-                kept = {k: t.value for k, t in held.items() if k in reads and k not in moved}
-                facts.tags.update(kept)
+                found = {k: t for k, t in held.items() if k in reads and k not in moved}
+                facts.tags.update((k, t.value) for k, t in found.items())
                 again = [d for d in order if d.id in moved]
-                values = {**kept, **tag_values(again, facts, manual.get(c.one_id))}
+                values = tag_values(again, facts, mine)
+                found.update(
+                    (t, _tagged(v, held.get(t), mine.get(t), now)) for t, v in values.items()
+                )
                 soonest = next_tick(clocks([x for d in again for x in clocks_by_tag[d.id]]), facts)
                 if soonest is not None and soonest < was_due:
                     writes.due[c.one_id] = soonest
-            found = {
-                tag_id: _tagged(value, held.get(tag_id), manual.get(c.one_id, {}).get(tag_id), now)
-                for tag_id, value in values.items()
-            }
             rows: dict[str, CustomerTag | None] = {
                 tag_id: tag
                 for tag_id, tag in found.items()
