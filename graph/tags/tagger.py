@@ -54,7 +54,7 @@ class _Customer:
     """One customer after the change: what its tags are decided from."""
 
     one_id: str
-    members: set[Key]
+    members: set[Key] | frozenset[Key]  # read when something needs them (links, a rebuild)
     rollup: Rollup
     cause: dict[str, Any]
     # Events that are all that changed for it (None: anything may have): only the
@@ -137,13 +137,16 @@ class Tagger:
         return {s.definition.id: s for s in self.tags.tag_definitions()}
 
     @staticmethod
-    def _reads_names(order: Sequence[TagDefinition]) -> bool:
-        """Whether any tag looks at a customer's aliases: manual tags and account links do."""
+    def _reads_links(order: Sequence[TagDefinition]) -> bool:
+        """Whether any tag looks at account links: they are found by members and aliases."""
         return any(
-            d.kind is TagKind.MANUAL
-            or any(isinstance(x, AccountsAre) for c in d.conditions() for x in walk(c))
-            for d in order
+            isinstance(x, AccountsAre) for d in order for c in d.conditions() for x in walk(c)
         )
+
+    @classmethod
+    def _reads_names(cls, order: Sequence[TagDefinition]) -> bool:
+        """Whether any tag looks at a customer's aliases: manual tags and account links do."""
+        return any(d.kind is TagKind.MANUAL for d in order) or cls._reads_links(order)
 
     def order(self) -> list[TagDefinition]:
         """The definitions in force, each after the tags it reads."""
@@ -179,16 +182,13 @@ class Tagger:
         reshaped = {o for k in moved for o in (before[k], owner(k)) if o is not None}
         touched = {o for k in event_keys | set(assigned) if (o := owner(k)) is not None}
         touched |= reshaped
-        members: dict[str, set[Key]] = {}
-        for one_id, held in reads.members(sorted(touched)).items():
-            # A member not reassigned stays; one reassigned is counted with its new owner.
-            members[one_id] = {
-                k for k in held if k not in removed and assigned.get(k, one_id) == one_id
-            }
-        for key, new_owner in assigned.items():
-            if new_owner is not None and new_owner in touched:
-                members.setdefault(new_owner, set()).add(key)
-        living = {o for o in touched if members.get(o)}
+        # Whose members this change alters: theirs are read. The others only got events,
+        # so they are customers still and their members matter only to a rebuild.
+        changing = reshaped | {o for k in assigned if (o := owner(k)) is not None}
+        changing |= {o for k in (*assigned, *removed) if (o := before.get(k)) is not None}
+        read_now = touched if self._reads_links(order) else touched & changing
+        members = _members_after(reads, read_now, removed, assigned)
+        living = {o for o in read_now if members.get(o)} | (touched - read_now)
         gone = (touched - living) | {
             u.one_id for u in changes.customer_updates if u.merged_into or u.retired
         }
@@ -210,6 +210,7 @@ class Tagger:
 
         stored, current, due = self.tags.tag_state(living | gone)
         rebuild = {o for o in living if o in reshaped or o not in stored}
+        members.update(_members_after(reads, rebuild - members.keys(), removed, assigned))
         rollups = self._rebuilt(
             reads, {o: members[o] for o in rebuild}, removed, arrived, unstored=new_keys
         )
@@ -217,7 +218,11 @@ class Tagger:
             rollups[one_id] = stored[one_id].with_events(arrived.get(one_id, ()))
         customers = [
             _Customer(
-                o, members[o], rollups[o], cause(o), None if o in rebuild else arrived.get(o, ())
+                o,
+                members.get(o, frozenset()),
+                rollups[o],
+                cause(o),
+                None if o in rebuild else arrived.get(o, ()),
             )
             for o in sorted(living)
         ]
@@ -401,10 +406,7 @@ class Tagger:
         customers: Sequence[_Customer],
         names: Mapping[str, Sequence[str]],
     ) -> dict[str, list[dict[str, Any]]]:
-        reads_links = any(
-            isinstance(x, AccountsAre) for d in order for c in d.conditions() for x in walk(c)
-        )
-        if not reads_links or self._links_of is None:
+        if not self._reads_links(order) or self._links_of is None:
             return {}
         return {
             c.one_id: self._links_of(c.one_id, names[c.one_id][1:], c.members) for c in customers
@@ -428,6 +430,20 @@ class Tagger:
         return evaluate_tags(
             order, facts, {k: {"by": m.by, "at": m.at.isoformat()} for k, m in manual.items()}
         )
+
+
+def _members_after(
+    reads: GraphReads, one_ids: set[str], removed: set[Key], assigned: Mapping[Key, str | None]
+) -> dict[str, set[Key]]:
+    """These customers' members once a change removing and assigning these keys is written."""
+    found: dict[str, set[Key]] = {}
+    for one_id, held in reads.members(sorted(one_ids)).items():
+        # A member not reassigned stays; one reassigned is counted with its new owner.
+        found[one_id] = {k for k in held if k not in removed and assigned.get(k, one_id) == one_id}
+    for key, new_owner in assigned.items():
+        if new_owner is not None and new_owner in one_ids:
+            found.setdefault(new_owner, set()).add(key)
+    return found
 
 
 def _names_after(
