@@ -29,6 +29,7 @@ from graph.accounts.models import (
     history_json,
     name_key,
 )
+from graph.store.embedded.pragmas import set_up_writer
 
 
 def _grouped(rows: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -44,7 +45,7 @@ class SqliteAccounts:
     def __init__(self, path: Path, read: Callable[[], sqlite3.Connection]) -> None:
         self._read = read
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA synchronous=FULL")
+        set_up_writer(self._db)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -58,6 +58,7 @@ from graph.store.embedded.accounts import SqliteAccounts
 from graph.store.embedded.build import first_shape
 from graph.store.embedded.changes import applied
 from graph.store.embedded.compaction import compact
+from graph.store.embedded.pragmas import set_up_writer
 from graph.store.embedded.reads import FileAt, ShapeReads
 from graph.store.embedded.rebuild import rebuild
 from graph.store.embedded.schema import (
@@ -96,7 +97,7 @@ class EmbeddedStore:
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            set_up_writer(self._db)
             self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk writes touch many pages
             self._db.execute("PRAGMA foreign_keys=OFF")
             prepare(self._db, self.path)

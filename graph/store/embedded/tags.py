@@ -23,6 +23,7 @@ from typing import Generic, TypeVar
 
 from graph import jsontext
 from graph.errors import StoreUnavailable
+from graph.store.embedded.pragmas import set_up_writer
 from graph.tags.models import (
     CustomerTag,
     ManualTag,
@@ -143,7 +144,7 @@ class SqliteTags:
     ) -> None:
         self._read = read
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA synchronous=FULL")
+        set_up_writer(self._db)
         self._lock = threading.Lock()
         # The rollups and tags of the customers written or read most recently, as
         # objects: one process owns the file, so what it committed last is what the
