@@ -38,7 +38,7 @@ from graph.tags.models import (
 )
 from graph.tags.moments import DaysAgo, Window
 from graph.tags.rollups import Plans, Rollup, RollupFacts, rollup_of
-from graph.tags.timing import clocks, clocks_of, next_tick
+from graph.tags.timing import clocks, clocks_of, next_tick, next_tick_with
 
 # The due time of a customer whose tags time alone will never change: kept, not left
 # out, so a customer whose tags were decided is told from one never decided.
@@ -350,7 +350,8 @@ class Tagger:
                 found.update(
                     (t, _tagged(v, held.get(t), mine.get(t), now)) for t, v in values.items()
                 )
-                soonest = next_tick(clocks([x for d in again for x in clocks_by_tag[d.id]]), facts)
+                moving = clocks([x for d in again for x in clocks_by_tag[d.id]])
+                soonest = next_tick_with(moving, facts, c.arrived)
                 if soonest is not None and soonest < was_due:
                     writes.due[c.one_id] = soonest
             rows: dict[str, CustomerTag | None] = {

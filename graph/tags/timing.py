@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from graph.tags.conditions import (
     Aggregate,
@@ -68,6 +69,41 @@ def next_tick(found: Iterable[Clock], facts: Facts) -> datetime | None:
     for c in found:
         if isinstance(c, Aggregate):
             moments.extend(_window_moves(c, facts, now))
+        elif isinstance(c, ProfileIs):
+            moments.extend(_crossings(facts.profile(c.name), c.test))
+        else:
+            moments.extend(_crossings(facts.trait(c.name), c.test))
+    later = [t for t in moments if t > now]
+    return min(later) if later else None
+
+
+def next_tick_with(found: Iterable[Clock], facts: Facts, events: Iterable[Any]) -> datetime | None:
+    """``next_tick`` as far as ``events``, just added to the customer, can bring it forward.
+
+    The caller keeps a due time that was the earliest moment over the events
+    it had then; a moment an old event gives now is no earlier than that. So
+    only the new events' own moments are looked for (with times seen, which a
+    new event may move): the earliest of them and the kept due time is what
+    ``next_tick`` over all the events would say.
+    """
+    now = facts.now
+    moments: list[datetime] = []
+    for c in found:
+        if isinstance(c, Aggregate):
+            window = c.within
+            assert window is not None
+            names, source = c.events, c.source
+            for end in (window.start, window.end):
+                if not isinstance(end, DaysAgo):
+                    continue
+                offset = timedelta(days=end.days)
+                for e in events:
+                    if (
+                        (names is None or e.name in names)
+                        and (source is None or e.source == source)
+                        and e.timestamp >= now - offset
+                    ):
+                        moments.extend(_around(e.timestamp + offset))
         elif isinstance(c, ProfileIs):
             moments.extend(_crossings(facts.profile(c.name), c.test))
         else:
