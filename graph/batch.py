@@ -7,12 +7,16 @@ stored graph with this batch's changes on top, before anything is written.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from graph.identifiers import IdentifierRegistry
 from graph.models import ChangeSet, Key, NodeRecord, Pair
 from graph.store.protocol import GraphStore
+
+# Stored identifiers' records, as a batch read them (``Batch.stored``): what the store
+# holds until the batch is applied.
+RecordsRead = Callable[[Iterable[Key]], dict[Key, NodeRecord]]
 
 
 class Batch:

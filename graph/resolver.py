@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from graph.batch import Batch
+from graph.batch import Batch, RecordsRead
 from graph.errors import BatchTooLarge, IdgraphError, NotFound
 from graph.events import CleanEvent, EventInput, clean_event
 from graph.history import key_text, record_history
@@ -63,16 +63,17 @@ class Resolver:
         self.on_history: Callable[[list[HistoryEntry]], None] | None = None
         # Adds to a change, before it is written, what follows from it (its tags):
         # written in the same transaction, so a response and every later read agree.
-        self.deriving: Callable[[ChangeSet], None] | None = None
+        # It is given the change and the stored records as the batch read them.
+        self.deriving: Callable[[ChangeSet, RecordsRead], None] | None = None
 
     def _told(self, history: list[HistoryEntry]) -> None:
         if history and self.on_history is not None:
             self.on_history(history)
 
-    def _apply(self, changes: ChangeSet) -> None:
+    def _apply(self, batch: Batch) -> None:
         if self.deriving is not None:
-            self.deriving(changes)
-        self.store.apply(changes)
+            self.deriving(batch.changes, batch.stored)
+        self.store.apply(batch.changes)
 
     # --- ingest ---------------------------------------------------------------------
     def ingest(
@@ -153,7 +154,7 @@ class Resolver:
             self._stage_events(batch, fresh)
             refresh_shared(batch)
             self._resolve(batch, reason="ingest")
-            self._apply(batch.changes)
+            self._apply(batch)
         # The batch knows the OneIDs of what it touched; only identifiers of events
         # it skipped as duplicates are read, in one read for all of them.
         one_ids = batch.one_ids()
@@ -303,7 +304,7 @@ class Resolver:
                     batch.pending[other].strong_neighbours -= 1
             refresh_shared(batch)
             self._resolve(batch, reason="remove", removed=key)
-            self._apply(batch.changes)
+            self._apply(batch)
             after = self.store.nodes(neighbours).values()
         self._told(batch.changes.history)
         return sorted({n.one_id for n in after if n.one_id is not None})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from graph.models import ChangeSet, Key
+from graph.models import ChangeSet, Key, NodeRecord
 from graph.store.protocol import GraphReads, TagStore
 from graph.tags.aggregates import canonical
 from graph.tags.conditions import AccountsAre, ProfileIs, TraitIs, walk
@@ -153,8 +153,18 @@ class Tagger:
         return evaluation_order({k: s.definition for k, s in self.definitions().items()})
 
     # --- after an identity change ----------------------------------------------------------
-    def derive(self, changes: ChangeSet, reads: GraphReads, now: datetime) -> TagWrites:
-        """The tag rows ``changes`` calls for, read from the store as it is before them."""
+    def derive(
+        self,
+        changes: ChangeSet,
+        reads: GraphReads,
+        now: datetime,
+        records: Callable[[Iterable[Key]], dict[Key, NodeRecord]] | None = None,
+    ) -> TagWrites:
+        """The tag rows ``changes`` calls for, read from the store as it is before them.
+
+        ``records`` gives identifiers' records as the change's batch read them (the
+        store's own ``nodes`` otherwise): most of what is asked, it has read already.
+        """
         if changes.deferred:
             return TagWrites()  # a bulk load: ``retag`` decides every tag once it is resolved
         order = self.order()
@@ -167,7 +177,7 @@ class Tagger:
         new_keys = {n.key for n in changes.new_nodes}
         event_keys = {k for e in changes.events for k in e.keys}
         asked = (event_keys | set(assigned) | removed) - new_keys
-        before = {k: n.one_id for k, n in reads.nodes(asked).items()}
+        before = {k: n.one_id for k, n in (records or reads.nodes)(asked).items()}
 
         def owner(key: Key) -> str | None:
             if key in removed:
