@@ -10,7 +10,9 @@ on the first batches (they run at about half speed), so the table gives the
 rate after the first ``--warm-up`` batches beside the rate of the whole run.
 ``--behaviour N`` adds about N orders and page views a person (bench.behaviour);
 ``--tags`` defines the twenty rule tags of ``bench.tag_rules`` first, so every
-batch also decides the tags of every customer it touches.
+batch also decides the tags of every customer it touches; ``--untagged``
+deletes the shipped ``lifecycle`` tag first, so no tag is decided at all (the
+identity work alone, as a baseline for what tags cost).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=20, help="batches before the steady rate")
     parser.add_argument("--behaviour", type=float, default=0, help="orders and views a person")
     parser.add_argument("--tags", action="store_true", help="define the twenty rule tags first")
+    parser.add_argument("--untagged", action="store_true", help="delete the shipped tag first")
     args = parser.parse_args()
     data = generate(args.persons, args.seed)
     events = data.events
@@ -71,6 +74,8 @@ def main() -> None:
             Path(data_dir), "bench", ["--neo4j-uri", args.neo4j_uri] if args.neo4j_uri else []
         ) as (url, _),
     ):
+        if args.untagged:
+            post(url, 'mutation { deleteTag(id: "lifecycle") { id } }', {})
         if args.tags:
             for definition in definitions():
                 post(url, DEFINE, {"input": definition})
@@ -94,6 +99,7 @@ def main() -> None:
     print("|---|---|---|---|")
     store = "Neo4j" if args.neo4j_uri else "embedded"
     tagged = f", {len(definitions()) + 1} tags" if args.tags else ""
+    tagged = f"{tagged}{', no tags' if args.untagged else ''}"
     print(
         f"| ingestEvents over HTTP, batches of {args.batch}, {store} store{tagged} | {took:.1f} |"
         f" {sum(accepted) / took:,.0f} | {steady:,.0f} |"

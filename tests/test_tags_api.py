@@ -9,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import neo4j
 import pytest
 from starlette.testclient import TestClient
 
 from graph.identity_graph import IdentityGraph
+from graph.store.neo4j_store import Neo4jStore
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import KEY, Api
+from tests.conftest import KEY, Api, empty_neo4j
 from tests.test_cli import idgraph, write_ndjson
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -428,3 +430,50 @@ def test_a_tag_log_of_the_first_format_is_kept(tmp_path: Path, clock: Clock) -> 
         ("lifecycle", None, "NEW", {"kind": "EVENT", "eventId": "o1"}),
         ("x", {"a": [1]}, None, {"kind": "EVENT", "eventId": "o1"}),
     ]
+
+
+def test_two_services_on_one_neo4j_see_each_others_events(
+    tmp_path: Path, neo4j_uri: str, clock: Clock
+) -> None:
+    """Each process holds the rollups it wrote; a batch of another makes it let go of them."""
+    empty_neo4j(neo4j_uri)
+
+    def serve(name: str) -> TestClient:
+        settings = Settings(
+            data_dir=tmp_path / name, admin_key=KEY, neo4j_uri=neo4j_uri, clock=clock
+        )
+        return TestClient(create_app(settings))
+
+    with serve("a") as first, serve("b") as second:
+        a, b = Api(first), Api(second)
+        define(
+            a, "spend", compute={"aggregate": "sum", "event": "order_paid", "property": "amount"}
+        )
+        a.ingest(order("o1", "13800138000", 3, 100.0))
+        one_id = a.one_id("phone", "+8613800138000")
+        assert one_id is not None
+        b.ingest(order("o2", "13800138000", 2, 50.0))
+        a.ingest(order("o3", "13800138000", 1, 1.0))
+        assert values(a, one_id)["spend"] == 151.0
+        b.ingest(order("o4", "13800138000", 1, 9.0))
+        assert values(b, one_id)["spend"] == 160.0
+        # A tag write alone (a manual tag) counts too.
+        define(b, "vip", description="by hand")
+        b('mutation($o: ID!) { addTag(oneId: $o, tagId: "vip") { value } }', {"o": one_id})
+        a.ingest(order("o5", "13800138000", 0, 40.0))
+        assert values(a, one_id) == {"lifecycle": "NEW", "spend": 200.0, "vip": True}
+
+
+def test_rollups_stored_by_an_earlier_version_are_let_go(neo4j_uri: str) -> None:
+    empty_neo4j(neo4j_uri)
+    with neo4j.GraphDatabase.driver(neo4j_uri, auth=None) as driver:
+        driver.execute_query("CREATE INDEX tag_rollup IF NOT EXISTS FOR (r:TagRollup) ON (r.oneId)")
+        driver.execute_query("UNWIND range(1, 3) AS n CREATE (:TagRollup {oneId: 'c' + n})")
+        driver.execute_query("CREATE (:TagTraits {oneId: 'c1'})")
+        Neo4jStore(neo4j_uri).close()
+        found = driver.execute_query(
+            "MATCH (n) WHERE n:TagRollup OR n:TagTraits RETURN count(n) AS n"
+        ).records[0]["n"]
+        indexes = driver.execute_query("SHOW INDEXES YIELD name RETURN collect(name) AS names")
+    assert found == 0
+    assert "tag_rollup" not in indexes.records[0]["names"]

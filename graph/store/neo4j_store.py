@@ -51,7 +51,12 @@ from graph.models import (
     pair,
 )
 from graph.store.neo4j_accounts import ACCOUNT_SCHEMA, Neo4jAccounts
-from graph.store.neo4j_tags import TAG_SCHEMA, Neo4jTags, write_tag_rows
+from graph.store.neo4j_tags import (
+    RETIRED_TAG_NODES,
+    RETIRED_TAG_SCHEMA,
+    TAG_SCHEMA,
+    Neo4jTags,
+)
 from graph.store.read_retry import read_steadily
 
 T = TypeVar("T")
@@ -229,7 +234,9 @@ class Neo4jStore:
         self.account_store = Neo4jAccounts(
             self._driver, self._database, self._guard, self._ensure_schema
         )
-        self.tag_store = Neo4jTags(self._read, self._write_tags)
+        self.tag_store = Neo4jTags(
+            self._read, self._write_tags, lambda: getattr(self._local, "batch", None)
+        )
         self._ensure_schema()
 
     # --- plumbing -------------------------------------------------------------------
@@ -287,6 +294,7 @@ class Neo4jStore:
                 ).single(strict=True)["n"]
             )
             self._local.tx = tx
+            self._local.batch = batch
             self._local.committed = []
             try:
                 yield
@@ -316,6 +324,7 @@ class Neo4jStore:
             for done in self._local.committed:
                 done()
         finally:
+            self._local.batch = None
             session.close()
 
     @contextlib.contextmanager
@@ -396,6 +405,11 @@ class Neo4jStore:
             return
         try:
             for statement in [*_SCHEMA, *ACCOUNT_SCHEMA, *TAG_SCHEMA]:
+                self._driver.execute_query(statement, database_=self._database)
+            with self._driver.session(database=self._database) as session:
+                for statement in RETIRED_TAG_NODES:  # in transactions of their own
+                    session.run(statement).consume()
+            for statement in RETIRED_TAG_SCHEMA:
                 self._driver.execute_query(statement, database_=self._database)
             found = self._driver.execute_query(
                 "MERGE (s:IdgraphState {id: 1}) ON CREATE SET s.nodeSeq = 0,"
@@ -808,6 +822,8 @@ class Neo4jStore:
         remembered = self._deferred
 
         def done(before: int | None) -> None:
+            if changes.tags:
+                self.tag_store.committed(changes.tags)
             if changes.settles_deferred:
                 self._deferred = None
             if changes.deferred and changes.events:
@@ -818,14 +834,15 @@ class Neo4jStore:
         def write(tx: Tx) -> int | None:
             before = _write(tx, changes, remembered)
             if changes.tags:
-                write_tag_rows(tx, changes.tags)
+                self.tag_store.write_rows(tx, changes.tags)
             return before
 
         self._in_write(write, done)
 
-    def _write_tags(self, work: Callable[[Tx], None]) -> None:
-        """A tag write of its own: in the exclusive batch if there is one (see ``_in_write``)."""
-        self._in_write(work, lambda _: None)
+    def _write_tags(self, work: Callable[[Tx], None], done: Callable[[], None]) -> None:
+        """A tag write in the exclusive batch, or in one of its own: every tag write is counted."""
+        with self.exclusive():
+            self._in_write(work, lambda _: done())
 
     def _in_write(
         self, work: Callable[[Tx], int | None], done: Callable[[int | None], None]

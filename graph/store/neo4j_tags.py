@@ -1,15 +1,24 @@
 """Tags in Neo4j, beside the identity graph: nodes holding rows, found by indexed properties.
 
-Definitions, each customer's tags, manual tags, the change log, due times and
-rollup buckets are nodes of their own labels, keyed by OneID (and tag or
-bucket), their JSON as text. A ``TagWrites`` that follows an identity change
-is written in that change's transaction (``write_tag_rows``); one of its own
-inside the current exclusive batch, or in a write transaction of its own.
+Definitions, each customer's tags, manual tags, the change log and due times
+are nodes of their own labels, keyed by OneID (and tag), their JSON as text.
+A ``TagWrites`` that follows an identity change is written in that change's
+transaction (``write_rows``); one of its own in an exclusive batch of its own.
+
+Rollups are not stored here: the events they sum are, and writing a rollup
+beside every event cost as much again as the event. The writing process
+keeps the rollups, tags and due times of the customers it wrote or read
+last, as the embedded store does; a customer not held has its rollup made
+from its events. Every idgraph writer takes the lock node and counts its
+batch on it, so a process knows what it holds is still so when the batch it
+starts follows the last one it saw; when another process wrote in between,
+it lets go of all of it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, LiteralString
@@ -17,6 +26,7 @@ from typing import Any, LiteralString
 import neo4j
 
 from graph import jsontext
+from graph.store.recent import Recent
 from graph.tags.models import (
     CustomerTag,
     ManualTag,
@@ -26,7 +36,7 @@ from graph.tags.models import (
     TagStatus,
     TagWrites,
 )
-from graph.tags.rollups import Bucket, Rollup, bucket_key, bucket_key_text, micros, moment_of
+from graph.tags.rollups import Rollup, micros, moment_of
 
 TAG_SCHEMA: list[LiteralString] = [
     "CREATE CONSTRAINT tag_definition IF NOT EXISTS FOR (d:TagDefinition) REQUIRE d.id IS UNIQUE",
@@ -37,12 +47,21 @@ TAG_SCHEMA: list[LiteralString] = [
     "CREATE INDEX tag_change IF NOT EXISTS FOR (c:TagChange) ON (c.oneId)",
     "CREATE CONSTRAINT tag_due IF NOT EXISTS FOR (d:TagDue) REQUIRE d.oneId IS UNIQUE",
     "CREATE INDEX tag_due_time IF NOT EXISTS FOR (d:TagDue) ON (d.due)",
-    "CREATE INDEX tag_rollup IF NOT EXISTS FOR (r:TagRollup) ON (r.oneId)",
-    "CREATE CONSTRAINT tag_traits IF NOT EXISTS FOR (t:TagTraits) REQUIRE t.oneId IS UNIQUE",
+]
+# Rollups were once stored as nodes: a database that has them lets them go at start.
+RETIRED_TAG_NODES: list[LiteralString] = [
+    "MATCH (r:TagRollup) CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS",
+    "MATCH (t:TagTraits) CALL (t) { DELETE t } IN TRANSACTIONS OF 10000 ROWS",
+]
+RETIRED_TAG_SCHEMA: list[LiteralString] = [
+    "DROP INDEX tag_rollup IF EXISTS",
+    "DROP CONSTRAINT tag_traits IF EXISTS",
 ]
 
 Read = Callable[..., list[neo4j.Record]]
 Tx = neo4j.ManagedTransaction | neo4j.Transaction
+# Runs work on a transaction in an exclusive batch, then ``done`` once it is committed.
+Write = Callable[[Callable[[Tx], None], Callable[[], None]], None]
 _dumps = jsontext.dumps
 
 
@@ -64,14 +83,64 @@ class Neo4jTags:
     """The tag store protocol on a Neo4j database.
 
     ``read`` runs a query in the current exclusive batch or a read
-    transaction; ``write`` runs work on a transaction in the current batch or
-    a write transaction of its own.
+    transaction; ``write`` runs work in the current exclusive batch or one of
+    its own; ``batch`` is the number of the exclusive batch this thread is in
+    (None outside one). What is held is used inside batches only: a read
+    outside one cannot tell whether another process wrote since.
     """
 
-    def __init__(self, read: Read, write: Callable[[Callable[[Tx], None]], None]) -> None:
+    def __init__(
+        self, read: Read, write: Write, batch: Callable[[], int | None], cached: int = 20_000
+    ) -> None:
         self._read = read
         self._write = write
+        self._batch = batch
+        self._lock = threading.Lock()
+        self._as_of: int | None = None  # the batch after which what is held is so
+        self._wrote_in: int | None = None  # the batch that wrote tag rows last
+        self._rollups: Recent[Rollup] = Recent(cached)
+        self._tags: Recent[dict[str, CustomerTag]] = Recent(cached)
+        self._due: Recent[tuple[datetime | None]] = Recent(cached)  # (None,): never due
 
+    # --- what is held ----------------------------------------------------------------------
+    def _in_batch(self) -> int | None:
+        """The exclusive batch this thread is in, once what is held is good for it."""
+        batch = self._batch()
+        if batch is None:
+            return None
+        with self._lock:
+            if self._as_of != batch - 1:  # another process wrote since, or nothing is held
+                self._let_go()
+                self._as_of = batch - 1
+        return batch
+
+    def _let_go(self) -> None:
+        self._rollups.clear()
+        self._tags.clear()
+        self._due.clear()
+
+    def _keeps_reads(self, batch: int) -> bool:
+        """A read may be kept until this batch writes tag rows: it would see them uncommitted."""
+        with self._lock:
+            return self._wrote_in != batch
+
+    def committed(self, writes: TagWrites) -> None:
+        """``writes`` is committed: what it wrote is held now, what it dropped is not."""
+        batch = self._batch()
+        with self._lock:
+            if batch is None or self._as_of not in (batch - 1, batch):
+                # A later batch already began after it (what it held is gone then).
+                self._let_go()
+                return
+            self._as_of = batch
+            for rollup in writes.rollups.values():
+                rollup.settle()
+            self._rollups.committed(writes.rollups, writes.dropped | writes.rebuilt)
+            self._tags.committed(writes.tags, writes.dropped)
+            due = {o: (d,) for o, d in writes.due.items() if d is not None}
+            self._due.committed(due, writes.dropped)
+
+    # --- definitions -----------------------------------------------------------------------
     def tag_definitions(self) -> list[StoredDefinition]:
         rows = self._read(
             "MATCH (d:TagDefinition) RETURN d.id AS id, d.version AS version,"
@@ -90,68 +159,91 @@ class Neo4jTags:
         return [_definition(r) for r in rows]
 
     def save_definition(self, stored: StoredDefinition, keep_version: bool = True) -> None:
-        self._write(lambda tx: save_definition(tx, stored, keep_version))
+        self._write(lambda tx: save_definition(tx, stored, keep_version), lambda: None)
 
     def delete_definition(self, tag_id: str) -> None:
         def delete(tx: Tx) -> None:
             tx.run("MATCH (d:TagDefinition {id: $id}) DELETE d", id=tag_id)
 
-        self._write(delete)
+        self._write(delete, lambda: None)
 
+    # --- each customer's state -------------------------------------------------------------
     def rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
-        return self.tag_state(one_ids)[0]
+        if self._in_batch() is None:
+            return {}
+        return self._rollups.read(set(one_ids), _none, keep=False)
 
     def tag_state(
         self, one_ids: Iterable[str]
     ) -> tuple[dict[str, Rollup], dict[str, dict[str, CustomerTag]], dict[str, datetime]]:
+        wanted = set(one_ids)
+        batch = self._in_batch()
+        if batch is None:
+            tags, due = self._stored_state(wanted)
+            return {}, _held_tags(tags), _held_due(due)
+        keep = self._keeps_reads(batch)
+        due_read: dict[str, tuple[datetime | None]] = {}
+
+        def stored_tags(missing: set[str]) -> dict[str, dict[str, CustomerTag]]:
+            # Due times are read beside them for every customer not held whole.
+            lacking = missing | (wanted - self._due.read(wanted, _none, keep=False).keys())
+            tags, due = self._stored_state(lacking)
+            due_read.update(due)
+            return {o: tags[o] for o in missing}
+
+        def stored_due(missing: set[str]) -> dict[str, tuple[datetime | None]]:
+            unread = missing - due_read.keys()
+            if unread:
+                due_read.update(self._stored_state(unread)[1])
+            return {o: due_read[o] for o in missing}
+
+        tags = self._tags.read(wanted, stored_tags, keep)
+        due = self._due.read(wanted, stored_due, keep)
+        rollups = self._rollups.read(wanted, _none, keep=False)
+        return rollups, _held_tags(tags), _held_due(due)
+
+    def _stored_state(
+        self, one_ids: set[str]
+    ) -> tuple[dict[str, dict[str, CustomerTag]], dict[str, tuple[datetime | None]]]:
+        """Every one of these customers' tags and due time as stored (none: empty, never)."""
+        if not one_ids:
+            return {}, {}
         (row,) = self._read(
-            "CALL () { UNWIND $ids AS id MATCH (t:TagTraits {oneId: id})"
-            " RETURN collect([t.oneId, t.traits]) AS traits }"
-            " CALL () { UNWIND $ids AS id MATCH (r:TagRollup {oneId: id})"
-            " RETURN collect([r.oneId, r.bucket, r.events]) AS buckets }"
-            " CALL () { UNWIND $ids AS id MATCH (t:CustomerTag {oneId: id})"
+            "CALL () { UNWIND $ids AS id MATCH (t:CustomerTag {oneId: id})"
             " RETURN collect([t.oneId, t.tagId, t.value, t.since, t.source, t.by]) AS tags }"
             " CALL () { UNWIND $ids AS id MATCH (d:TagDue {oneId: id})"
             " RETURN collect([d.oneId, d.due]) AS due }"
-            " RETURN traits, buckets, tags, due",
-            ids=sorted(set(one_ids)),
+            " RETURN tags, due",
+            ids=sorted(one_ids),
         )
-        tags: dict[str, dict[str, CustomerTag]] = {}
+        tags: dict[str, dict[str, CustomerTag]] = {o: {} for o in one_ids}
         for one_id, tag_id, value, since, source, by in row["tags"]:
-            tags.setdefault(one_id, {})[tag_id] = CustomerTag(
+            tags[one_id][tag_id] = CustomerTag(
                 json.loads(value), datetime.fromisoformat(since), TagSource(source), by
             )
-        due = {one_id: moment_of(at) for one_id, at in row["due"]}
-        return self._rollups_of(row), tags, due
-
-    @staticmethod
-    def _rollups_of(row: neo4j.Record) -> dict[str, Rollup]:
-        found: dict[str, Rollup] = {}
-        for one_id, traits in row["traits"]:
-            found[one_id] = Rollup.from_head(json.loads(traits))
-        for one_id, key, events in row["buckets"]:
-            rollup = found.get(one_id)
-            if rollup is None:
-                rollup = found[one_id] = Rollup()
-            rollup.buckets[bucket_key(key)] = Bucket.stored(events)
-        return found
+        due: dict[str, tuple[datetime | None]] = {o: (None,) for o in one_ids}
+        due.update((one_id, (moment_of(at),)) for one_id, at in row["due"])
+        return tags, due
 
     def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]:
-        rows = self._read(
-            "UNWIND $ids AS id MATCH (t:CustomerTag {oneId: id}) RETURN t.oneId AS oneId,"
-            " t.tagId AS tagId, t.value AS value, t.since AS since, t.source AS source,"
-            " t.by AS by",
-            ids=sorted(set(one_ids)),
+        wanted = set(one_ids)
+        batch = self._in_batch()
+        if batch is None:
+            return _held_tags(self._stored_state(wanted)[0])
+        stored = self._tags.read(
+            wanted, lambda missing: self._stored_state(missing)[0], self._keeps_reads(batch)
         )
-        found: dict[str, dict[str, CustomerTag]] = {}
-        for r in rows:
-            found.setdefault(r["oneId"], {})[r["tagId"]] = CustomerTag(
-                json.loads(r["value"]),
-                datetime.fromisoformat(r["since"]),
-                TagSource(r["source"]),
-                r["by"],
-            )
-        return found
+        return _held_tags(stored)
+
+    def due_of(self, one_ids: Iterable[str]) -> dict[str, datetime]:
+        wanted = set(one_ids)
+        batch = self._in_batch()
+        if batch is None:
+            return _held_due(self._stored_state(wanted)[1])
+        stored = self._due.read(
+            wanted, lambda missing: self._stored_state(missing)[1], self._keeps_reads(batch)
+        )
+        return _held_due(stored)
 
     def manual_tags(self, one_ids: Iterable[str]) -> list[ManualTag]:
         rows = self._read(
@@ -198,23 +290,35 @@ class Neo4jTags:
         rows = self._read("MATCH (t:CustomerTag {tagId: $tag}) RETURN t.oneId AS oneId", tag=tag_id)
         return [r["oneId"] for r in rows]
 
-    def due_of(self, one_ids: Iterable[str]) -> dict[str, datetime]:
-        rows = self._read(
-            "UNWIND $ids AS id MATCH (d:TagDue {oneId: id}) RETURN d.oneId AS oneId, d.due AS due",
-            ids=sorted(set(one_ids)),
-        )
-        return {r["oneId"]: moment_of(r["due"]) for r in rows}
-
+    # --- writes ----------------------------------------------------------------------------
     def forget_rollups(self) -> None:
-        def forget(tx: Tx) -> None:
-            tx.run("MATCH (r:TagRollup) DELETE r")
-            tx.run("MATCH (t:TagTraits) DELETE t")
-
-        self._write(forget)
+        # An empty batch: it counts, so every process lets go of what it holds.
+        self._write(lambda tx: None, self._let_go)
 
     def write_tags(self, writes: TagWrites) -> None:
         if writes:
-            self._write(lambda tx: write_tag_rows(tx, writes))
+            self._write(lambda tx: self.write_rows(tx, writes), lambda: self.committed(writes))
+
+    def write_rows(self, tx: Tx, writes: TagWrites) -> None:
+        """``writes`` as nodes, inside the caller's transaction: one statement, one round trip.
+
+        The caller calls ``committed`` once the transaction is.
+        """
+        with self._lock:
+            self._wrote_in = self._batch()
+        write_tag_rows(tx, writes)
+
+
+def _none(missing: set[str]) -> dict[str, Any]:
+    return {}
+
+
+def _held_tags(found: dict[str, dict[str, CustomerTag]]) -> dict[str, dict[str, CustomerTag]]:
+    return {o: tags for o, tags in found.items() if tags}
+
+
+def _held_due(found: dict[str, tuple[datetime | None]]) -> dict[str, datetime]:
+    return {o: due for o, (due,) in found.items() if due is not None}
 
 
 def save_definition(tx: Tx, stored: StoredDefinition, keep_version: bool) -> None:
@@ -241,15 +345,8 @@ def save_definition(tx: Tx, stored: StoredDefinition, keep_version: bool) -> Non
 
 
 _WRITE: LiteralString = """
-CALL () { UNWIND $gone AS id MATCH (r:TagRollup {oneId: id}) DELETE r }
-CALL () { UNWIND $gone AS id MATCH (t:TagTraits {oneId: id}) DELETE t }
 CALL () { UNWIND $dropped AS id MATCH (t:CustomerTag {oneId: id}) DELETE t }
 CALL () { UNWIND $dropped AS id MATCH (d:TagDue {oneId: id}) DELETE d }
-CALL () {
-  UNWIND $buckets AS r MERGE (b:TagRollup {oneId: r.o, bucket: r.b})
-  SET b.events = r.e
-}
-CALL () { UNWIND $heads AS r MERGE (t:TagTraits {oneId: r.o}) SET t.traits = r.t }
 CALL () {
   UNWIND $retagged AS r MATCH (t:CustomerTag {oneId: r[0]}) USING INDEX t:CustomerTag(oneId)
   WHERE t.tagId = r[1] DELETE t
@@ -277,21 +374,10 @@ RETURN 1 AS done
 
 
 def write_tag_rows(tx: Tx, w: TagWrites) -> None:
-    """``w`` as nodes, inside the caller's transaction: one statement, one round trip."""
-    buckets, heads = [], []
-    for one_id, rollup in w.rollups.items():
-        whole = one_id in w.rebuilt
-        for key, bucket in rollup.buckets.items():
-            if whole or bucket.changed:
-                buckets.append({"o": one_id, "b": bucket_key_text(key), "e": bucket.text()})
-        if whole or rollup.head_changed:
-            heads.append({"o": one_id, "t": _dumps(rollup.head_json())})
+    """``w``'s rows as nodes (its rollups are held, not written): one statement."""
     tx.run(
         _WRITE,
-        gone=sorted(w.dropped | w.rebuilt),
         dropped=sorted(w.dropped),
-        buckets=buckets,
-        heads=heads,
         retagged=[[o, t] for o, rows in w.rows.items() for t in rows],
         tags=[
             {
