@@ -7,16 +7,21 @@ stored graph with this batch's changes on top, before anything is written.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from graph.identifiers import IdentifierRegistry
 from graph.models import ChangeSet, Key, NodeRecord, Pair
 from graph.store.protocol import GraphStore
 
-# Stored identifiers' records, as a batch read them (``Batch.stored``): what the store
-# holds until the batch is applied.
-RecordsRead = Callable[[Iterable[Key]], dict[Key, NodeRecord]]
+
+class StoredReads(Protocol):
+    """What the store holds until a batch is applied, as the batch read it (once each)."""
+
+    def stored(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]: ...
+
+    def stored_members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]: ...
 
 
 class Batch:
@@ -39,6 +44,8 @@ class Batch:
         self._records: dict[Key, NodeRecord] = {}
         self._absent: set[Key] = set()
         self._stored_neighbours: dict[Key, set[Key]] = {}
+        self._members: dict[str, set[Key]] = {}
+        self._memberless: set[str] = set()
         node_seq, customer_seq, event_seq = store.counters()
         self.node_seq = itertools.count(node_seq + 1)
         self.customer_seq = itertools.count(customer_seq + 1)
@@ -86,6 +93,17 @@ class Batch:
         self._read_records(keys)
         records = self._records
         return {k: records[k] for k in keys if k in records}
+
+    def stored_members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
+        """The stored members of these customers (one without any is left out), read once."""
+        one_ids = set(one_ids)
+        wanted = one_ids - self._members.keys() - self._memberless
+        if wanted:
+            found = self.store.members(sorted(wanted))
+            self._members.update(found)
+            self._memberless |= wanted - found.keys()
+        members = self._members
+        return {o: members[o] for o in one_ids if o in members}
 
     def _read_records(self, keys: Iterable[Key]) -> None:
         wanted = {

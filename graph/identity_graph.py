@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from graph.accounts.book import AccountBook
 from graph.accounts.event_links import EventAccounts
 from graph.accounts.models import AccountWrite
-from graph.batch import RecordsRead
+from graph.batch import StoredReads
 from graph.bulk_load import BulkLoad
 from graph.config import Config
 from graph.errors import (
@@ -147,8 +147,8 @@ class IdentityGraph:
         except Exception:
             log.exception("tags were not decided again after an account write")
 
-    def _derive_tags(self, changes: ChangeSet, stored: RecordsRead) -> None:
-        changes.tags = self.tagger.derive(changes, self.store, self.clock(), stored)
+    def _derive_tags(self, changes: ChangeSet, batch: StoredReads) -> None:
+        changes.tags = self.tagger.derive(changes, self.store, self.clock(), batch)
 
     def _account_links(
         self, one_id: str, aliases: Sequence[str], keys: Iterable[Key]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from graph.batch import Batch, RecordsRead
+from graph.batch import Batch, StoredReads
 from graph.errors import BatchTooLarge, IdgraphError, NotFound
 from graph.events import CleanEvent, EventInput, clean_event
 from graph.history import key_text, record_history
@@ -63,8 +63,8 @@ class Resolver:
         self.on_history: Callable[[list[HistoryEntry]], None] | None = None
         # Adds to a change, before it is written, what follows from it (its tags):
         # written in the same transaction, so a response and every later read agree.
-        # It is given the change and the stored records as the batch read them.
-        self.deriving: Callable[[ChangeSet, RecordsRead], None] | None = None
+        # It is given the change and the store as the batch read it.
+        self.deriving: Callable[[ChangeSet, StoredReads], None] | None = None
 
     def _told(self, history: list[HistoryEntry]) -> None:
         if history and self.on_history is not None:
@@ -72,7 +72,7 @@ class Resolver:
 
     def _apply(self, batch: Batch) -> None:
         if self.deriving is not None:
-            self.deriving(batch.changes, batch.stored)
+            self.deriving(batch.changes, batch)
         self.store.apply(batch.changes)
 
     # --- ingest ---------------------------------------------------------------------
@@ -357,7 +357,7 @@ class Resolver:
             records.update({k: batch.pending[k] for k in nodes if k in batch.pending})
             old_ids = {r.one_id for k, r in records.items() if k in nodes and r.one_id}
             frontier = set()
-            for members in self.store.members(old_ids).values():
+            for members in batch.stored_members(old_ids).values():
                 frontier |= members - region
         for o in batch.changes.observations:
             if linkable.get(o.a) and linkable.get(o.b):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from graph.models import ChangeSet, Key, NodeRecord
+from graph.batch import StoredReads
+from graph.models import ChangeSet, Key
 from graph.store.protocol import GraphReads, TagStore
 from graph.tags.aggregates import canonical
 from graph.tags.conditions import AccountsAre, ProfileIs, TraitIs, walk
@@ -158,12 +159,13 @@ class Tagger:
         changes: ChangeSet,
         reads: GraphReads,
         now: datetime,
-        records: Callable[[Iterable[Key]], dict[Key, NodeRecord]] | None = None,
+        batch: StoredReads | None = None,
     ) -> TagWrites:
         """The tag rows ``changes`` calls for, read from the store as it is before them.
 
-        ``records`` gives identifiers' records as the change's batch read them (the
-        store's own ``nodes`` otherwise): most of what is asked, it has read already.
+        ``batch`` gives identifiers' records and customers' members as the change's
+        batch read them (the store's own reads otherwise): most of what is asked,
+        it has read already.
         """
         if changes.deferred:
             return TagWrites()  # a bulk load: ``retag`` decides every tag once it is resolved
@@ -177,7 +179,9 @@ class Tagger:
         new_keys = {n.key for n in changes.new_nodes}
         event_keys = {k for e in changes.events for k in e.keys}
         asked = (event_keys | set(assigned) | removed) - new_keys
-        before = {k: n.one_id for k, n in (records or reads.nodes)(asked).items()}
+        records = reads.nodes if batch is None else batch.stored
+        stored_members = reads.members if batch is None else batch.stored_members
+        before = {k: n.one_id for k, n in records(asked).items()}
 
         def owner(key: Key) -> str | None:
             if key in removed:
@@ -197,7 +201,7 @@ class Tagger:
         changing = reshaped | {o for k in assigned if (o := owner(k)) is not None}
         changing |= {o for k in (*assigned, *removed) if (o := before.get(k)) is not None}
         read_now = touched if self._reads_links(order) else touched & changing
-        members = _members_after(reads, read_now, removed, assigned)
+        members = _members_after(stored_members, read_now, removed, assigned)
         living = {o for o in read_now if members.get(o)} | (touched - read_now)
         gone = (touched - living) | {
             u.one_id for u in changes.customer_updates if u.merged_into or u.retired
@@ -220,7 +224,7 @@ class Tagger:
 
         stored, current, due = self.tags.tag_state(living | gone)
         rebuild = {o for o in living if o in reshaped or o not in stored}
-        members.update(_members_after(reads, rebuild - members.keys(), removed, assigned))
+        members.update(_members_after(stored_members, rebuild - members.keys(), removed, assigned))
         rollups = self._rebuilt(
             reads, {o: members[o] for o in rebuild}, removed, arrived, unstored=new_keys
         )
@@ -444,11 +448,14 @@ class Tagger:
 
 
 def _members_after(
-    reads: GraphReads, one_ids: set[str], removed: set[Key], assigned: Mapping[Key, str | None]
+    members: Callable[[list[str]], Mapping[str, set[Key]]],
+    one_ids: set[str],
+    removed: set[Key],
+    assigned: Mapping[Key, str | None],
 ) -> dict[str, set[Key]]:
     """These customers' members once a change removing and assigning these keys is written."""
     found: dict[str, set[Key]] = {}
-    for one_id, held in reads.members(sorted(one_ids)).items():
+    for one_id, held in members(sorted(one_ids)).items():
         # A member not reassigned stays; one reassigned is counted with its new owner.
         found[one_id] = {k for k in held if k not in removed and assigned.get(k, one_id) == one_id}
     for key, new_owner in assigned.items():
