@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 
 from graph.config import TraitsConfig
 from graph.errors import InvalidRule
-from graph.models import StoredEvent
+from graph.models import ChangeSet, CustomerRecord, StoredEvent
 from graph.profiles import survive
 from graph.tags.aggregates import exact_mean, exact_sum, scaled, value_key
 from graph.tags.conditions import AGGREGATES
 from graph.tags.facts import CustomerFacts
 from graph.tags.parsing import parse_compute
 from graph.tags.rollups import Bucket, Rollup, RollupFacts, as_facts, rollup_of
+from graph.tags.tagger import _merges
 
 NOW = datetime(2026, 9, 1, 12, 30, tzinfo=UTC)
 NAMES = ["order_paid", "page_view", None]
@@ -193,3 +194,51 @@ def test_sums_are_exact_and_do_not_depend_on_order(numbers: list[Any], order: An
 def test_distinct_values_tell_numbers_booleans_and_texts_apart() -> None:
     keys = {value_key(v) for v in [1, 1.0, True, "1", [1], {"a": 1}, {"a": 1.0}, False, 0]}
     assert len(keys) == 8  # 1 and 1.0 are one value; true, "1", 0 and false are not it
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    made=events(),
+    parts=st.lists(st.sets(st.integers(min_value=0, max_value=40)), min_size=1, max_size=3),
+    rules=st.lists(aggregates(), min_size=1, max_size=4),
+)
+def test_rollups_united_answer_as_their_events_together(
+    made: list[StoredEvent], parts: list[set[int]], rules: list[dict[str, Any]]
+) -> None:
+    """A merge unites the customers' rollups; an event two of them held counts once."""
+    first, *others = [rollup_of(e for e in made if e.seq in part) for part in parts]
+    united = first.united(others)
+    together = [e for e in made if any(e.seq in part for part in parts)]
+    whole = rollup_of(together)
+    assert united.span == whole.span
+    assert united.traits == whole.traits
+    assert {k: b.events for k, b in united.buckets.items()} == {
+        k: b.events for k, b in whole.buckets.items()
+    }
+    facts, truth = RollupFacts(NOW, {}, united), reference(together, NOW)
+    for rule in rules:
+        with contextlib.suppress(InvalidRule):
+            aggregate = parse_compute(rule, "$")
+            assert same(facts.aggregate(aggregate), truth.aggregate(aggregate)), rule
+
+
+def test_only_a_merge_of_whole_customers_unites_their_rollups() -> None:
+    """A split, a removal or an identifier that had no customer: rollups made from events."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    a1, b1, b2, new, loose = (("phone", str(n)) for n in range(5))
+    before = {a1: "A", b1: "B", b2: "B", loose: None}
+
+    def merged(assigned: dict[Any, str | None], removed: frozenset[Any] = frozenset()) -> Any:
+        changes = ChangeSet(assignments=assigned)
+        changes.customer_updates.append(CustomerRecord("B", 2, at, merged_into="A"))
+
+        def owner(key: Any) -> str | None:
+            return None if key in removed else assigned.get(key, before.get(key))
+
+        moved = [k for k in [*assigned, *removed] if before.get(k) not in (None, owner(k))]
+        return _merges(moved, before, owner, changes, {new})
+
+    assert merged({b1: "A", b2: "A", new: "A"}) == {"A": {"B"}}
+    assert merged({b1: "A"}, removed=frozenset({b2})) == {}
+    assert merged({b1: "A", b2: "C"}) == {}
+    assert merged({b1: "A", b2: "A", loose: "A"}) == {}

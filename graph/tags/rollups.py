@@ -200,6 +200,17 @@ class Bucket:
         self._props = None
         self.changed = True
 
+    def united(self, other: Bucket) -> Bucket:
+        """The events of both, one held by both counted once (by its sequence number)."""
+        mine = self.events
+        seen = {seq for _, seq, _ in mine}
+        extra = [e for e in other.events if e[1] not in seen]
+        if not extra:
+            return self
+        made = Bucket(sorted([*mine, *extra], key=lambda e: (e[0], e[1])))
+        made.changed = True
+        return made
+
     def text(self) -> str:
         """The events as stored."""
         if self._events is None:
@@ -257,6 +268,39 @@ class Rollup:
         )
         made.add(events)
         return made
+
+    def united(self, others: Sequence[Rollup]) -> Rollup:
+        """The rollup of this one's events and theirs, an event in several counted once.
+
+        What a merge makes of the customers it unites, without reading their
+        events again. Only a bucket both hold is looked into: an event two
+        customers both held is in the same bucket of each.
+        """
+        buckets = dict(self.buckets)
+        traits = {name: dict(by_source) for name, by_source in self.traits.items()}
+        earliest, latest, count = self.span
+        for other in others:
+            low, high, more = other.span
+            if low is not None:
+                earliest = low if earliest is None else min(earliest, low)
+            if high is not None:
+                latest = high if latest is None else max(latest, high)
+            for key, bucket in other.buckets.items():
+                held = buckets.get(key)
+                if held is None:
+                    buckets[key] = bucket
+                    continue
+                both = held.united(bucket)
+                more -= len(bucket.events) - (len(both.events) - len(held.events))
+                buckets[key] = both
+            count += more
+            for name, by_source in other.traits.items():
+                mine = traits.setdefault(name, {})
+                for source, found in by_source.items():
+                    was = mine.get(source)
+                    if was is None or found[0] > was[0]:
+                        mine[source] = found
+        return Rollup(buckets, traits, (earliest, latest, count), head_changed=True)
 
     def settle(self) -> None:
         """Written: nothing of it is a change to write any more."""

@@ -225,9 +225,21 @@ class Tagger:
         stored, current, due = self.tags.tag_state(living | gone)
         rebuild = {o for o in living if o in reshaped or o not in stored}
         members.update(_members_after(stored_members, rebuild - members.keys(), removed, assigned))
+        merged = {
+            o: sources
+            for o, sources in _merges(moved, before, owner, changes, new_keys).items()
+            if o in rebuild and o in stored and sources <= stored.keys()
+        }
         rollups = self._rebuilt(
-            reads, {o: members[o] for o in rebuild}, removed, arrived, unstored=new_keys
+            reads,
+            {o: members[o] for o in rebuild - merged.keys()},
+            removed,
+            arrived,
+            unstored=new_keys,
         )
+        for one_id, sources in merged.items():
+            taken = [stored[s] for s in sorted(sources)]
+            rollups[one_id] = stored[one_id].united(taken).with_events(arrived.get(one_id, ()))
         for one_id in living - rebuild:
             rollups[one_id] = stored[one_id].with_events(arrived.get(one_id, ()))
         customers = [
@@ -445,6 +457,33 @@ class Tagger:
         return evaluate_tags(
             order, facts, {k: {"by": m.by, "at": m.at.isoformat()} for k, m in manual.items()}
         )
+
+
+def _merges(
+    moved: Sequence[Key],
+    before: Mapping[Key, str | None],
+    owner: Callable[[Key], str | None],
+    changes: ChangeSet,
+    new_keys: set[Key],
+) -> dict[str, set[str]]:
+    """Customers that only took in whole customers merged into them, and those customers.
+
+    Their events are the events of the customers united (and the change's
+    own): their rollups are united, not made again from events read. A
+    change that also splits or removes, or gives a customer an identifier
+    that had none, has every reshaped customer made again from its events.
+    """
+    merged_into = {u.one_id: u.merged_into for u in changes.customer_updates if u.merged_into}
+    takers: dict[str, set[str]] = {}
+    for key in moved:
+        was, now = before[key], owner(key)
+        if was is None or now is None or merged_into.get(was) != now:
+            return {}  # a split or a removal too: every reshaped customer is made again
+        takers.setdefault(now, set()).add(was)
+    for key, now in changes.assignments.items():
+        if now is not None and before.get(key) is None and key not in new_keys:
+            return {}  # its stored events are in no customer's rollup
+    return takers
 
 
 def _members_after(
