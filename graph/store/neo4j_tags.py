@@ -226,24 +226,10 @@ class Neo4jTags:
         return tags, due
 
     def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]:
-        wanted = set(one_ids)
-        batch = self._in_batch()
-        if batch is None:
-            return _held_tags(self._stored_state(wanted)[0])
-        stored = self._tags.read(
-            wanted, lambda missing: self._stored_state(missing)[0], self._keeps_reads(batch)
-        )
-        return _held_tags(stored)
+        return self.tag_state(one_ids)[1]
 
     def due_of(self, one_ids: Iterable[str]) -> dict[str, datetime]:
-        wanted = set(one_ids)
-        batch = self._in_batch()
-        if batch is None:
-            return _held_due(self._stored_state(wanted)[1])
-        stored = self._due.read(
-            wanted, lambda missing: self._stored_state(missing)[1], self._keeps_reads(batch)
-        )
-        return _held_due(stored)
+        return self.tag_state(one_ids)[2]
 
     def manual_tags(self, one_ids: Iterable[str]) -> list[ManualTag]:
         rows = self._read(
