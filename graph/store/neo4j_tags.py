@@ -124,8 +124,11 @@ class Neo4jTags:
         with self._lock:
             return self._wrote_in != batch
 
-    def committed(self, writes: TagWrites) -> None:
-        """``writes`` is committed: what it wrote is held now, what it dropped is not."""
+    def committed(self, writes: TagWrites | None = None) -> None:
+        """``writes`` is committed: what it wrote is held now, what it dropped is not.
+
+        Without ``writes``, a batch that changed no customer's state (a definition).
+        """
         batch = self._batch()
         with self._lock:
             if batch is None or self._as_of not in (batch - 1, batch):
@@ -133,6 +136,8 @@ class Neo4jTags:
                 self._let_go()
                 return
             self._as_of = batch
+            if writes is None:
+                return
             for rollup in writes.rollups.values():
                 rollup.settle()
             self._rollups.committed(writes.rollups, writes.dropped | writes.rebuilt)
@@ -159,13 +164,13 @@ class Neo4jTags:
         return [_definition(r) for r in rows]
 
     def save_definition(self, stored: StoredDefinition, keep_version: bool = True) -> None:
-        self._write(lambda tx: save_definition(tx, stored, keep_version), lambda: None)
+        self._write(lambda tx: save_definition(tx, stored, keep_version), self.committed)
 
     def delete_definition(self, tag_id: str) -> None:
         def delete(tx: Tx) -> None:
             tx.run("MATCH (d:TagDefinition {id: $id}) DELETE d", id=tag_id)
 
-        self._write(delete, lambda: None)
+        self._write(delete, self.committed)
 
     # --- each customer's state -------------------------------------------------------------
     def rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
