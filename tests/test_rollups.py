@@ -223,14 +223,19 @@ def test_rollups_united_answer_as_their_events_together(
 
 
 def test_only_a_merge_of_whole_customers_unites_their_rollups() -> None:
-    """A split, a removal or an identifier that had no customer: rollups made from events."""
+    """A split, a removal or an identifier that had no customer: rollups made from events.
+
+    Each customer is judged alone: a split of D beside the merge of B into A
+    leaves A's rollup united.
+    """
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    a1, b1, b2, new, loose = (("phone", str(n)) for n in range(5))
-    before = {a1: "A", b1: "B", b2: "B", loose: None}
+    a1, b1, b2, new, loose, d1, d2 = (("phone", str(n)) for n in range(7))
+    before = {a1: "A", b1: "B", b2: "B", loose: None, d1: "D", d2: "D"}
 
     def merged(assigned: dict[Any, str | None], removed: frozenset[Any] = frozenset()) -> Any:
         changes = ChangeSet(assignments=assigned)
         changes.customer_updates.append(CustomerRecord("B", 2, at, merged_into="A"))
+        changes.customer_updates.append(CustomerRecord("F", 6, at, merged_into="E"))
 
         def owner(key: Any) -> str | None:
             return None if key in removed else assigned.get(key, before.get(key))
@@ -242,3 +247,7 @@ def test_only_a_merge_of_whole_customers_unites_their_rollups() -> None:
     assert merged({b1: "A"}, removed=frozenset({b2})) == {}
     assert merged({b1: "A", b2: "C"}) == {}
     assert merged({b1: "A", b2: "A", loose: "A"}) == {}
+    assert merged({b1: "A", b2: "A", d2: "E"}) == {"A": {"B"}}
+    assert merged({b1: "A", b2: "A"}, removed=frozenset({d2})) == {"A": {"B"}}
+    assert merged({b1: "A", b2: "A", a1: "C"}) == {}
+    assert merged({b1: "A", b2: "A", d2: "A"}) == {}

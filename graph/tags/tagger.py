@@ -469,21 +469,30 @@ def _merges(
     """Customers that only took in whole customers merged into them, and those customers.
 
     Their events are the events of the customers united (and the change's
-    own): their rollups are united, not made again from events read. A
-    change that also splits or removes, or gives a customer an identifier
-    that had none, has every reshaped customer made again from its events.
+    own): their rollups are united, not made again from events read. Each
+    customer is judged on its own, so a split elsewhere in a batch leaves a
+    plain merge united. A customer is made again from its events when it
+    lost an identifier, took one from a customer that was split rather than
+    merged whole, or took one that had no customer.
     """
     merged_into = {u.one_id: u.merged_into for u in changes.customer_updates if u.merged_into}
     takers: dict[str, set[str]] = {}
+    spoilt: set[str] = set()
     for key in moved:
         was, now = before[key], owner(key)
-        if was is None or now is None or merged_into.get(was) != now:
-            return {}  # a split or a removal too: every reshaped customer is made again
-        takers.setdefault(now, set()).add(was)
+        if was is not None and now is not None and merged_into.get(was) == now:
+            takers.setdefault(now, set()).add(was)
+            continue
+        # A split or a removal: neither side's rollup is a union of whole customers.
+        spoilt.update(o for o in (was, now) if o is not None)
     for key, now in changes.assignments.items():
         if now is not None and before.get(key) is None and key not in new_keys:
-            return {}  # its stored events are in no customer's rollup
-    return takers
+            spoilt.add(now)  # its stored events are in no customer's rollup
+    return {
+        taker: sources
+        for taker, sources in takers.items()
+        if taker not in spoilt and not sources & spoilt
+    }
 
 
 def _members_after(
