@@ -122,7 +122,9 @@ class Batch:
         """
         keys = list(keys)
         stored = self._stored_neighbours
-        missing = [k for k in dict.fromkeys(keys) if k not in stored]
+        # An identifier the store does not hold has no stored edges: not asked for.
+        absent = self._absent
+        missing = [k for k in dict.fromkeys(keys) if k not in stored and k not in absent]
         if missing:
             fresh, records = self.store.neighbourhood(missing)
             stored.update(fresh)
@@ -144,7 +146,10 @@ class Batch:
 
     def add_edges(self, pairs: set[Pair]) -> None:
         """Keep each node's count of distinct strong neighbours, the degree rule's input."""
-        new = pairs - self.store.existing_pairs(pairs)
+        # A pair with an identifier the store does not hold cannot be a stored edge.
+        absent = self._absent
+        asked = {p for p in pairs if p[0] not in absent and p[1] not in absent}
+        new = pairs - self.store.existing_pairs(asked) if asked else set(pairs)
         for a, b in new:
             self.changed.update((a, b))
             self.new_edges.setdefault(a, set()).add(b)
