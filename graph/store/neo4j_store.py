@@ -50,6 +50,7 @@ from graph.models import (
     StoredEvent,
     pair,
 )
+from graph.store.held_graph import HeldGraph
 from graph.store.neo4j_accounts import ACCOUNT_SCHEMA, Neo4jAccounts
 from graph.store.neo4j_tags import (
     RETIRED_TAG_NODES,
@@ -231,6 +232,7 @@ class Neo4jStore:
         self._commits_id = ""
         self._in_flight = itertools.count(-1, -1)
         self._seen_committing: tuple[int, int, float] | None = None  # marks, since when
+        self._held = HeldGraph()  # what this process's batches read and wrote last
         self.account_store = Neo4jAccounts(
             self._driver, self._database, self._guard, self._ensure_schema
         )
@@ -268,6 +270,16 @@ class Neo4jStore:
             )
         )
 
+    def _holder(self) -> HeldGraph | None:
+        """What is held, for the reads of the batch this thread runs before it writes.
+
+        Never for any other reader: only the batch knows that no other process
+        wrote since what is held was so.
+        """
+        if getattr(self._local, "tx", None) is None or not self._held.answering:
+            return None
+        return self._held
+
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """One explicit transaction that first takes the write lock of the lock node.
@@ -296,10 +308,12 @@ class Neo4jStore:
             self._local.tx = tx
             self._local.batch = batch
             self._local.committed = []
+            self._held.begin(batch)
             try:
                 yield
             except BaseException:
                 self._deferred = None
+                self._held.let_go()
                 with contextlib.suppress(DriverError, Neo4jError):
                     tx.rollback()
                 raise
@@ -314,6 +328,7 @@ class Neo4jStore:
                 self._guard(tx.commit)
             except BaseException:
                 self._deferred = None
+                self._held.let_go()
                 raise
             finally:
                 self._mark_commits(  # never left unequal but by a writer that died
@@ -323,6 +338,7 @@ class Neo4jStore:
                 )
             for done in self._local.committed:
                 done()
+            self._held.finished(batch)
         finally:
             self._local.batch = None
             session.close()
@@ -442,56 +458,76 @@ class Neo4jStore:
 
     # --- resolver reads -------------------------------------------------------------
     def nodes(self, keys: Iterable[Key]) -> dict[Key, NodeRecord]:
-        wanted = [list(k) for k in set(keys)]
-        if not wanted:
-            return {}
+        held = self._holder()
+        found, missing = held.records(set(keys)) if held else ({}, list(set(keys)))
+        if not missing:
+            return found
         rows = self._read(
             "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
             " OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
             f" RETURN {_NODE_FIELDS}, c.oneId AS oneId",
-            keys=wanted,
+            keys=[list(k) for k in missing],
         )
-        return {(r["type"], r["value"]): _node(r, r["oneId"]) for r in rows}
+        read = {(r["type"], r["value"]): _node(r, r["oneId"]) for r in rows}
+        if held:
+            held.keep_records(read.values())
+        return {**found, **read}
 
     def existing_pairs(self, pairs: Iterable[Pair]) -> set[Pair]:
+        held = self._holder()
+        found, missing = held.pairs(set(pairs)) if held else (set(), list(set(pairs)))
+        if not missing:
+            return found
         rows = self._read(
             "UNWIND $pairs AS p MATCH (a:Identifier {type: p[0][0], value: p[0][1]})"
             "-[:SEEN_WITH]-(b:Identifier {type: p[1][0], value: p[1][1]})"
             " RETURN DISTINCT p",
-            pairs=[[list(a), list(b)] for a, b in set(pairs)],
+            pairs=[[list(a), list(b)] for a, b in missing],
         )
-        return {(_key(r["p"][0]), _key(r["p"][1])) for r in rows}
+        return found | {(_key(r["p"][0]), _key(r["p"][1])) for r in rows}
 
     def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
-        wanted = list(set(keys))
+        held = self._holder()
+        found, wanted = held.neighbours(set(keys)) if held else ({}, list(set(keys)))
+        if not wanted:
+            return found
         rows = self._read(
             "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})-[:SEEN_WITH]-(o)"
             " RETURN k, collect(DISTINCT [o.type, o.value]) AS others",
             keys=[list(k) for k in wanted],
         )
-        found: dict[Key, set[Key]] = {k: set() for k in wanted}
+        read: dict[Key, set[Key]] = {k: set() for k in wanted}
         for r in rows:
-            found[_key(r["k"])] = {_key(o) for o in r["others"]}
-        return found
+            read[_key(r["k"])] = {_key(o) for o in r["others"]}
+        if held:
+            held.keep_neighbours(read, {})
+        return {**found, **read}
 
     def neighbourhood(self, keys: Iterable[Key]) -> Neighbourhood:
-        wanted = list(set(keys))
+        held = self._holder()
+        around, wanted = held.neighbours(set(keys)) if held else ({}, list(set(keys)))
+        records: dict[Key, NodeRecord] = {}
+        if held and around:
+            records, _ = held.records({o for others in around.values() for o in others})
+        if not wanted:
+            return around, records
         rows = self._read(
             "UNWIND $keys AS k MATCH (:Identifier {type: k[0], value: k[1]})-[:SEEN_WITH]-(i)"
             " WITH DISTINCT k, i OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
             f" RETURN k, collect({{{_NODE_MAP}, oneId: c.oneId}}) AS others",
             keys=[list(k) for k in wanted],
         )
-        around: dict[Key, set[Key]] = {k: set() for k in wanted}
-        records: dict[Key, NodeRecord] = {}
+        read: dict[Key, set[Key]] = {k: set() for k in wanted}
         for r in rows:
-            others = around[_key(r["k"])]
+            others = read[_key(r["k"])]
             for o in r["others"]:
                 other = (o["type"], o["value"])
                 others.add(other)
                 if other not in records:
                     records[other] = _node(o, o["oneId"])
-        return around, records
+        if held:
+            held.keep_neighbours(read, records)
+        return {**around, **read}, records
 
     def component(
         self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
@@ -510,14 +546,7 @@ class Neo4jStore:
 
         first = True
         while frontier:
-            rows = self._read(
-                "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
-                " OPTIONAL MATCH (i)-[:SEEN_WITH]-(o)"
-                " RETURN k, NOT (i.blocked OR i.shared) AS linkable,"
-                " collect(DISTINCT [o.type, o.value, NOT (o.blocked OR o.shared)]) AS others",
-                keys=[list(k) for k in frontier],
-            )
-            stored = {_key(r["k"]): r for r in rows}
+            stored = self._linkable_around(frontier)
             if first:
                 frontier = [k for k in frontier if k in stored or k in linkable]
                 seen.update(frontier)
@@ -525,13 +554,10 @@ class Neo4jStore:
             next_frontier: list[Key] = []
             for key in frontier:
                 row = stored.get(key)
-                if not can_link(key, row is not None and row["linkable"]) or row is None:
+                if row is None or not can_link(key, row[0]):
                     continue
-                for o in row["others"]:
-                    if o[0] is None:
-                        continue
-                    other = (o[0], o[1])
-                    if not can_link(other, o[2]):
+                for other, other_linkable in row[1]:
+                    if not can_link(other, other_linkable):
                         continue
                     edges.add(pair(key, other))
                     if other not in seen:
@@ -539,6 +565,30 @@ class Neo4jStore:
                         next_frontier.append(other)
             frontier = next_frontier
         return seen, edges
+
+    def _linkable_around(self, keys: list[Key]) -> dict[Key, tuple[bool, list[tuple[Key, bool]]]]:
+        """Whether each stored key among ``keys`` may link, and its neighbours and theirs."""
+        found: dict[Key, tuple[bool, list[tuple[Key, bool]]]] = {}
+        held = self._holder()
+        wanted = keys
+        if held:
+            around, wanted = held.neighbours(keys)
+            records, _ = held.records({*around, *(o for v in around.values() for o in v)})
+            for key, others in around.items():
+                found[key] = (records[key].linkable, [(o, records[o].linkable) for o in others])
+        if not wanted:
+            return found
+        rows = self._read(
+            "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
+            " OPTIONAL MATCH (i)-[:SEEN_WITH]-(o)"
+            " RETURN k, NOT (i.blocked OR i.shared) AS linkable,"
+            " collect(DISTINCT [o.type, o.value, NOT (o.blocked OR o.shared)]) AS others",
+            keys=[list(k) for k in wanted],
+        )
+        for r in rows:
+            nearby = [((o[0], o[1]), bool(o[2])) for o in r["others"] if o[0] is not None]
+            found[_key(r["k"])] = (bool(r["linkable"]), nearby)
+        return found
 
     def customers(self, one_ids: Iterable[str]) -> dict[str, CustomerRecord]:
         rows = self._read(
@@ -555,16 +605,21 @@ class Neo4jStore:
         return sorted((_customer(r) for r in rows), key=lambda c: c.one_id)
 
     def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
-        wanted = list(set(one_ids))
+        held = self._holder()
+        found, wanted = held.members(set(one_ids)) if held else ({}, list(set(one_ids)))
+        if not wanted:
+            return found
         rows = self._read(
             "UNWIND $ids AS id MATCH (c:Customer {oneId: id})<-[:BELONGS_TO]-(i:Identifier)"
             " RETURN id, collect([i.type, i.value]) AS keys",
             ids=wanted,
         )
-        found: dict[str, set[Key]] = {o: set() for o in wanted}
+        read: dict[str, set[Key]] = {o: set() for o in wanted}
         for r in rows:
-            found[r["id"]] = {_key(k) for k in r["keys"]}
-        return found
+            read[r["id"]] = {_key(k) for k in r["keys"]}
+        if held:
+            held.keep_members(read)
+        return {**found, **read}
 
     def known_events(self, event_ids: Iterable[str]) -> set[str]:
         rows = self._read(
@@ -590,6 +645,8 @@ class Neo4jStore:
             if first is not None:
                 _materialise(work, first, {}, {}, remembered)
 
+        self._held.wrote()
+        self._held.let_go()  # identifiers and edges of events deferred until now
         if tx is not None:
             self._guard(lambda: materialise(tx))
         else:
@@ -812,6 +869,7 @@ class Neo4jStore:
         def done(before: int | None) -> None:
             assert summary is not None
             self._remember(summary, before)
+            self._held.let_go()  # resolved later, in bulk
 
         self._in_write(append, done)
 
@@ -820,8 +878,11 @@ class Neo4jStore:
 
     def apply(self, changes: ChangeSet) -> None:
         remembered = self._deferred
+        in_batch = getattr(self._local, "tx", None) is not None
 
         def done(before: int | None) -> None:
+            if in_batch:
+                self._held.applied(changes)
             if changes.tags:
                 self.tag_store.committed(changes.tags)
             if changes.settles_deferred:
@@ -854,6 +915,7 @@ class Neo4jStore:
         self._ensure_schema()
         tx: neo4j.Transaction | None = getattr(self._local, "tx", None)
         if tx is not None:  # committed with the batch that holds the lock
+            self._held.wrote()
             before = self._guard(lambda: work(tx))
             self._local.committed.append(lambda: done(before))
             return
@@ -862,6 +924,7 @@ class Neo4jStore:
             with self._driver.session(database=self._database) as session:
                 return session.execute_write(work)
 
+        self._held.let_go()  # a write outside a batch: no later batch can tell it happened
         done(self._guard(write))
 
     def _remember(self, written: _Deferred, pending_before: int | None) -> None:
