@@ -7,7 +7,7 @@ stored graph with this batch's changes on top, before anything is written.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -139,6 +139,20 @@ class Batch:
                 around = around - removed
             found[key] = around
         return found
+
+    def component(
+        self, seeds: Iterable[Key], linkable: Mapping[Key, bool]
+    ) -> tuple[set[Key], set[Pair]]:
+        """``store.component`` asked only about seeds the store may hold.
+
+        A seed the store does not hold has no stored edge: it is its own
+        component, if it may link at all.
+        """
+        seeds = set(seeds)
+        unstored = seeds & self._absent
+        asked = seeds - unstored
+        nodes, edges = self.store.component(asked, linkable) if asked else (set(), set())
+        return nodes | {k for k in unstored if k in linkable}, edges
 
     def strong(self, key: Key) -> bool:
         node = self.record(key)

@@ -349,7 +349,7 @@ class Resolver:
         records: dict[Key, NodeRecord] = {}
         frontier = seeds
         while frontier:
-            nodes, found = self.store.component(frontier, linkable)
+            nodes, found = batch.component(frontier, linkable)
             region |= nodes
             edges |= found
             missing = [k for k in nodes if k not in records and k not in batch.pending]
