@@ -1,0 +1,1 @@
+"""Audiences: customers chosen by conditions over their tags, traits and accounts."""
