@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
 
 from graph.models import ChangeSet, Key, NodeRecord, Pair
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class HeldGraph:
@@ -106,19 +110,9 @@ class HeldGraph:
 
     def records(self, keys: Iterable[Key]) -> tuple[dict[Key, NodeRecord], list[Key]]:
         """The held records among ``keys`` (copies), and the keys not held."""
-        found: dict[Key, NodeRecord] = {}
-        missing: list[Key] = []
         if not self._answering:
-            return found, list(keys)
-        records = self._records
-        for key in keys:
-            record = records.get(key)
-            if record is None:
-                missing.append(key)
-            else:
-                records.move_to_end(key)
-                found[key] = record.copy()
-        return found, missing
+            return {}, list(keys)
+        return _looked_up(self._records, keys, NodeRecord.copy)
 
     def neighbours(self, keys: Iterable[Key]) -> tuple[dict[Key, set[Key]], list[Key]]:
         """The stored neighbours of the held keys among ``keys``, and the keys not held.
@@ -160,19 +154,9 @@ class HeldGraph:
 
     def members(self, one_ids: Iterable[str]) -> tuple[dict[str, set[Key]], list[str]]:
         """The held members of ``one_ids`` (empty for a customer with none), and those not held."""
-        found: dict[str, set[Key]] = {}
-        missing: list[str] = []
         if not self._answering:
-            return found, list(one_ids)
-        members = self._members
-        for one_id in one_ids:
-            held = members.get(one_id)
-            if held is None:
-                missing.append(one_id)
-            else:
-                members.move_to_end(one_id)
-                found[one_id] = set(held)
-        return found, missing
+            return {}, list(one_ids)
+        return _looked_up(self._members, one_ids, set)
 
     # --- what a batch read before it wrote -------------------------------------------------
     def keep_records(self, records: Iterable[NodeRecord]) -> None:
@@ -228,3 +212,19 @@ class HeldGraph:
         for key in self._members.pop(one_id, ()):
             if self._member_of.get(key) == one_id:
                 del self._member_of[key]
+
+
+def _looked_up(
+    held: OrderedDict[K, V], wanted: Iterable[K], copy: Callable[[V], V]
+) -> tuple[dict[K, V], list[K]]:
+    """Copies of what ``held`` has of ``wanted`` (now the most recently used), and the rest."""
+    found: dict[K, V] = {}
+    missing: list[K] = []
+    for key in wanted:
+        value = held.get(key)
+        if value is None:
+            missing.append(key)
+        else:
+            held.move_to_end(key)
+            found[key] = copy(value)
+    return found, missing
