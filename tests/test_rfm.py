@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graph.segments.rfm import Bins, InvalidRfmConfig, SegmentRule, parse_segments, segment_of
+from graph.segments.rfm import (
+    Bins,
+    InvalidRfmConfig,
+    Measures,
+    RfmModel,
+    RfmSettings,
+    SegmentRule,
+    parse_segments,
+    segment_of,
+)
+from graph.tags.aggregates import EventFact
 
 # Orders per customer tie heavily (most ordered once); amounts and days less so.
 measures = st.one_of(
@@ -110,3 +122,46 @@ def test_the_first_segment_rule_that_holds_names_the_customer() -> None:
 def test_a_bad_segment_rule_is_refused_naming_it(raw: object, named: str) -> None:
     with pytest.raises(InvalidRfmConfig, match=named.replace("[", r"\[").replace("]", r"\]")):
         parse_segments(raw)
+
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+SETTINGS = RfmSettings(order_event="order_paid", amount_property="amount", window_days=90)
+
+
+def fact(days_ago: float, name: str | None, amount: object = None, seq: int = 0) -> EventFact:
+    props = {} if amount is None else {"amount": amount}
+    return EventFact(NOW - timedelta(days=days_ago), seq, name, "web", props)
+
+
+def test_measures_count_orders_and_amounts_within_the_window() -> None:
+    events = [
+        fact(400, "order_paid", 1000),  # before the window: recency only if it were the last
+        fact(80, "order_paid", 120.5),
+        fact(10.5, "order_paid", 79.5),
+        fact(3, "page_view"),
+        fact(2, "order_paid", "n/a"),  # an order with no usable amount still counts
+        fact(-1, "order_paid", 999),  # after now: not yet
+    ]
+    assert Measures.of_events(events, NOW, SETTINGS) == Measures(2, 3, 200.0)
+    assert Measures.of_events([fact(400, "order_paid", 5)], NOW, SETTINGS) == Measures(400, 0, 0)
+    assert Measures.of_events([fact(1, "page_view")], NOW, SETTINGS) is None
+
+
+def test_a_model_scores_a_customer_against_bins_over_everyone_who_ordered() -> None:
+    pick = random.Random(5)
+    population = [
+        Measures(pick.randrange(365), pick.choice([1, 1, 1, 1, 2, 2, 3, 5, 8]), pick.random() * 900)
+        for _ in range(2000)
+    ]
+    model = RfmModel.cut(population, NOW)
+    assert model is not None and model.customers == 2000
+    assert model.recency == Bins.cut([p.recency_days for p in population])
+    assert model.warnings == ["frequency: values tie, 3 bins instead of 5"]
+    best = model.score(Measures(0, 8, 900.0), RULES)
+    assert (best.r, best.f, best.m, best.segment) == (5, 5, 5, "Champions")
+    lapsed = model.score(Measures(364, 1, 1.0), RULES)
+    assert (lapsed.r, lapsed.f, lapsed.m, lapsed.segment) == (1, 1, 1, "Lost")
+    # Scored against the bins of the whole population, as pandas bins them.
+    codes, _ = pandas_bins([p.monetary for p in population])
+    assert [model.score(p).m for p in population] == [int(c) + 1 for c in codes]
+    assert RfmModel.cut([], NOW) is None

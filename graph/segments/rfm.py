@@ -14,11 +14,17 @@ takes the nearest bin.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+
+from graph.tags.aggregates import EventFact, aggregate_events
+from graph.tags.conditions import Aggregate
+from graph.tags.parsing import parse_compute
 
 SCORES = 5
 
@@ -123,3 +129,110 @@ def _score_range(raw: Any, path: str) -> tuple[int, int]:
     ):
         raise InvalidRfmConfig(f"{path}: a score 1-{SCORES} or a range [low, high] is needed")
     return (raw[0], raw[1])
+
+
+@dataclass(frozen=True)
+class RfmSettings:
+    """Which event is an order, which of its properties the amount, the window F and M cover."""
+
+    order_event: str = "order_paid"
+    amount_property: str = "amount"
+    window_days: int = 365
+
+    @functools.cached_property
+    def frequency(self) -> Aggregate:
+        """Orders within the window, as a tag's aggregate counts them."""
+        return parse_compute(
+            {"aggregate": "count", "event": self.order_event, "within": {"days": self.window_days}},
+            "rfm.frequency",
+        )
+
+    @functools.cached_property
+    def monetary(self) -> Aggregate:
+        """Their amounts summed, as a tag's aggregate sums them (exactly, in any order)."""
+        return parse_compute(
+            {
+                "aggregate": "sum",
+                "event": self.order_event,
+                "property": self.amount_property,
+                "within": {"days": self.window_days},
+            },
+            "rfm.monetary",
+        )
+
+
+@dataclass(frozen=True)
+class Measures:
+    """One customer's raw R, F and M."""
+
+    recency_days: int  # whole days since the last order
+    frequency: int
+    monetary: float
+
+    @classmethod
+    def of_events(
+        cls, events: Iterable[EventFact], now: datetime, settings: RfmSettings
+    ) -> Measures | None:
+        """From the customer's events themselves (None: never ordered up to ``now``)."""
+        past = [e for e in events if e.timestamp <= now]  # a clock ahead orders nothing yet
+        orders = [e.timestamp for e in past if e.name == settings.order_event]
+        if not orders:
+            return None
+        return cls(
+            (now - max(orders)) // timedelta(days=1),
+            aggregate_events(settings.frequency, past, now),
+            aggregate_events(settings.monetary, past, now),
+        )
+
+
+@dataclass(frozen=True)
+class RfmScore:
+    r: int
+    f: int
+    m: int
+    segment: str | None
+
+
+@dataclass(frozen=True)
+class RfmModel:
+    """The bins of each measure, cut over every customer who ordered, at one moment."""
+
+    computed_at: datetime
+    customers: int
+    recency: Bins
+    frequency: Bins
+    monetary: Bins
+
+    @classmethod
+    def cut(cls, measures: Iterable[Measures], now: datetime) -> RfmModel | None:
+        """Bins over these customers' measures; None when nobody ordered."""
+        measures = list(measures)
+        if not measures:
+            return None
+        return cls(
+            now,
+            len(measures),
+            Bins.cut([m.recency_days for m in measures]),
+            Bins.cut([m.frequency for m in measures]),
+            Bins.cut([m.monetary for m in measures]),
+        )
+
+    @property
+    def warnings(self) -> list[str]:
+        """A measure whose values tied on edges, so it has fewer bins than scores."""
+        return [
+            f"{name}: values tie, {bins.count} bins instead of {bins.asked}"
+            for name, bins in (
+                ("recency", self.recency),
+                ("frequency", self.frequency),
+                ("monetary", self.monetary),
+            )
+            if bins.tied
+        ]
+
+    def score(self, measures: Measures, rules: Sequence[SegmentRule] = ()) -> RfmScore:
+        """This customer's scores against these bins (fewer days since an order is better)."""
+        r = self.recency.score(measures.recency_days, higher_is_better=False)
+        f = self.frequency.score(measures.frequency)
+        m = self.monetary.score(measures.monetary)
+        return RfmScore(r, f, m, segment_of(rules, r, f, m))
