@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graph.models import StoredEvent
 from graph.segments.rfm import (
     Bins,
     InvalidRfmConfig,
@@ -23,6 +24,9 @@ from graph.segments.rfm import (
     segment_of,
 )
 from graph.tags.aggregates import EventFact
+from graph.tags.rollups import as_facts, rollup_of
+from tests.test_rollups import NOW as ROLLUP_NOW
+from tests.test_rollups import events
 
 # Orders per customer tie heavily (most ordered once); amounts and days less so.
 measures = st.one_of(
@@ -165,3 +169,15 @@ def test_a_model_scores_a_customer_against_bins_over_everyone_who_ordered() -> N
     codes, _ = pandas_bins([p.monetary for p in population])
     assert [model.score(p).m for p in population] == [int(c) + 1 for c in codes]
     assert RfmModel.cut([], NOW) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(made=events(), window=st.sampled_from([1, 3, 30, 365]))
+def test_measures_from_a_rollup_are_those_from_the_events(
+    made: list[StoredEvent], window: int
+) -> None:
+    """The rollup a customer's tags are decided from gives the same R, F and M as its events."""
+    chosen = RfmSettings(order_event="order_paid", amount_property="amount", window_days=window)
+    assert Measures.of_rollup(rollup_of(made), ROLLUP_NOW, chosen) == Measures.of_events(
+        as_facts(made), ROLLUP_NOW, chosen
+    )

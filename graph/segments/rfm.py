@@ -25,6 +25,7 @@ import numpy as np
 from graph.tags.aggregates import EventFact, aggregate_events
 from graph.tags.conditions import Aggregate
 from graph.tags.parsing import parse_compute
+from graph.tags.rollups import Rollup, RollupFacts
 
 SCORES = 5
 
@@ -143,7 +144,7 @@ class RfmSettings:
     def frequency(self) -> Aggregate:
         """Orders within the window, as a tag's aggregate counts them."""
         return parse_compute(
-            {"aggregate": "count", "event": self.order_event, "within": {"days": self.window_days}},
+            {"aggregate": "count", "event": self.order_event, "within": self._window},
             "rfm.frequency",
         )
 
@@ -155,10 +156,15 @@ class RfmSettings:
                 "aggregate": "sum",
                 "event": self.order_event,
                 "property": self.amount_property,
-                "within": {"days": self.window_days},
+                "within": self._window,
             },
             "rfm.monetary",
         )
+
+    @property
+    def _window(self) -> dict[str, Any]:
+        # Up to the moment scored: an order stamped later (a clock ahead) counts for nothing yet.
+        return {"from": {"daysAgo": self.window_days}, "to": {"daysAgo": 0}}
 
 
 @dataclass(frozen=True)
@@ -174,14 +180,29 @@ class Measures:
         cls, events: Iterable[EventFact], now: datetime, settings: RfmSettings
     ) -> Measures | None:
         """From the customer's events themselves (None: never ordered up to ``now``)."""
-        past = [e for e in events if e.timestamp <= now]  # a clock ahead orders nothing yet
-        orders = [e.timestamp for e in past if e.name == settings.order_event]
-        if not orders:
+        events = list(events)
+        name = settings.order_event
+        stamps = (e.timestamp for e in events if e.name == name and e.timestamp <= now)
+        last = max(stamps, default=None)
+        if last is None:
             return None
         return cls(
-            (now - max(orders)) // timedelta(days=1),
-            aggregate_events(settings.frequency, past, now),
-            aggregate_events(settings.monetary, past, now),
+            (now - last) // timedelta(days=1),
+            aggregate_events(settings.frequency, events, now),
+            aggregate_events(settings.monetary, events, now),
+        )
+
+    @classmethod
+    def of_rollup(cls, rollup: Rollup, now: datetime, settings: RfmSettings) -> Measures | None:
+        """The same from the customer's rollup, as its tags are decided: no event is read."""
+        last = rollup.last_at(settings.order_event, now)
+        if last is None:
+            return None
+        facts = RollupFacts(now, {}, rollup)
+        return cls(
+            (now - last) // timedelta(days=1),
+            facts.aggregate(settings.frequency),
+            facts.aggregate(settings.monetary),
         )
 
 

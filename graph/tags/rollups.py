@@ -352,6 +352,25 @@ class Rollup:
                 if held is None or (at, e.seq) > held[0]:
                     by_source[e.source] = ((at, e.seq), value)
 
+    def last_at(self, name: str | None, until: datetime) -> datetime | None:
+        """The time of the latest event named ``name`` at or before ``until``."""
+        limit = micros(until)
+        today = limit // _DAY_MICROS
+        days = sorted(
+            ((k[0], b) for k, b in self.buckets.items() if k[1] == name and k[0] <= today),
+            key=_day,
+            reverse=True,
+        )
+        best: int | None = None
+        best_day = 0
+        for day, bucket in days:
+            if best is not None and day < best_day:
+                break  # only another bucket of the same day could be later
+            found = max((at for at, _, _ in bucket.events if at <= limit), default=None)
+            if found is not None and (best is None or found > best):
+                best, best_day = found, day
+        return None if best is None else moment_of(best)
+
     def head_json(self) -> dict[str, Any]:
         """The traits and span, as the customer's one row beside its buckets keeps them."""
         traits = {
