@@ -13,12 +13,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graph.accounts.buying_groups import DEFAULT_TEMPLATE, Template, Templates, template_from
 from graph.accounts.domains import DomainMatcher, registrable
 from graph.accounts.seniority import Seniority, SeniorityRule, SeniorityRules
 from graph.errors import BadUserInput, ConfigError, IdgraphError
+from graph.segments.rfm import SCORED, RfmSettings, SegmentRule, parse_segments
 from graph.tags.definitions import TagDefinition, evaluation_order, parse_definition
 
 NormaliserName = Literal["email", "phone", "lower", "upper", "trim"]
@@ -222,6 +223,37 @@ class TagsConfig(_Strict):
         return {tag_id: given.definition(tag_id) for tag_id, given in self.definitions.items()}
 
 
+class RfmConfig(_Strict):
+    """RFM scores as tags: which event is an order, its amount, the window, the segment map."""
+
+    enabled: bool = True
+    order_event: str = Field(default="order_paid", min_length=1)
+    amount_property: str = Field(default="amount", min_length=1)
+    window_days: int = Field(default=365, ge=1)
+    # How often the bins are cut again over every customer who ordered.
+    recompute_hours: float = Field(default=24, gt=0)
+    # The tags are <prefix>_r, <prefix>_f, <prefix>_m (scores 1-5) and <prefix>_segment.
+    tag_prefix: str = Field(default="rfm", pattern=r"^[a-z0-9][a-z0-9_\-]{0,55}$")
+    segments: tuple[dict[str, Any], ...] = ()
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        if value:
+            parse_segments(list(value), "segments")
+        return value
+
+    def settings(self) -> RfmSettings:
+        return RfmSettings(self.order_event, self.amount_property, self.window_days)
+
+    def segment_rules(self) -> tuple[SegmentRule, ...]:
+        return tuple(parse_segments(list(self.segments))) if self.segments else ()
+
+    def tag_ids(self) -> dict[str, str]:
+        """The tag that holds each score (r, f, m) and the segment name."""
+        return {score: f"{self.tag_prefix}_{score}" for score in SCORED}
+
+
 class Config(_Strict):
     phone: PhoneConfig = PhoneConfig()
     ingest: IngestConfig = IngestConfig()
@@ -231,7 +263,18 @@ class Config(_Strict):
     traits: TraitsConfig = TraitsConfig()
     accounts: AccountsConfig = AccountsConfig()
     tags: TagsConfig = TagsConfig()
+    rfm: RfmConfig = RfmConfig()
     types: dict[str, IdentifierTypeConfig]
+
+    @model_validator(mode="after")
+    def _rfm_tags_free(self) -> Config:
+        if self.rfm.enabled:
+            taken = sorted(set(self.rfm.tag_ids().values()) & set(self.tags.definitions))
+            if taken:
+                raise ValueError(
+                    f"tag {taken[0]!r} is one of the RFM tags: rename it or set rfm.tag_prefix"
+                )
+        return self
 
     @field_validator("types")
     @classmethod

@@ -83,3 +83,9 @@ class InvalidRule(IdgraphError):
 
 class TagCycle(IdgraphError):
     code = "TAG_CYCLE"
+
+
+class Disabled(IdgraphError):
+    """Asked for something the config turns off; the message names the setting."""
+
+    code = "DISABLED"

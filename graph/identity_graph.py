@@ -34,6 +34,7 @@ from graph.identifiers import (
 from graph.models import ChangeSet, EdgeObservation, HistoryEntry, Key, NodeRecord, pair
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
+from graph.segments.rfm_book import RfmBook
 from graph.store.protocol import GraphReads, GraphStore
 from graph.store.read_retry import read_steadily
 from graph.tags.book import TagBook
@@ -112,6 +113,7 @@ class IdentityGraph:
             store.tag_store, config.traits.source_priority, links_of=self._account_links
         )
         self.tags = TagBook(store, self.tagger, self._writing, self.clock)
+        self.rfm = RfmBook(config.rfm, self.tags, self.clock)
         self.resolver.deriving = self._derive_tags
         self.accounts.on_written = self._retag_contacts
         self._settled = False

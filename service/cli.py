@@ -1,4 +1,4 @@
-"""The ``idgraph`` command: serve, import, export, rebuild, retag, schema."""
+"""The ``idgraph`` command: serve, import, export, rebuild, retag, rfm, schema."""
 
 from __future__ import annotations
 
@@ -197,6 +197,34 @@ def cmd_retag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rfm(args: argparse.Namespace) -> int:
+    from graph.errors import Disabled
+
+    graph = open_graph(_settings(args))
+    try:
+        if not graph.rfm.enabled:
+            raise Disabled("RFM is turned off: set enabled = true under [rfm] in the config")
+        started = time.perf_counter()
+        model = graph.rfm.recompute()
+        if model is None:
+            print("nobody has ordered yet: no bins cut, the RFM tags in force stay")
+            return 0
+        decided = graph.tags.build()
+        print(f"RFM bins cut over {model.customers} customers who ordered:")
+        for name, bins in (
+            ("recency", model.recency),
+            ("frequency", model.frequency),
+            ("monetary", model.monetary),
+        ):
+            print(f"  {name:<9} edges {', '.join(f'{e:g}' for e in bins.edges)}")
+        for warning in model.warnings:
+            print(f"  warning: {warning}")
+        print(f"{decided} customers' tags decided in {time.perf_counter() - started:.1f}s")
+    finally:
+        graph.close()
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from service.schema import sdl
 
@@ -263,6 +291,12 @@ def parser() -> argparse.ArgumentParser:
         help="decide every customer's tags again from its events, rollups made anew",
     )
     retag.set_defaults(run=cmd_retag)
+    rfm = sub.add_parser(
+        "rfm",
+        parents=[common],
+        help="cut the RFM bins again over every customer who ordered, and tag everyone by them",
+    )
+    rfm.set_defaults(run=cmd_rfm)
     schema = sub.add_parser("schema", parents=[common], help="print the GraphQL SDL")
     schema.set_defaults(run=cmd_schema)
     return top

@@ -1,7 +1,8 @@
 """The background work of tags: building new definitions, and re-deciding customers time moved.
 
 One thread per service. It wakes when a definition is saved, and otherwise
-every ``resolution_seconds``: then it builds what is BUILDING and decides
+every ``resolution_seconds``: then it cuts the RFM bins again when their
+schedule says so, builds what is BUILDING and decides
 again the customers whose next moment of possible change has passed (the
 store keeps that moment per customer, so nothing scans every profile).
 Errors are logged and tried again at the next wake: a database that is down
@@ -43,6 +44,7 @@ class TagJobs:
             graph = self._graph()
             if graph is not None:
                 try:
+                    graph.rfm.run_due()
                     graph.tags.build()
                     graph.tags.run_due()
                 except Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.local_neo4j import launcher
 
 KEY = "test-admin-key"
 STORES = ["embedded", "neo4j"]
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # what tags see as now, until a test moves it
 
 INGEST = """
 mutation Ingest($events: [IdentityEventInput!]!) {
@@ -204,3 +206,25 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
 @pytest.fixture
 def config_default() -> Any:
     return load_config()
+
+
+class Clock:
+    """The time tags see; a test moves it, nothing sleeps."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def tagged(tmp_path: Path, store_uri: str | None, clock: Clock) -> Iterator[Api]:
+    settings = Settings(data_dir=tmp_path / "data", admin_key=KEY, neo4j_uri=store_uri, clock=clock)
+    with TestClient(create_app(settings)) as client:
+        yield Api(client)

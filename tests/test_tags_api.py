@@ -4,45 +4,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import neo4j
-import pytest
 from starlette.testclient import TestClient
 
 from graph.identity_graph import IdentityGraph
 from graph.store.neo4j_store import Neo4jStore
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import KEY, Api, empty_neo4j
+from tests.conftest import KEY, NOW, Api, Clock, empty_neo4j
 from tests.test_cli import idgraph, write_ndjson
-
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """The time tags see; a test moves it, nothing sleeps."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def tagged(tmp_path: Path, store_uri: str | None, clock: Clock) -> Iterator[Api]:
-    settings = Settings(data_dir=tmp_path / "data", admin_key=KEY, neo4j_uri=store_uri, clock=clock)
-    with TestClient(create_app(settings)) as client:
-        yield Api(client)
 
 
 def graph_of(api: Api) -> IdentityGraph:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from graph.tags.aggregates import EventFact, aggregate_events
+from graph.errors import InvalidRule
+from graph.tags.aggregates import EventFact, aggregate_events, is_number
 from graph.tags.conditions import Aggregate
+from graph.tags.facts import MISSING, Facts
+from graph.tags.moments import SinceLast, parse_instant
 from graph.tags.parsing import parse_compute
 from graph.tags.rollups import Rollup, RollupFacts
 
@@ -86,6 +91,9 @@ class SegmentRule:
 
     def holds(self, r: int, f: int, m: int) -> bool:
         return all(low <= s <= high for s, (low, high) in ((r, self.r), (f, self.f), (m, self.m)))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "r": list(self.r), "f": list(self.f), "m": list(self.m)}
 
 
 def segment_of(rules: Sequence[SegmentRule], r: int, f: int, m: int) -> str | None:
@@ -161,6 +169,18 @@ class RfmSettings:
             "rfm.monetary",
         )
 
+    @functools.cached_property
+    def ever(self) -> Aggregate:
+        """Orders at any time: whichever arrives, late or not, may move the last order."""
+        return parse_compute({"aggregate": "count", "event": self.order_event}, "rfm.orders")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "orderEvent": self.order_event,
+            "amountProperty": self.amount_property,
+            "windowDays": self.window_days,
+        }
+
     @property
     def _window(self) -> dict[str, Any]:
         # Up to the moment scored: an order stamped later (a clock ahead) counts for nothing yet.
@@ -195,15 +215,25 @@ class Measures:
     @classmethod
     def of_rollup(cls, rollup: Rollup, now: datetime, settings: RfmSettings) -> Measures | None:
         """The same from the customer's rollup, as its tags are decided: no event is read."""
-        last = rollup.last_at(settings.order_event, now)
+        return cls.of_facts(RollupFacts(now, {}, rollup), settings)
+
+    @classmethod
+    def of_facts(cls, facts: Facts, settings: RfmSettings) -> Measures | None:
+        last = facts.last_event_at(settings.order_event)
         if last is None:
             return None
-        facts = RollupFacts(now, {}, rollup)
         return cls(
-            (now - last) // timedelta(days=1),
+            (facts.now - last) // timedelta(days=1),
             facts.aggregate(settings.frequency),
             facts.aggregate(settings.monetary),
         )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "recencyDays": self.recency_days,
+            "frequency": self.frequency,
+            "monetary": self.monetary,
+        }
 
 
 @dataclass(frozen=True)
@@ -257,3 +287,138 @@ class RfmModel:
         f = self.frequency.score(measures.frequency)
         m = self.monetary.score(measures.monetary)
         return RfmScore(r, f, m, segment_of(rules, r, f, m))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "computedAt": self.computed_at.isoformat(),
+            "customers": self.customers,
+            "edges": {
+                "recency": list(self.recency.edges),
+                "frequency": list(self.frequency.edges),
+                "monetary": list(self.monetary.edges),
+            },
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any, path: str) -> RfmModel:
+        """The model as ``as_json`` wrote it; ``InvalidRule`` naming the bad part."""
+        if not isinstance(raw, Mapping) or set(raw) != {"computedAt", "customers", "edges"}:
+            raise InvalidRule("a model has computedAt, customers and edges", path)
+        at = raw["computedAt"]
+        computed_at = parse_instant(at) if isinstance(at, str) else None
+        if computed_at is None:
+            raise InvalidRule("computedAt must be an ISO 8601 time", f"{path}.computedAt")
+        customers = raw["customers"]
+        if not isinstance(customers, int) or isinstance(customers, bool) or customers < 1:
+            raise InvalidRule("customers must be a whole number above 0", f"{path}.customers")
+        edges = raw["edges"]
+        if not isinstance(edges, Mapping) or set(edges) != set(MEASURES):
+            raise InvalidRule(f"edges has {', '.join(MEASURES)}", f"{path}.edges")
+        bins = [_edges(edges[name], f"{path}.edges.{name}") for name in MEASURES]
+        return cls(computed_at, customers, *bins)
+
+
+MEASURES = ("recency", "frequency", "monetary")
+
+
+def _edges(raw: Any, path: str) -> Bins:
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(is_number(e) and math.isfinite(e) for e in raw)
+        or any(a >= b for a, b in itertools.pairwise(raw))
+    ):
+        raise InvalidRule("edges are finite numbers, strictly increasing", path)
+    return Bins(tuple(float(e) for e in raw))
+
+
+SCORED = {"r": "recency", "f": "frequency", "m": "monetary", "segment": "segment"}
+
+
+@dataclass(frozen=True)
+class RfmRule:
+    """What an RFM tag holds: one score, or the segment name, of a customer against a model.
+
+    The model's bins are part of the rule, so a tag decided now and one
+    decided after a restart or in another process agree, and a recompute is
+    a new version of the definition, built like any other change of rule.
+    """
+
+    score: str  # a key of SCORED
+    settings: RfmSettings
+    model: RfmModel
+    segments: tuple[SegmentRule, ...] = ()
+
+    def aggregates(self) -> list[Aggregate]:
+        return [self.settings.frequency, self.settings.monetary, self.settings.ever]
+
+    def recency_clock(self) -> SinceLast:
+        """When whole days since the last order pass a recency edge: the score may move."""
+        days = sorted({math.floor(e) + 1 for e in self.model.recency.edges if e >= 0})
+        return SinceLast(self.settings.order_event, tuple(days))
+
+    def value(self, facts: Facts) -> Any:
+        measures = Measures.of_facts(facts, self.settings)
+        if measures is None:
+            return MISSING
+        return self._pick(self.model.score(measures, self.segments))
+
+    def _pick(self, scored: RfmScore) -> Any:
+        if self.score == "segment":
+            return MISSING if scored.segment is None else scored.segment
+        return {"r": scored.r, "f": scored.f, "m": scored.m}[self.score]
+
+    def explain(self, facts: Facts) -> dict[str, Any]:
+        """The measures seen, each score and the segment, against which model."""
+        measures = Measures.of_facts(facts, self.settings)
+        if measures is None:
+            return {"rfm": self.score, "ordered": False}
+        scored = self.model.score(measures, self.segments)
+        found = {
+            "rfm": self.score,
+            **measures.as_json(),
+            "scores": {"r": scored.r, "f": scored.f, "m": scored.m},
+            "modelComputedAt": self.model.computed_at.isoformat(),
+        }
+        if self.score == "segment":
+            found["segment"] = scored.segment
+        return found
+
+    def as_json(self) -> dict[str, Any]:
+        given: dict[str, Any] = {
+            "score": self.score,
+            **self.settings.as_json(),
+            "model": self.model.as_json(),
+        }
+        if self.score == "segment":
+            given["segments"] = [s.as_json() for s in self.segments]
+        return given
+
+    @classmethod
+    def parse(cls, raw: Any, path: str = "$.rfm") -> RfmRule:
+        """A rule as ``as_json`` wrote it, or ``InvalidRule`` naming the bad part."""
+        if not isinstance(raw, Mapping):
+            raise InvalidRule("rfm is an object", path)
+        score = raw.get("score")
+        if score not in SCORED:
+            raise InvalidRule(f"score is one of {', '.join(SCORED)}", f"{path}.score")
+        allowed = {"score", "orderEvent", "amountProperty", "windowDays", "model"}
+        if score == "segment":
+            allowed.add("segments")
+        if unknown := sorted(set(raw) - allowed):
+            raise InvalidRule(f"unknown key {unknown[0]!r}", f"{path}.{unknown[0]}")
+        for key in ("orderEvent", "amountProperty"):
+            if not isinstance(raw.get(key), str) or not raw[key]:
+                raise InvalidRule(f"{key} must be a non-empty string", f"{path}.{key}")
+        window = raw.get("windowDays")
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise InvalidRule("windowDays must be a whole number above 0", f"{path}.windowDays")
+        settings = RfmSettings(raw["orderEvent"], raw["amountProperty"], window)
+        model = RfmModel.from_json(raw.get("model"), f"{path}.model")
+        segments: tuple[SegmentRule, ...] = ()
+        if score == "segment":
+            try:
+                segments = tuple(parse_segments(raw.get("segments"), f"{path}.segments"))
+            except InvalidRfmConfig as exc:
+                raise InvalidRule(str(exc), f"{path}.segments") from exc
+        return cls(score, settings, model, segments)

@@ -42,18 +42,29 @@ class TagBook:
     def definition(self, tag_id: str) -> StoredDefinition | None:
         return self.tagger.definitions().get(tag_id)
 
-    def define(self, definition: TagDefinition) -> StoredDefinition:
+    def define(self, definition: TagDefinition, managed: bool = False) -> StoredDefinition:
         """Save a new or changed definition; every customer is decided again in the background.
 
         Refused (nothing saved) when it would read an undefined tag or close a
-        cycle. An unchanged definition is left as it is, version and all.
+        cycle, or change a tag the RFM model keeps (unless ``managed``: the
+        model itself saves it). An unchanged definition is left as it is,
+        version and all.
         """
         with self._writing():
             held = self.tagger.definitions()
+            old = held.get(definition.id)
+            if not managed and TagKind.RFM in (
+                definition.kind,
+                None if old is None else old.definition.kind,
+            ):
+                raise InvalidRule(
+                    f"tag {definition.id!r} is kept by the RFM model: change [rfm] in the"
+                    " config, or give this tag another id",
+                    "$.id",
+                )
             found = {k: s.definition for k, s in held.items()}
             found[definition.id] = definition
             evaluation_order(found)
-            old = held.get(definition.id)
             if old is not None and _same(old.definition, definition):
                 return old
             if not held:  # with no definitions, writes kept no rollups: make them anew
@@ -161,7 +172,7 @@ class TagBook:
         building = [s for s in self.definitions() if s.status is TagStatus.BUILDING]
         if not building:
             return 0
-        customers = self._customers()
+        customers = self.customers()
         cause = {
             "kind": "DEFINITION",
             "versions": {s.definition.id: s.version for s in building},
@@ -188,7 +199,7 @@ class TagBook:
 
     def retag(self) -> int:
         """Every customer's rollup made again from its events, and every tag decided anew."""
-        customers = self._customers()
+        customers = self.customers()
         for part in _chunks(customers):
             self._refresh(part, {"kind": "RETAG"}, rebuild=True)
         for s in self.definitions():
@@ -204,7 +215,7 @@ class TagBook:
                     replace(s, status=TagStatus.BUILDING, progress=0.0), keep_version=False
                 )
 
-    def _customers(self) -> list[str]:
+    def customers(self) -> list[str]:
         return sorted({o for _, o in self.store.assignments() if o is not None})
 
     def _refresh(self, one_ids: list[str], cause: dict[str, Any], rebuild: bool = False) -> None:

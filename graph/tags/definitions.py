@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from graph.errors import InvalidRule, TagCycle
+from graph.segments.rfm import RfmRule
 from graph.tags.aggregates import is_number
 from graph.tags.compiled import compile_condition
 from graph.tags.conditions import Aggregate, Condition, aggregates_in, tags_named
@@ -33,6 +34,7 @@ class TagKind(StrEnum):
     RULE = "RULE"  # true or absent, by a condition
     LABELLED = "LABELLED"  # the value of the first case that holds
     VALUE = "VALUE"  # an aggregate's value
+    RFM = "RFM"  # a score or segment against the RFM model (kept by ``graph.segments``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,7 @@ class TagDefinition:
     cases: tuple[Case, ...] = ()
     otherwise: Any = None
     compute: Aggregate | None = None
+    rfm: RfmRule | None = None
     # The rule as it was given, to show and to save: parsing it again gives this definition.
     given: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -67,6 +70,8 @@ class TagDefinition:
 
     def aggregates(self) -> list[Aggregate]:
         found = [a for c in self.conditions() for a in aggregates_in(c)]
+        if self.rfm is not None:
+            found.extend(self.rfm.aggregates())
         return found if self.compute is None else [*found, self.compute]
 
     @functools.cached_property
@@ -83,6 +88,10 @@ class TagDefinition:
             compute = self.compute
             assert compute is not None
             return lambda facts, manual: facts.aggregate(compute)
+        if self.kind is TagKind.RFM:
+            rfm = self.rfm
+            assert rfm is not None
+            return lambda facts, manual: rfm.value(facts)
         cases = [(case.value, compile_condition(case.when)) for case in self.cases]
         otherwise = MISSING if self.otherwise is None else self.otherwise
 
@@ -104,6 +113,7 @@ def parse_definition(
     cases: Any = None,
     otherwise: Any = None,
     compute: Any = None,
+    rfm: Any = None,
 ) -> TagDefinition:
     """A definition from what a caller sent, or ``InvalidRule`` naming the bad part."""
     if not isinstance(id, str) or not TAG_ID.fullmatch(id):
@@ -124,12 +134,15 @@ def parse_definition(
             ("cases", cases),
             ("otherwise", otherwise),
             ("compute", compute),
+            ("rfm", rfm),
         )
         if v is not None
     }
-    rules = [k for k in ("when", "cases", "compute") if k in given]
+    rules = [k for k in ("when", "cases", "compute", "rfm") if k in given]
     if len(rules) > 1:
-        raise InvalidRule("a tag has one of when, cases or compute, not several", f"$.{rules[1]}")
+        raise InvalidRule(
+            "a tag has one of when, cases, compute or rfm, not several", f"$.{rules[1]}"
+        )
     if otherwise is not None and cases is None:
         raise InvalidRule("otherwise belongs to cases", "$.otherwise")
     base = TagDefinition(
@@ -143,6 +156,9 @@ def parse_definition(
         return _with(base, kind=TagKind.RULE, when=parse_condition(when, "$.when"))
     if compute is not None:
         return _with(base, kind=TagKind.VALUE, compute=parse_compute(compute, "$.compute"))
+    if rfm is not None:
+        rule = RfmRule.parse(rfm)
+        return _with(base, kind=TagKind.RFM, rfm=rule, given={"rfm": rule.as_json()})
     if cases is not None:
         return _with(
             base,
@@ -258,6 +274,10 @@ def _outcome(
         if value is MISSING:
             return None
         return TagOutcome(value, {**definition.given["compute"], "seen": value})
+    if definition.kind is TagKind.RFM:
+        assert definition.rfm is not None
+        value = definition.rfm.value(facts)
+        return None if value is MISSING else TagOutcome(value, definition.rfm.explain(facts))
     tried = []
     for case in definition.cases:
         held, explanation = evaluate(case.when, facts)

@@ -56,6 +56,10 @@ class Facts(Protocol):
         """When the aggregate's earliest event at or after ``moment`` happened, window aside."""
         ...
 
+    def last_event_at(self, name: str) -> datetime | None:
+        """When the latest event named ``name`` up to now happened (None: there was none)."""
+        ...
+
 
 @dataclass
 class CustomerFacts:
@@ -99,6 +103,10 @@ class CustomerFacts:
         )
         later = [e.timestamp for e in selected(unwindowed, self.events, self.now)]
         return min((t for t in later if t >= moment), default=None)
+
+    def last_event_at(self, name: str) -> datetime | None:
+        stamps = (e.timestamp for e in self.events if e.name == name and e.timestamp <= self.now)
+        return max(stamps, default=None)
 
 
 def event_facts(events: Iterable[Any]) -> list[EventFact]:

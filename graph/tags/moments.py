@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from graph.tags.facts import Facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +56,15 @@ class Window:
             None if self.start is None else instant(self.start, now),
             None if self.end is None else instant(self.end, now),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SinceLast:
+    """Whole days since the latest ``event`` reaching each of ``days``: a recency may move then."""
+
+    event: str
+    days: tuple[int, ...]
+
+    def moments(self, facts: Facts) -> list[datetime]:
+        last = facts.last_event_at(self.event)
+        return [] if last is None else [last + timedelta(days=d) for d in self.days]

@@ -464,6 +464,7 @@ class RollupFacts:
     _found: dict[Aggregate, Any] = field(default_factory=dict)
     _selections: dict[tuple[Any, Any], list[tuple[int, Bucket]]] = field(default_factory=dict)
     _months: dict[tuple[Any, Any], list[_Month]] = field(default_factory=dict)
+    _lasts: dict[str, datetime | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.plans is None or self.plans.now != self.now:
@@ -533,6 +534,12 @@ class RollupFacts:
                 if prop is not None:
                     bucket.add_to(summary, prop)
         return count if prop is None else summary.value(plan.function)
+
+    def last_event_at(self, name: str) -> datetime | None:
+        # Asked by each RFM tag and its clock: the buckets are scanned once.
+        if name not in self._lasts:
+            self._lasts[name] = self.rollup.last_at(name, self.now)
+        return self._lasts[name]
 
     def first_event_from(self, aggregate: Aggregate, moment: datetime) -> datetime | None:
         """The time of the aggregate's earliest event at or after ``moment``, window aside."""

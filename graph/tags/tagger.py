@@ -308,19 +308,29 @@ class Tagger:
         ``added`` and ``removed`` are manual tags being written with the result.
         """
         wanted = sorted(set(one_ids))
-        members = {o: held for o, held in reads.members(wanted).items() if held}
-        stored = {} if rebuild else self.tags.rollups(members)
-        remake = {o: members[o] for o in members if o not in stored}
-        rollups = {**stored, **self._rebuilt(reads, remake, set(), {})}
+        members, rollups, remade = self._rollups(wanted, reads, rebuild)
         customers = [_Customer(o, members[o], rollups[o], cause) for o in sorted(members)]
         gone = set(wanted) - set(members)
         order = self.order()
         aliased = self._reads_names(order)
         names = {o: [o, *reads.aliases(o)] if aliased else [o] for o in members}
         writes = self._decide(order, customers, names, now, gone, cause, (added, removed))
-        writes.rollups = {o: rollups[o] for o in remake}
-        writes.rebuilt = set(remake)
+        writes.rollups = {o: rollups[o] for o in remade}
+        writes.rebuilt = remade
         return writes
+
+    def rollups(self, one_ids: Sequence[str], reads: GraphReads) -> dict[str, Rollup]:
+        """These customers' rollups, as stored or made from their events where none is."""
+        return self._rollups(one_ids, reads)[1]
+
+    def _rollups(
+        self, one_ids: Sequence[str], reads: GraphReads, rebuild: bool = False
+    ) -> tuple[dict[str, set[Key]], dict[str, Rollup], set[str]]:
+        """Members and rollups of the OneIDs that are customers, and which rollups were made."""
+        members = {o: held for o, held in reads.members(list(one_ids)).items() if held}
+        stored = {} if rebuild else self.tags.rollups(members)
+        remake = {o: members[o] for o in members if o not in stored}
+        return members, {**stored, **self._rebuilt(reads, remake, set(), {})}, set(remake)
 
     # --- deciding --------------------------------------------------------------------------
     def _decide(

@@ -17,7 +17,6 @@ from typing import Any
 
 from graph.tags.conditions import (
     Aggregate,
-    AggregateIs,
     ProfileIs,
     Test,
     TraitIs,
@@ -25,7 +24,7 @@ from graph.tags.conditions import (
 )
 from graph.tags.definitions import TagDefinition
 from graph.tags.facts import Facts
-from graph.tags.moments import DaysAgo, parse_instant
+from graph.tags.moments import DaysAgo, SinceLast, parse_instant
 
 _INSTANT = timedelta(microseconds=1)  # the smallest step of time stored
 
@@ -35,20 +34,19 @@ def next_change(definitions: Iterable[TagDefinition], facts: Facts) -> datetime 
     return next_tick(clocks([c for d in definitions for c in clocks_of(d)]), facts)
 
 
-Clock = Aggregate | ProfileIs | TraitIs  # a part of a rule that time alone can move
+Clock = Aggregate | ProfileIs | TraitIs | SinceLast  # a part of a rule that time alone can move
 
 
 def clocks_of(definition: TagDefinition) -> list[Clock]:
     """The parts of a definition relative to now: windows with ``daysAgo`` ends, tests of times."""
     found: list[Clock] = []
-    aggregates = [] if definition.compute is None else [definition.compute]
     for condition in definition.conditions():
         for c in walk(condition):
-            if isinstance(c, AggregateIs):
-                aggregates.append(c.aggregate)
-            elif isinstance(c, ProfileIs | TraitIs) and _relative(c.test):
+            if isinstance(c, ProfileIs | TraitIs) and _relative(c.test):
                 found.append(c)
-    for aggregate in aggregates:
+    if definition.rfm is not None:
+        found.append(definition.rfm.recency_clock())
+    for aggregate in definition.aggregates():
         window = aggregate.within
         if window is not None and any(
             isinstance(end, DaysAgo) for end in (window.start, window.end)
@@ -69,6 +67,8 @@ def next_tick(found: Iterable[Clock], facts: Facts) -> datetime | None:
     for c in found:
         if isinstance(c, Aggregate):
             moments.extend(_window_moves(c, facts, now))
+        elif isinstance(c, SinceLast):
+            moments.extend(c.moments(facts))
         elif isinstance(c, ProfileIs):
             moments.extend(_crossings(facts.profile(c.name), c.test))
         else:
@@ -104,6 +104,8 @@ def next_tick_with(found: Iterable[Clock], facts: Facts, events: Iterable[Any]) 
                         and e.timestamp >= now - offset
                     ):
                         moments.extend(_around(e.timestamp + offset))
+        elif isinstance(c, SinceLast):
+            moments.extend(c.moments(facts))  # the latest event may be one of the new
         elif isinstance(c, ProfileIs):
             moments.extend(_crossings(facts.profile(c.name), c.test))
         else:

@@ -12,6 +12,7 @@ import strawberry
 
 from graph.identity_graph import IdentityGraph as Core
 from service.schema.accounts import AccountMutations
+from service.schema.rfm import RfmMutations
 from service.schema.tags import TagMutations
 from service.schema.types import (
     EventResult,
@@ -24,7 +25,7 @@ from service.schema.types import (
 
 
 @strawberry.type
-class Mutation(AccountMutations, TagMutations):
+class Mutation(AccountMutations, TagMutations, RfmMutations):
     @strawberry.mutation(
         description="Apply identity events; each is applied whole or rejected whole."
     )

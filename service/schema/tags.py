@@ -29,6 +29,7 @@ class TagKind(Enum):
     RULE = "RULE"
     LABELLED = "LABELLED"
     VALUE = "VALUE"
+    RFM = "RFM"
 
 
 @strawberry.enum(description="BUILDING while a new or changed definition is applied to everyone.")
@@ -58,6 +59,9 @@ class TagDefinition:
     cases: JSON | None
     otherwise: JSON | None
     compute: JSON | None
+    rfm: JSON | None = strawberry.field(
+        description="For an RFM tag: the score it holds, the settings and the bins in force."
+    )
 
     @classmethod
     def of(cls, s: StoredDefinition) -> TagDefinition:
@@ -76,6 +80,7 @@ class TagDefinition:
             cases=d.given.get("cases"),
             otherwise=d.given.get("otherwise"),
             compute=d.given.get("compute"),
+            rfm=d.given.get("rfm"),
         )
 
 
