@@ -12,7 +12,9 @@ rate after the first ``--warm-up`` batches beside the rate of the whole run.
 ``--tags`` defines the twenty rule tags of ``bench.tag_rules`` first, so every
 batch also decides the tags of every customer it touches; ``--untagged``
 deletes the shipped ``lifecycle`` tag first, so no tag is decided at all (the
-identity work alone, as a baseline for what tags cost).
+identity work alone, as a baseline for what tags cost). ``--rfm`` sends the
+warm-up batches, cuts the RFM bins over them and waits for the four RFM
+tags to be built, then times the remaining batches with those tags in force.
 """
 
 from __future__ import annotations
@@ -48,6 +50,28 @@ def post(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def send(url: str, body: bytes) -> int:
+    """Post one batch; how many of its events were accepted."""
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=body,
+        headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=300) as response:
+        accepted: int = json.loads(response.read())["data"]["ingestEvents"]["accepted"]
+    return accepted
+
+
+def cut_rfm(url: str) -> None:
+    """Cut the RFM bins over what is stored and wait until every customer has its RFM tags."""
+    cut = post(url, "mutation { recomputeRfm { customers } }", {})["data"]["recomputeRfm"]
+    if cut is None:
+        raise RuntimeError("nobody has ordered in the warm-up batches: use --behaviour")
+    ready = "{ tagDefinitions { id status } }"
+    while any(d["status"] != "READY" for d in post(url, ready, {})["data"]["tagDefinitions"]):
+        time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--persons", type=int, default=4_000)
@@ -58,6 +82,7 @@ def main() -> None:
     parser.add_argument("--behaviour", type=float, default=0, help="orders and views a person")
     parser.add_argument("--tags", action="store_true", help="define the twenty rule tags first")
     parser.add_argument("--untagged", action="store_true", help="delete the shipped tag first")
+    parser.add_argument("--rfm", action="store_true", help="time with the RFM tags in force")
     args = parser.parse_args()
     data = generate(args.persons, args.seed)
     events = data.events
@@ -79,27 +104,26 @@ def main() -> None:
         if args.tags:
             for definition in definitions():
                 post(url, DEFINE, {"input": definition})
+        if args.rfm:
+            for body in bodies[: args.warm_up]:
+                send(url, body)
+            cut_rfm(url)
+            bodies = bodies[args.warm_up :]
         accepted: list[int] = []
         ended: list[float] = []
         started = time.perf_counter()
         for body in bodies:
-            request = urllib.request.Request(
-                f"{url}/graphql",
-                data=body,
-                headers={"Authorization": "Bearer bench", "Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=300) as response:
-                accepted.append(json.loads(response.read())["data"]["ingestEvents"]["accepted"])
+            accepted.append(send(url, body))
             ended.append(time.perf_counter())
     took = ended[-1] - started
-    warm = min(args.warm_up, len(bodies) - 1)
+    warm = 0 if args.rfm else min(args.warm_up, len(bodies) - 1)
     steady = sum(accepted[warm:]) / (ended[-1] - (ended[warm - 1] if warm else started))
     print(f"{len(events)} events in {len(bodies)} batches of {args.batch}\n")
     print(f"| path | seconds | events/s | events/s after {warm} batches |")
     print("|---|---|---|---|")
     store = "Neo4j" if args.neo4j_uri else "embedded"
     tagged = f", {len(definitions()) + 1} tags" if args.tags else ""
-    tagged = f"{tagged}{', no tags' if args.untagged else ''}"
+    tagged = f"{tagged}{', no tags' if args.untagged else ''}{', RFM tags' if args.rfm else ''}"
     print(
         f"| ingestEvents over HTTP, batches of {args.batch}, {store} store{tagged} | {took:.1f} |"
         f" {sum(accepted) / took:,.0f} | {steady:,.0f} |"
