@@ -254,6 +254,13 @@ class RfmConfig(_Strict):
         return {score: f"{self.tag_prefix}_{score}" for score in SCORED}
 
 
+class SegmentsConfig(_Strict):
+    # Traits whose values are kept as bitmaps for conditions on them; unset: every
+    # trait some tag's rule reads. A trait not indexed is still usable, decided per
+    # candidate once the indexed parts have narrowed them.
+    indexed_traits: tuple[str, ...] | None = None
+
+
 class Config(_Strict):
     phone: PhoneConfig = PhoneConfig()
     ingest: IngestConfig = IngestConfig()
@@ -264,6 +271,7 @@ class Config(_Strict):
     accounts: AccountsConfig = AccountsConfig()
     tags: TagsConfig = TagsConfig()
     rfm: RfmConfig = RfmConfig()
+    segments: SegmentsConfig = SegmentsConfig()
     types: dict[str, IdentifierTypeConfig]
 
     @model_validator(mode="after")

@@ -89,3 +89,9 @@ class Disabled(IdgraphError):
     """Asked for something the config turns off; the message names the setting."""
 
     code = "DISABLED"
+
+
+class InvalidCursor(BadUserInput):
+    """A page cursor this query did not give (another query's, or not one at all)."""
+
+    code = "INVALID_CURSOR"

@@ -34,6 +34,7 @@ from graph.identifiers import (
 from graph.models import ChangeSet, EdgeObservation, HistoryEntry, Key, NodeRecord, pair
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
+from graph.segments.audiences import Audiences
 from graph.segments.rfm_book import RfmBook
 from graph.store.protocol import GraphReads, GraphStore
 from graph.store.read_retry import read_steadily
@@ -114,6 +115,16 @@ class IdentityGraph:
         )
         self.tags = TagBook(store, self.tagger, self._writing, self.clock)
         self.rfm = RfmBook(config.rfm, self.tags, self.clock)
+        self.audiences = Audiences(
+            store,
+            self.tags,
+            self.clock,
+            config.traits.source_priority,
+            config.segments.indexed_traits,
+            links_of=self._account_links,
+        )
+        self.resolver.on_applied = self.audiences.changed
+        self.tags.on_written = self.audiences.tags_written
         self.resolver.deriving = self._derive_tags
         self.accounts.on_written = self._retag_contacts
         self._settled = False

@@ -65,6 +65,9 @@ class Resolver:
         # written in the same transaction, so a response and every later read agree.
         # It is given the change and the store as the batch read it.
         self.deriving: Callable[[ChangeSet, StoredReads], None] | None = None
+        # Told of every change once it is committed, before the write returns (the
+        # audience index follows it; see IdentityGraph).
+        self.on_applied: Callable[[ChangeSet], None] | None = None
 
     def _told(self, history: list[HistoryEntry]) -> None:
         if history and self.on_history is not None:
@@ -73,7 +76,12 @@ class Resolver:
     def _apply(self, batch: Batch) -> None:
         if self.deriving is not None:
             self.deriving(batch.changes, batch)
-        self.store.apply(batch.changes)
+        self._written(batch.changes)
+
+    def _written(self, changes: ChangeSet) -> None:
+        self.store.apply(changes)
+        if self.on_applied is not None:
+            self.on_applied(changes)
 
     # --- ingest ---------------------------------------------------------------------
     def ingest(
@@ -136,7 +144,7 @@ class Resolver:
             fresh = self.unseen(clean, results, set())
             if bulk:
                 if fresh:
-                    self.store.apply(self.defer(fresh, now))
+                    self._written(self.defer(fresh, now))
                 return
             batch = self._ingest_fresh(clean, fresh, results, now)
         self._told(batch.changes.history)
@@ -279,7 +287,7 @@ class Resolver:
                 refresh_shared(batch)
                 self._resolve(batch, reason="import")
             batch.changes.settles_deferred = True
-            self.store.apply(batch.changes)
+            self._written(batch.changes)
         self._told(batch.changes.history)
         return len(dirty)
 
@@ -330,10 +338,10 @@ class Resolver:
                 batch.changes.settles_deferred = True
                 most = self.store.resolve_every
                 parts = [batch.changes] if most is None else in_parts(batch.changes, most)
-                self.store.apply(parts[0])
+                self._written(parts[0])
             for part in parts[1:]:
                 with self.store.exclusive():
-                    self.store.apply(part)
+                    self._written(part)
         self._told(batch.changes.history)
 
     # --- the shared core ------------------------------------------------------------

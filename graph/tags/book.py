@@ -34,6 +34,8 @@ class TagBook:
         self.tagger = tagger
         self._writing = writing
         self.clock = clock
+        # Told of every tag write once committed (the audience index follows them).
+        self.on_written: Callable[[TagWrites], None] | None = None
 
     # --- definitions -------------------------------------------------------------------
     def definitions(self) -> list[StoredDefinition]:
@@ -137,7 +139,7 @@ class TagBook:
                 gone = [(name, tag_id) for name in names]
                 writes = self.tagger.refresh([canonical], self.store, now, cause, removed=gone)
                 writes.manual_removed.extend(gone)
-            self.store.tag_store.write_tags(writes)
+            self._write(writes)
             return canonical
 
     def account_links_changed(self, one_ids: Iterable[str], cause: dict[str, Any]) -> None:
@@ -221,7 +223,12 @@ class TagBook:
     def _refresh(self, one_ids: list[str], cause: dict[str, Any], rebuild: bool = False) -> None:
         with self._writing():
             writes = self.tagger.refresh(one_ids, self.store, self.clock(), cause, rebuild)
-            self.store.tag_store.write_tags(writes)
+            self._write(writes)
+
+    def _write(self, writes: TagWrites) -> None:
+        self.store.tag_store.write_tags(writes)
+        if self.on_written is not None:
+            self.on_written(writes)
 
     # --- reads -------------------------------------------------------------------------
     def explain(self, one_id: str) -> dict[str, TagOutcome]:

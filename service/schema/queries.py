@@ -7,6 +7,7 @@ import strawberry
 from graph.identity_graph import IdentityGraph as Core
 from service.reads import read
 from service.schema.accounts import AccountQueries
+from service.schema.audiences import AudienceQueries
 from service.schema.rfm import RfmQueries
 from service.schema.tags import TagQueries
 from service.schema.types import (
@@ -35,7 +36,7 @@ async def _one_profile(graph: Core, one_id: str) -> Profile | None:
 
 
 @strawberry.type
-class Query(AccountQueries, TagQueries, RfmQueries):
+class Query(AccountQueries, TagQueries, RfmQueries, AudienceQueries):
     @strawberry.field(description="Resolve identifiers to OneIDs, in input order.")
     async def resolve_identifiers(
         self, info: strawberry.Info, identifiers: list[IdentifierInput]
