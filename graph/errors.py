@@ -95,3 +95,9 @@ class InvalidCursor(BadUserInput):
     """A page cursor this query did not give (another query's, or not one at all)."""
 
     code = "INVALID_CURSOR"
+
+
+class BeforeHistory(IdgraphError):
+    """A moment before a segment's history began: nothing is known of it then."""
+
+    code = "BEFORE_HISTORY"

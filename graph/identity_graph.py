@@ -35,6 +35,7 @@ from graph.models import ChangeSet, EdgeObservation, HistoryEntry, Key, NodeReco
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
 from graph.segments.audiences import Audiences
+from graph.segments.book import SegmentBook
 from graph.segments.rfm_book import RfmBook
 from graph.store.protocol import GraphReads, GraphStore
 from graph.store.read_retry import read_steadily
@@ -123,6 +124,7 @@ class IdentityGraph:
             config.segments.indexed_traits,
             links_of=self._account_links,
         )
+        self.segments = SegmentBook(self.tags, self.audiences, self.clock)
         self.resolver.on_applied = self.audiences.changed
         self.tags.on_written = self.audiences.tags_written
         self.resolver.deriving = self._derive_tags

@@ -24,9 +24,10 @@ from graph.models import ChangeSet, CustomerRecord
 from graph.segments.index import AudienceIndex, CustomerState, Snapshot
 from graph.segments.query import Selection
 from graph.store.protocol import GraphStore
+from graph.tags.aggregates import canonical
 from graph.tags.book import CHUNK, TagBook
 from graph.tags.conditions import AccountsAre, Condition, TraitIs, tags_named, walk
-from graph.tags.facts import Facts
+from graph.tags.facts import MISSING, Facts
 from graph.tags.models import TagWrites
 from graph.tags.parsing import parse_condition
 from graph.tags.rollups import RollupFacts
@@ -96,6 +97,61 @@ class Audiences:
         seqs = list(found[start : start + first])
         one_ids = [index.one_id_of[s] for s in seqs]
         return Page(len(found), seqs, one_ids, start + len(seqs) < len(found))
+
+    def breakdown(self, condition: Condition | None, by: str) -> tuple[list[tuple[Any, int]], int]:
+        """How many customers meeting ``condition`` hold each value of ``by``, most first.
+
+        ``by`` is a tag's id or a trait's name (``tag:x`` or ``trait:x`` when
+        both exist); the second number is how many hold no value at all.
+        """
+        found, index = self.select(condition)
+        kind, name = self._field(by, index.snapshot)
+        if kind == "trait" and name not in index.snapshot.traits:
+            return self._counted_one_by_one(found, index, name)
+        column = index.snapshot.column((kind, name))
+        counts = [
+            (column.values[key], found.intersection_cardinality(held))
+            for key, held in column.by_value.items()
+        ]
+        counts = sorted((c for c in counts if c[1]), key=lambda c: (-c[1], str(c[0])))
+        return counts, len(found) - found.intersection_cardinality(column.present)
+
+    def _field(self, by: str, snapshot: Snapshot) -> tuple[str, str]:
+        kind, _, name = by.partition(":") if ":" in by else ("", "", by)
+        defined = {s.definition.id for s in self._tags.definitions()}
+        if kind in ("", "tag") and name in defined:
+            return "tag", name
+        if kind in ("", "trait") and name in snapshot.known_traits:
+            return "trait", name
+        raise InvalidRule(f"{by!r} is neither a defined tag nor a trait some customer has", "$.by")
+
+    def _counted_one_by_one(
+        self, found: BitMap, index: AudienceIndex, trait: str
+    ) -> tuple[list[tuple[Any, int]], int]:
+        counts: dict[str, list[Any]] = {}  # canonical text -> [value, count]
+        missing = 0
+        seqs = list(found)
+        facts_of = self._facts_of(None)
+        for start in range(0, len(seqs), CHUNK):
+            part = [index.one_id_of[s] for s in seqs[start : start + CHUNK]]
+            for facts in facts_of(part).values():
+                value = facts.trait(trait)
+                if value is MISSING:
+                    missing += 1
+                    continue
+                counts.setdefault(canonical(value), [value, 0])[1] += 1
+        ranked = sorted(((v, n) for v, n in counts.values()), key=lambda c: (-c[1], str(c[0])))
+        return ranked, missing
+
+    def seqs_of(self, one_ids: Iterable[str]) -> dict[str, int]:
+        """Each OneID's seq, customer or not any more (merged, retired)."""
+        wanted = list(dict.fromkeys(one_ids))
+        index = self._index
+        known = {} if index is None else {o: index.seq_of[o] for o in wanted if o in index.seq_of}
+        rest = [o for o in wanted if o not in known]
+        if rest:
+            known.update((o, r.seq) for o, r in self._store.customers(rest).items())
+        return known
 
     def answers_at_once(self, condition: Condition | None) -> bool:
         """Whether the index is made and answers all of ``condition`` (no customer is read)."""

@@ -45,6 +45,7 @@ TAG_SCHEMA: list[LiteralString] = [
     "CREATE INDEX customer_tag_by_tag IF NOT EXISTS FOR (t:CustomerTag) ON (t.tagId)",
     "CREATE INDEX manual_tag IF NOT EXISTS FOR (m:ManualTag) ON (m.oneId)",
     "CREATE INDEX tag_change IF NOT EXISTS FOR (c:TagChange) ON (c.oneId)",
+    "CREATE INDEX tag_change_by_tag IF NOT EXISTS FOR (c:TagChange) ON (c.tagId)",
     "CREATE CONSTRAINT tag_due IF NOT EXISTS FOR (d:TagDue) REQUIRE d.oneId IS UNIQUE",
     "CREATE INDEX tag_due_time IF NOT EXISTS FOR (d:TagDue) ON (d.due)",
 ]
@@ -260,6 +261,24 @@ class Neo4jTags:
             TagChange(
                 r["oneId"],
                 r["tagId"],
+                _value(r["before"]),
+                _value(r["after"]),
+                datetime.fromisoformat(r["at"]),
+                json.loads(r["cause"]),
+            )
+            for r in rows
+        ]
+
+    def segment_log(self, tag_id: str) -> list[TagChange]:
+        rows = self._read(
+            "MATCH (c:TagChange {tagId: $tag}) RETURN c.oneId AS oneId, c.before AS before,"
+            " c.after AS after, c.at AS at, c.cause AS cause ORDER BY c.n",
+            tag=tag_id,
+        )
+        return [
+            TagChange(
+                r["oneId"],
+                tag_id,
                 _value(r["before"]),
                 _value(r["after"]),
                 datetime.fromisoformat(r["at"]),

@@ -289,6 +289,10 @@ class TagStore(Protocol):
         """The log for these OneIDs, oldest first; of one tag, or of all."""
         ...
 
+    def segment_log(self, tag_id: str) -> list[TagChange]:
+        """Every change of a saved segment's membership (``is_segment``), oldest first."""
+        ...
+
     def due(self, until: datetime, limit: int) -> list[str]:
         """Customers whose tags time could have changed by ``until``, soonest first."""
         ...

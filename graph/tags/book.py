@@ -14,8 +14,15 @@ from typing import Any
 
 from graph.errors import InvalidRule, NotFound
 from graph.store.protocol import GraphStore
-from graph.tags.conditions import AccountsAre, walk
-from graph.tags.definitions import TagDefinition, TagKind, TagOutcome, evaluation_order
+from graph.tags.conditions import AccountsAre, Condition, walk
+from graph.tags.definitions import (
+    TagDefinition,
+    TagKind,
+    TagOutcome,
+    evaluation_order,
+    is_segment,
+)
+from graph.tags.evaluation import Explanation
 from graph.tags.models import ManualTag, StoredDefinition, TagChange, TagStatus, TagWrites
 from graph.tags.tagger import Tagger
 
@@ -55,6 +62,8 @@ class TagBook:
         with self._writing():
             held = self.tagger.definitions()
             old = held.get(definition.id)
+            if not managed and is_segment(definition.id):
+                raise InvalidRule("a segment is defined with defineSegment", "$.id")
             if not managed and TagKind.RFM in (
                 definition.kind,
                 None if old is None else old.definition.kind,
@@ -233,6 +242,10 @@ class TagBook:
     # --- reads -------------------------------------------------------------------------
     def explain(self, one_id: str) -> dict[str, TagOutcome]:
         return self.tagger.explain(one_id, self.store, self.clock())
+
+    def explain_rule(self, one_id: str, condition: Condition) -> tuple[bool, Explanation] | None:
+        """Whether ``condition`` holds for a customer now, and why (None: no such customer)."""
+        return self.tagger.explain_rule(one_id, condition, self.store, self.clock())
 
     def history(self, one_ids: Iterable[str], tag_id: str | None) -> list[TagChange]:
         return self.store.tag_store.tag_changes(one_ids, tag_id)

@@ -25,6 +25,15 @@ from graph.tags.facts import MISSING, Facts
 from graph.tags.parsing import parse_compute, parse_condition
 
 TAG_ID = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
+# A saved segment is a rule tag under this prefix: its membership is decided, kept
+# live and logged as any tag is, and it may be read by rules like any tag.
+SEGMENT_PREFIX = "segment/"
+
+
+def is_segment(tag_id: str) -> bool:
+    return tag_id.startswith(SEGMENT_PREFIX)
+
+
 CATEGORY = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,63}")
 BUILT_IN_CATEGORIES = ("BASIC", "BEHAVIOR", "PREFERENCE", "VALUE")
 
@@ -116,7 +125,7 @@ def parse_definition(
     rfm: Any = None,
 ) -> TagDefinition:
     """A definition from what a caller sent, or ``InvalidRule`` naming the bad part."""
-    if not isinstance(id, str) or not TAG_ID.fullmatch(id):
+    if not isinstance(id, str) or not TAG_ID.fullmatch(id.removeprefix(SEGMENT_PREFIX)):
         raise InvalidRule(
             "id must be a slug: lower-case letters, digits, - and _, at most 64", "$.id"
         )

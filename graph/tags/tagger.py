@@ -20,7 +20,7 @@ from graph.batch import StoredReads
 from graph.models import ChangeSet, Key
 from graph.store.protocol import GraphReads, TagStore
 from graph.tags.aggregates import canonical
-from graph.tags.conditions import AccountsAre, ProfileIs, TraitIs, walk
+from graph.tags.conditions import AccountsAre, Condition, ProfileIs, TraitIs, walk
 from graph.tags.definitions import (
     TagDefinition,
     TagKind,
@@ -29,6 +29,7 @@ from graph.tags.definitions import (
     evaluation_order,
     tag_values,
 )
+from graph.tags.evaluation import Explanation, evaluate
 from graph.tags.models import (
     CustomerTag,
     ManualTag,
@@ -452,21 +453,39 @@ class Tagger:
     # --- reading ---------------------------------------------------------------------------
     def explain(self, one_id: str, reads: GraphReads, now: datetime) -> dict[str, TagOutcome]:
         """Every tag of a customer with its explanation, decided now from its rollup."""
+        found = self._explained(one_id, reads, now)
+        return {} if found is None else found[0]
+
+    def explain_rule(
+        self, one_id: str, condition: Condition, reads: GraphReads, now: datetime
+    ) -> tuple[bool, Explanation] | None:
+        """``condition`` decided for a customer now, its tags as they are (None: no customer)."""
+        found = self._explained(one_id, reads, now, links=True)
+        return None if found is None else evaluate(condition, found[1])
+
+    def _explained(
+        self, one_id: str, reads: GraphReads, now: datetime, links: bool = False
+    ) -> tuple[dict[str, TagOutcome], RollupFacts] | None:
         members = reads.members([one_id]).get(one_id)
         if not members:
-            return {}
+            return None
         rollup = self.tags.rollups([one_id]).get(one_id)
         if rollup is None:
             rollup = self._rebuilt(reads, {one_id: members}, set(), {})[one_id]
         customer = _Customer(one_id, members, rollup, {})
         order = self.order()
         names = {one_id: [one_id, *reads.aliases(one_id)]}
-        links = self._links(order, [customer], names).get(one_id, ())
-        facts = self.facts(customer, now, links)
+        linked: Sequence[Mapping[str, Any]] = ()
+        if links and self._links_of is not None:
+            linked = self._links_of(one_id, names[one_id][1:], members)
+        else:
+            linked = self._links(order, [customer], names).get(one_id, ())
+        facts = self.facts(customer, now, linked)
         manual = self._manual(order, names).get(one_id, {})
-        return evaluate_tags(
+        outcomes = evaluate_tags(
             order, facts, {k: {"by": m.by, "at": m.at.isoformat()} for k, m in manual.items()}
         )
+        return outcomes, facts
 
 
 def _merges(

@@ -43,7 +43,7 @@ def _graph(info: strawberry.Info) -> Core:
     return graph
 
 
-def _query_mark(where: Any) -> str:
+def query_mark(where: Any) -> str:
     """What a cursor carries of its query, so another query's cursor is refused."""
     text = json.dumps(where or {}, sort_keys=True, ensure_ascii=False)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=6).hexdigest()
@@ -53,7 +53,7 @@ def _cursor(mark: str, seq: int) -> str:
     return base64.urlsafe_b64encode(f"p:{mark}:{seq}".encode()).decode("ascii")
 
 
-def _after(cursor: str | None, mark: str) -> int | None:
+def after_cursor(cursor: str | None, mark: str) -> int | None:
     if cursor is None:
         return None
     try:
@@ -65,7 +65,7 @@ def _after(cursor: str | None, mark: str) -> int | None:
         raise InvalidCursor(f"{cursor!r} is not a cursor of this query") from exc
 
 
-async def _run(graph: Core, condition: Condition | None, work: Any, *args: Any) -> Any:
+async def choosing(graph: Core, condition: Condition | None, work: Any, *args: Any) -> Any:
     """Inline when the index answers it all; in a thread when it must be made or read per customer.
 
     Making the index reads every customer, and a part no index answers reads
@@ -83,9 +83,8 @@ class AudienceQueries:
     )
     async def profile_count(self, info: strawberry.Info, where: JSON | None = None) -> int:
         graph = _graph(info)
-        given = where
-        condition = await run_in_threadpool(graph.audiences.parse, given)
-        found: int = await _run(graph, condition, graph.audiences.count, condition)
+        condition = await run_in_threadpool(graph.audiences.parse, where)
+        found: int = await choosing(graph, condition, graph.audiences.count, condition)
         return found
 
     @strawberry.field(
@@ -100,22 +99,26 @@ class AudienceQueries:
         after: str | None = None,
     ) -> ProfileConnection:
         graph = _graph(info)
-        given = where
-        mark = _query_mark(given)
-        start, size = _after(after, mark), page_size(first)
-        condition = await run_in_threadpool(graph.audiences.parse, given)
-        page: Page = await _run(graph, condition, graph.audiences.page, condition, size, start)
-        profiles = await read(graph, graph.profiles, page.one_ids)
-        edges = [
-            ProfileEdge(cursor=_cursor(mark, seq), node=Profile.of(profiles[one_id]))
-            for seq, one_id in zip(page.seqs, page.one_ids, strict=True)
-            if one_id in profiles
-        ]
-        return ProfileConnection(
-            total_count=page.total,
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.more,
-                end_cursor=_cursor(mark, page.seqs[-1]) if page.seqs else None,
-            ),
-        )
+        mark = query_mark(where)
+        start, size = after_cursor(after, mark), page_size(first)
+        condition = await run_in_threadpool(graph.audiences.parse, where)
+        page: Page = await choosing(graph, condition, graph.audiences.page, condition, size, start)
+        return await connection(graph, page, mark)
+
+
+async def connection(graph: Core, page: Page, mark: str) -> ProfileConnection:
+    """A page of customers as profiles, each with its cursor."""
+    profiles = await read(graph, graph.profiles, page.one_ids)
+    edges = [
+        ProfileEdge(cursor=_cursor(mark, seq), node=Profile.of(profiles[one_id]))
+        for seq, one_id in zip(page.seqs, page.one_ids, strict=True)
+        if one_id in profiles
+    ]
+    return ProfileConnection(
+        total_count=page.total,
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.more,
+            end_cursor=_cursor(mark, page.seqs[-1]) if page.seqs else None,
+        ),
+    )

@@ -13,6 +13,7 @@ import strawberry
 from graph.identity_graph import IdentityGraph as Core
 from service.schema.accounts import AccountMutations
 from service.schema.rfm import RfmMutations
+from service.schema.segments import SegmentMutations
 from service.schema.tags import TagMutations
 from service.schema.types import (
     EventResult,
@@ -25,7 +26,7 @@ from service.schema.types import (
 
 
 @strawberry.type
-class Mutation(AccountMutations, TagMutations, RfmMutations):
+class Mutation(AccountMutations, TagMutations, RfmMutations, SegmentMutations):
     @strawberry.mutation(
         description="Apply identity events; each is applied whole or rejected whole."
     )

@@ -9,6 +9,7 @@ from service.reads import read
 from service.schema.accounts import AccountQueries
 from service.schema.audiences import AudienceQueries
 from service.schema.rfm import RfmQueries
+from service.schema.segments import SegmentQueries
 from service.schema.tags import TagQueries
 from service.schema.types import (
     IdentifierInput,
@@ -36,7 +37,7 @@ async def _one_profile(graph: Core, one_id: str) -> Profile | None:
 
 
 @strawberry.type
-class Query(AccountQueries, TagQueries, RfmQueries, AudienceQueries):
+class Query(AccountQueries, TagQueries, RfmQueries, AudienceQueries, SegmentQueries):
     @strawberry.field(description="Resolve identifiers to OneIDs, in input order.")
     async def resolve_identifiers(
         self, info: strawberry.Info, identifiers: list[IdentifierInput]

@@ -14,7 +14,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph.identity_graph import IdentityGraph as Core
-from graph.tags.definitions import parse_definition
+from graph.tags.definitions import is_segment, parse_definition
 from graph.tags.models import CustomerTag, StoredDefinition
 from graph.tags.models import TagChange as CoreTagChange
 from service.reads import read
@@ -156,7 +156,7 @@ def _profile_tags(graph: Core, one_id: str) -> list[ProfileTag]:
     return [
         _profile_tag(by_id[tag_id], tag, explained.get(tag_id))
         for tag_id, tag in sorted(held.items())
-        if tag_id in by_id
+        if tag_id in by_id and not is_segment(tag_id)  # a segment's members are its own
     ]
 
 
@@ -200,7 +200,7 @@ class TagQueries:
     async def tag_definitions(self, info: strawberry.Info) -> list[TagDefinition]:
         graph = _graph(info)
         found = await read(graph, graph.tags.definitions)
-        return [TagDefinition.of(s) for s in found]
+        return [TagDefinition.of(s) for s in found if not is_segment(s.definition.id)]
 
     @strawberry.field(description="One tag definition, or null.")
     async def tag_definition(
@@ -208,7 +208,9 @@ class TagQueries:
     ) -> TagDefinition | None:
         graph = _graph(info)
         found = await read(graph, graph.tags.definition, str(id))
-        return None if found is None else TagDefinition.of(found)
+        if found is None or is_segment(found.definition.id):
+            return None
+        return TagDefinition.of(found)
 
 
 @strawberry.type

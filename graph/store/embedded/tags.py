@@ -23,6 +23,7 @@ from graph import jsontext
 from graph.errors import StoreUnavailable
 from graph.store.embedded.pragmas import set_up_writer
 from graph.store.recent import Recent
+from graph.tags.definitions import is_segment
 from graph.tags.models import (
     CustomerTag,
     ManualTag,
@@ -77,6 +78,17 @@ CREATE TABLE IF NOT EXISTS tag_history (
     changes TEXT NOT NULL -- [[tag, before, after], ...], null: did not have it
 );
 CREATE INDEX IF NOT EXISTS tag_history_by_customer ON tag_history (one_id, id);
+-- Saved segments' membership changes again, by segment: "who was in on that day"
+-- reads one segment's changes, not every customer's history.
+CREATE TABLE IF NOT EXISTS segment_log (
+    id INTEGER PRIMARY KEY,
+    tag_id TEXT NOT NULL,
+    one_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    entered INTEGER NOT NULL,
+    cause TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segment_log_by_segment ON segment_log (tag_id, id);
 -- The log as first kept, one row a change: moved into tag_history once.
 BEGIN;
 CREATE TABLE IF NOT EXISTS tag_log (
@@ -258,6 +270,23 @@ class SqliteTags:
                     found.append(TagChange(one_id, changed, before, after, moment, why))
         return found
 
+    def segment_log(self, tag_id: str) -> list[TagChange]:
+        rows = self._rows(
+            "SELECT one_id, at, entered, cause FROM segment_log WHERE tag_id = ? ORDER BY id",
+            tag_id,
+        )
+        return [
+            TagChange(
+                o,
+                tag_id,
+                None if entered else True,
+                True if entered else None,
+                _when(at),
+                json.loads(cause),
+            )
+            for o, at, entered, cause in rows
+        ]
+
     def due(self, until: datetime, limit: int) -> list[str]:
         rows = self._rows(
             "SELECT one_id FROM tag_due WHERE due <= ? ORDER BY due LIMIT ?",
@@ -348,6 +377,14 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
     db.executemany(
         "INSERT INTO tag_history (one_id, at, cause, changes) VALUES (?, ?, ?, ?)",
         _history_rows(w.changes),
+    )
+    db.executemany(
+        "INSERT INTO segment_log (tag_id, one_id, at, entered, cause) VALUES (?, ?, ?, ?, ?)",
+        [
+            (c.tag_id, c.one_id, c.at.isoformat(), c.after is not None, _dumps(c.cause))
+            for c in w.changes
+            if is_segment(c.tag_id)
+        ],
     )
     db.executemany(
         "DELETE FROM tag_due WHERE one_id = ?", [(o,) for o, d in w.due.items() if d is None]
