@@ -46,6 +46,8 @@ bench: install
 	$(BIN)/python -m bench.accounts --companies 300
 	$(BIN)/python -m bench.api_ingest --persons 4000 --behaviour 8 --tags
 	$(BIN)/python -m bench.tags --persons 53000
+	$(BIN)/python -m bench.segments
+	$(BIN)/python -m bench.api_ingest --persons 4000 --behaviour 8 --tags --segments
 
 clean:
 	rm -rf $(VENV) $(GRAPHIQL)/node_modules .neo4j

@@ -15,6 +15,8 @@ deletes the shipped ``lifecycle`` tag first, so no tag is decided at all (the
 identity work alone, as a baseline for what tags cost). ``--rfm`` sends the
 warm-up batches, cuts the RFM bins over them and waits for the four RFM
 tags to be built, then times the remaining batches with those tags in force.
+``--segments`` defines the ten saved segments of ``bench.segments`` (with
+``--tags``, whose tags they read), so every batch also decides their members.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from typing import Any
 
 from bench.behaviour import behaviour_events
 from bench.generator import generate
+from bench.segments import SEGMENTS
 from bench.tag_rules import definitions
 from tests.server import running_server
 
 INGEST = "mutation($e: [IdentityEventInput!]!) { ingestEvents(events: $e) { accepted rejected } }"
 DEFINE = "mutation($input: TagDefinitionInput!) { defineTag(input: $input) { id } }"
+DEFINE_SEGMENT = "mutation($input: SegmentInput!) { defineSegment(input: $input) { id } }"
 
 
 def post(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +87,9 @@ def main() -> None:
     parser.add_argument("--tags", action="store_true", help="define the twenty rule tags first")
     parser.add_argument("--untagged", action="store_true", help="delete the shipped tag first")
     parser.add_argument("--rfm", action="store_true", help="time with the RFM tags in force")
+    parser.add_argument(
+        "--segments", action="store_true", help="define the ten saved segments of bench.segments"
+    )
     args = parser.parse_args()
     data = generate(args.persons, args.seed)
     events = data.events
@@ -104,6 +111,10 @@ def main() -> None:
         if args.tags:
             for definition in definitions():
                 post(url, DEFINE, {"input": definition})
+        if args.segments:
+            for segment_id, where in SEGMENTS.items():
+                given = {"id": segment_id, "name": segment_id, "where": where}
+                post(url, DEFINE_SEGMENT, {"input": given})
         if args.rfm:
             for body in bodies[: args.warm_up]:
                 send(url, body)
@@ -124,6 +135,7 @@ def main() -> None:
     store = "Neo4j" if args.neo4j_uri else "embedded"
     tagged = f", {len(definitions()) + 1} tags" if args.tags else ""
     tagged = f"{tagged}{', no tags' if args.untagged else ''}{', RFM tags' if args.rfm else ''}"
+    tagged = f"{tagged}{', 10 segments' if args.segments else ''}"
     print(
         f"| ingestEvents over HTTP, batches of {args.batch}, {store} store{tagged} | {took:.1f} |"
         f" {sum(accepted) / took:,.0f} | {steady:,.0f} |"

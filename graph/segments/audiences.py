@@ -153,10 +153,15 @@ class Audiences:
             known.update((o, r.seq) for o, r in self._store.customers(rest).items())
         return known
 
+    def ready(self) -> bool:
+        """Whether the index is made for the traits wanted now: a question needs no build."""
+        index = self._index
+        return index is not None and index.traits == self.wanted_traits()
+
     def answers_at_once(self, condition: Condition | None) -> bool:
         """Whether the index is made and answers all of ``condition`` (no customer is read)."""
         index = self._index
-        if index is None or index.traits != self.wanted_traits():
+        if index is None or not self.ready():
             return False
         return condition is None or Selection(index.snapshot, {}, self._clock(), None).indexed(
             condition

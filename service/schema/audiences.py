@@ -28,7 +28,14 @@ from service.schema.types import Profile
 @strawberry.type
 class ProfileEdge:
     cursor: str
-    node: Profile
+    one_id: strawberry.ID = strawberry.field(description="The member's OneID, read with the page.")
+
+    @strawberry.field(
+        description="The member's profile, batched across the page (null: merged away since)."
+    )
+    async def node(self, info: strawberry.Info) -> Profile | None:
+        found: Profile | None = await info.context["loaders"].profiles.load(str(self.one_id))
+        return found
 
 
 @strawberry.type(description="Profiles in the order their OneIDs were first issued.")
@@ -65,6 +72,13 @@ def after_cursor(cursor: str | None, mark: str) -> int | None:
         raise InvalidCursor(f"{cursor!r} is not a cursor of this query") from exc
 
 
+async def parsed(graph: Core, where: Any) -> Condition | None:
+    """``where`` checked and parsed; in a thread when the index must be made first."""
+    if graph.audiences.ready():
+        return await read(graph, graph.audiences.parse, where)
+    return await run_in_threadpool(graph.audiences.parse, where)
+
+
 async def choosing(graph: Core, condition: Condition | None, work: Any, *args: Any) -> Any:
     """Inline when the index answers it all; in a thread when it must be made or read per customer.
 
@@ -83,7 +97,7 @@ class AudienceQueries:
     )
     async def profile_count(self, info: strawberry.Info, where: JSON | None = None) -> int:
         graph = _graph(info)
-        condition = await run_in_threadpool(graph.audiences.parse, where)
+        condition = await parsed(graph, where)
         found: int = await choosing(graph, condition, graph.audiences.count, condition)
         return found
 
@@ -101,18 +115,16 @@ class AudienceQueries:
         graph = _graph(info)
         mark = query_mark(where)
         start, size = after_cursor(after, mark), page_size(first)
-        condition = await run_in_threadpool(graph.audiences.parse, where)
+        condition = await parsed(graph, where)
         page: Page = await choosing(graph, condition, graph.audiences.page, condition, size, start)
-        return await connection(graph, page, mark)
+        return connection(page, mark)
 
 
-async def connection(graph: Core, page: Page, mark: str) -> ProfileConnection:
-    """A page of customers as profiles, each with its cursor."""
-    profiles = await read(graph, graph.profiles, page.one_ids)
+def connection(page: Page, mark: str) -> ProfileConnection:
+    """A page of customers, each with its cursor; profiles are read only if asked for."""
     edges = [
-        ProfileEdge(cursor=_cursor(mark, seq), node=Profile.of(profiles[one_id]))
+        ProfileEdge(cursor=_cursor(mark, seq), one_id=strawberry.ID(one_id))
         for seq, one_id in zip(page.seqs, page.one_ids, strict=True)
-        if one_id in profiles
     ]
     return ProfileConnection(
         total_count=page.total,

@@ -113,7 +113,7 @@ class Segment:
         page = await choosing(
             graph, self.core.membership, graph.segments.members, self.core, size, start
         )
-        return await connection(graph, page, mark)
+        return connection(page, mark)
 
     @strawberry.field(description="Why a customer is a member or not, now (null: no customer).")
     async def explain(
@@ -162,7 +162,7 @@ class Segment:
         page = await run_in_threadpool(
             graph.segments.members_page_at, self.core, moment, size, start
         )
-        return await connection(graph, page, mark)
+        return connection(page, mark)
 
     @strawberry.field(description="Who entered and who left between two moments.")
     async def diff(
