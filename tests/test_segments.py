@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import NOW, Api, Clock
@@ -229,3 +230,110 @@ def test_segment_mistakes_have_their_codes(tagged: Api) -> None:
     assert error["extensions"]["code"] == "NOT_FOUND"
     assert tagged('mutation { deleteSegment(id: "ok") { id } }')["deleteSegment"]["id"] == "ok"
     assert tagged('{ segment(id: "ok") { id } }')["segment"] is None
+
+
+EXPORTED = """query($id: ID!) { segment(id: $id) {
+  members(first: 500) { edges { oneId node { identifiers { type identifiers { value } } } } }
+} }"""
+
+
+def test_export_equals_the_query(tagged: Api, clock: Clock) -> None:
+    populate(tagged)
+    define(tagged, "sh-buyers", SHANGHAI_BUYERS)
+    graph = graph_of(tagged)
+    graph.tags.build()
+    edges = tagged(EXPORTED, {"id": "sh-buyers"})["segment"]["members"]["edges"]
+    expected = [
+        (
+            e["oneId"],
+            {
+                g["type"]: sorted(i["value"] for i in g["identifiers"])
+                for g in e["node"]["identifiers"]
+                if g["type"] == "phone"
+            },
+        )
+        for e in edges
+    ]
+    segment = graph.segments.segment("sh-buyers")
+    assert segment is not None
+    assert list(graph.segments.export(segment, ["phone"])) == expected
+    # As of the definition, before anyone moved: the members then, by the log.
+    clock.now = NOW + timedelta(days=1)
+    tagged.ingest(
+        {
+            "eventId": "moved",
+            "source": "crm",
+            "identifiers": [{"type": "phone", "value": phone(0)}],
+            "traits": {"city": "上海"},
+        },
+        {
+            "eventId": "bought",
+            "source": "tmall",
+            "identifiers": [{"type": "phone", "value": phone(0)}],
+            "name": "order_paid",
+            "properties": {"amount": 900.0},
+        },
+    )
+    then = [o for o, _ in graph.segments.export(segment, ["phone"], NOW)]
+    assert then == [o for o, _ in expected]
+    now = [o for o, _ in graph.segments.export(segment, ["phone"])]
+    assert set(now) - set(then) == {tagged.one_id("phone", phone(0))}
+
+
+def test_the_export_segment_command_writes_csv_and_ndjson(tmp_path: Path) -> None:
+    import csv
+    import json as jsonlib
+
+    from graph.config import load_config
+    from graph.identity_graph import IdentityGraph
+    from graph.store.embedded import EmbeddedStore
+    from tests.test_cli import idgraph
+
+    data = tmp_path / "data"
+    graph = IdentityGraph(load_config(), EmbeddedStore(data))
+    try:
+        from graph.events import EventInput, IdentifierInput
+
+        graph.ingest(
+            [
+                EventInput(
+                    source="crm",
+                    identifiers=[
+                        IdentifierInput("phone", f"1390000{n:04d}"),
+                        IdentifierInput("email", f"p{n}@example.cn"),
+                    ],
+                    traits={"city": "上海" if n % 2 else "北京"},
+                    event_id=f"e{n}",
+                )
+                for n in range(6)
+            ]
+        )
+        graph.segments.define(
+            "sh", "Shanghai", None, {"trait": "city", "op": "eq", "value": "上海"}
+        )
+        graph.tags.build()
+        segment = graph.segments.segment("sh")
+        assert segment is not None
+        expected = list(graph.segments.export(segment, ["phone", "email"]))
+    finally:
+        graph.close()
+    assert len(expected) == 3
+    out = tmp_path / "sh.csv"
+    at = ["--data-dir", str(data)]
+    done = idgraph("export-segment", "sh", str(out), "--types", "phone,email", *at)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(out.read_text("utf-8").splitlines()))
+    assert [(r["one_id"], r["phone"], r["email"]) for r in rows] == [
+        (o, "|".join(found["phone"]), "|".join(found["email"])) for o, found in expected
+    ]
+    out = tmp_path / "sh.ndjson"
+    done = idgraph("export-segment", "sh", str(out), "--types", "phone", *at)
+    assert done.returncode == 0, done.stderr
+    lines = [jsonlib.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert lines == [{"oneId": o, "identifiers": {"phone": f["phone"]}} for o, f in expected]
+    missing = idgraph("export-segment", "nope", str(out), *at)
+    assert missing.returncode == 2 and "NOT_FOUND" in missing.stderr
+    early = idgraph(
+        "export-segment", "sh", str(out), "--as-of", "2000-01-01", "--data-dir", str(data)
+    )
+    assert early.returncode == 2 and "BEFORE_HISTORY" in early.stderr

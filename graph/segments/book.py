@@ -12,14 +12,14 @@ Who was a member at a moment is the log replayed up to it.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from graph.errors import BeforeHistory, InvalidRule, NotFound
 from graph.segments.audiences import Audiences, Page
-from graph.tags.book import TagBook
+from graph.tags.book import CHUNK, TagBook
 from graph.tags.conditions import Condition, TagIs, Test
 from graph.tags.definitions import SEGMENT_PREFIX, TAG_ID, is_segment, parse_definition
 from graph.tags.evaluation import Explanation
@@ -175,6 +175,36 @@ class SegmentBook:
             raise InvalidRule("to is before from", "$.to")
         before, after = self.members_at(segment, start), self.members_at(segment, end)
         return Diff(sorted(after - before), sorted(before - after))
+
+    # --- activation ------------------------------------------------------------------
+    def export(
+        self, segment: Segment, types: Sequence[str] | None, as_of: datetime | None = None
+    ) -> Iterator[tuple[str, dict[str, list[str]]]]:
+        """Each member (now, or at ``as_of``) with its identifiers of ``types`` (None: all).
+
+        Members are in the order ``members`` pages them. A member at ``as_of``
+        merged into another customer since is given under its OneID then, with
+        the identifiers of the customer it is part of now.
+        """
+        if as_of is None:
+            found, index = self._audiences.select(segment.membership)
+            ordered = [index.one_id_of[s] for s in found]
+        else:
+            seqs = self._audiences.seqs_of(self.members_at(segment, as_of))
+            ordered = [o for o, _ in sorted(seqs.items(), key=lambda item: item[1])]
+        wanted = None if types is None else set(types)
+        store = self._tags.store
+        for start in range(0, len(ordered), CHUNK):
+            part = ordered[start : start + CHUNK]
+            now_called = store.canonical_one_ids(part)
+            members = store.members(sorted(set(now_called.values())))
+            for one_id in part:
+                held = members.get(now_called.get(one_id, one_id), set())
+                by_type: dict[str, list[str]] = {}
+                for type_name, value in sorted(held):
+                    if wanted is None or type_name in wanted:
+                        by_type.setdefault(type_name, []).append(value)
+                yield one_id, by_type
 
     def changes(
         self, segment: Segment, since: datetime | None, until: datetime | None
