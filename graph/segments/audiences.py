@@ -64,19 +64,19 @@ class Audiences:
         self._building = threading.Lock()  # one build at a time
 
     # --- questions ---------------------------------------------------------------------
-    def parse(self, where: Any) -> Condition | None:
+    def parse(self, where: Any, path: str = "$.where") -> Condition | None:
         """The condition ``where`` spells (None: everyone); ``InvalidRule`` naming a bad part."""
         if where is None or where == {}:
             return None
-        condition = parse_condition(where, "$.where")
+        condition = parse_condition(where, path)
         defined = {s.definition.id for s in self._tags.definitions()}
         for tag_id in sorted(tags_named(condition) - defined):
-            raise InvalidRule(f"no tag {tag_id!r} is defined", _path_of(where, "tag", tag_id))
+            raise InvalidRule(f"no tag {tag_id!r} is defined", _path_of(where, "tag", tag_id, path))
         known = self.snapshot().known_traits
         for part in walk(condition):
             if isinstance(part, TraitIs) and part.name not in known:
-                path = _path_of(where, "trait", part.name)
-                raise InvalidRule(f"no customer has a trait {part.name!r}", path)
+                found = _path_of(where, "trait", part.name, path)
+                raise InvalidRule(f"no customer has a trait {part.name!r}", found)
         return condition
 
     def select(self, condition: Condition | None) -> tuple[BitMap, AudienceIndex]:

@@ -112,6 +112,11 @@ def parse_condition(obj: Any, path: str = "$", in_account: bool = False) -> Cond
     )
 
 
+def parse_test(obj: dict[str, Any], path: str, kind: str) -> Test:
+    """A leaf's ``op`` and ``value``, checked for a subject whose values are of ``kind``."""
+    return _test(obj, path, kind)
+
+
 def parse_aggregate(obj: dict[str, Any], path: str) -> Aggregate:
     """The aggregate part of ``obj`` (also a value tag's whole ``compute``)."""
     function = _choice(obj.get("aggregate"), AGGREGATES, f"{path}.aggregate")

@@ -9,10 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from starlette.concurrency import run_in_threadpool
+from strawberry.scalars import JSON
 
 from graph.accounts.models import Account as CoreAccount
 from graph.accounts.models import AccountFilter as CoreAccountFilter
 from graph.identity_graph import IdentityGraph as Core
+from graph.segments.accounts import AccountQuery
 from service.reads import read
 from service.schema.account_inputs import (
     AccountFilter,
@@ -45,21 +48,34 @@ class AccountQueries:
         found: CoreAccount | None = await info.context["loaders"].accounts.load(str(id))
         return None if found is None else Account(core=found)
 
-    @strawberry.field(description="Accounts in id order, filtered; a Relay connection.")
+    @strawberry.field(
+        description="Accounts in id order, filtered, and meeting `where` (fields, contacts with"
+        " a quantifier, decision-unit completeness; INVALID_RULE names a bad part)."
+    )
     async def accounts(
         self,
         info: strawberry.Info,
         filter: AccountFilter | None = None,
         first: int | None = None,
         after: str | None = None,
+        where: JSON | None = None,
     ) -> AccountConnection:
         graph = core_graph(info)
         f = filter or AccountFilter()
-        where = CoreAccountFilter(
+        chosen = CoreAccountFilter(
             f.name_prefix, f.domain, f.industry, f.region, str(f.parent) if f.parent else None
         )
         size = page_size(first)
-        found, total = await read(graph, graph.accounts.page, where, from_cursor(after), size + 1)
+        start = from_cursor(after)
+        if where is None:
+            found, total = await read(graph, graph.accounts.page, chosen, start, size + 1)
+        else:
+            query = await run_in_threadpool(
+                AccountQuery, where, graph.accounts, graph.audiences, graph.clock()
+            )
+            meeting = await run_in_threadpool(query.matching, chosen)
+            total = len(meeting)
+            found = [a for a in meeting if start is None or a.id > start][: size + 1]
         page = found[:size]
         return AccountConnection(
             edges=[AccountEdge(cursor=cursor_of(a.id), node=Account(core=a)) for a in page],

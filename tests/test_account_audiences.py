@@ -1,0 +1,107 @@
+"""accounts(where) on both stores: account fields, contacts with any/all/none, completeness.
+
+Each expected answer is worked out here from the accounts and contacts the
+test made, independently of the service's evaluator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api
+from tests.test_tags_api import define
+
+UPSERT = "mutation($i: AccountInput!) { upsertAccount(input: $i) { id } }"
+LINK = """mutation($a: ID!, $o: ID!, $t: String, $r: [String!]) {
+  linkContact(accountId: $a, oneId: $o, title: $t, roles: $r) { oneId } }"""
+FIND = """query($w: JSON, $first: Int, $after: String) {
+  accounts(where: $w, first: $first, after: $after) {
+    totalCount edges { node { id } } pageInfo { hasNextPage endCursor } } }"""
+
+# id: (industry, [(title, roles, a VIP customer?)])
+ACCOUNTS: dict[str, tuple[str, list[tuple[str, list[str], bool]]]] = {
+    "a1": ("manufacturing", [("CEO", ["DECISION_MAKER"], True), ("Engineer", ["USER"], False)]),
+    "a2": ("manufacturing", [("Engineer", ["USER"], False), ("Buyer", ["CHAMPION"], True)]),
+    "a3": ("manufacturing", []),
+    "a4": ("retail", [("CFO", ["ECONOMIC_BUYER", "DECISION_MAKER"], False)]),
+    "a5": ("retail", [("Analyst", ["USER"], True), ("Analyst", ["USER"], True)]),
+}
+
+
+def build(api: Api) -> None:
+    define(api, "vip", when={"trait": "level", "op": "eq", "value": "vip"})
+    n = 0
+    for account_id, (industry, contacts) in ACCOUNTS.items():
+        api(UPSERT, {"i": {"id": account_id, "name": account_id.upper(), "industry": industry}})
+        for title, roles, vip in contacts:
+            n += 1
+            api.ingest(
+                {
+                    "eventId": f"c{n}",
+                    "source": "crm",
+                    "identifiers": [{"type": "crm_id", "value": f"C{n}"}],
+                    "traits": {"level": "vip" if vip else "normal"},
+                }
+            )
+            one_id = api.one_id("crm_id", f"C{n}")
+            api(LINK, {"a": account_id, "o": one_id, "t": title, "r": roles})
+
+
+def found(api: Api, where: Any) -> list[str]:
+    page = api(FIND, {"w": where, "first": 100})["accounts"]
+    ids = [e["node"]["id"] for e in page["edges"]]
+    assert page["totalCount"] == len(ids)
+    return ids
+
+
+def test_accounts_by_fields_contacts_and_completeness(tagged: Api) -> None:
+    build(tagged)
+    manufacturing = {"field": "industry", "op": "eq", "value": "manufacturing"}
+    no_decision_maker = {
+        "contacts": {"field": "roles", "op": "contains", "value": "DECISION_MAKER"},
+        "quantifier": "none",
+    }
+    assert found(tagged, manufacturing) == ["a1", "a2", "a3"]
+    assert found(tagged, {"all": [manufacturing, no_decision_maker]}) == ["a2", "a3"]
+    vip = {"tag": "vip", "op": "has"}
+    assert found(tagged, {"contacts": vip, "quantifier": "any"}) == ["a1", "a2", "a5"]
+    assert found(tagged, {"contacts": vip, "quantifier": "all"}) == ["a5"]  # a3 has none
+    assert found(tagged, {"contacts": vip, "quantifier": "none"}) == ["a3", "a4"]
+    vip_champion = {
+        "contacts": {"all": [vip, {"field": "roles", "op": "contains", "value": "CHAMPION"}]}
+    }
+    assert found(tagged, vip_champion) == ["a2"]
+    # The default template weighs DECISION_MAKER 3, ECONOMIC_BUYER 3, CHAMPION 2,
+    # INFLUENCER (2 wanted) 1 and USER 1, out of 10.
+    expected = {"a1": 0.4, "a2": 0.3, "a3": 0.0, "a4": 0.6, "a5": 0.1}
+    half = {"account": "completeness", "op": "lt", "value": 0.5}
+    assert found(tagged, half) == sorted(a for a, c in expected.items() if c < 0.5)
+    assert found(tagged, {"not": half}) == ["a4"]
+    pages = tagged(FIND, {"w": manufacturing, "first": 2})["accounts"]
+    assert [e["node"]["id"] for e in pages["edges"]] == ["a1", "a2"]
+    after = pages["pageInfo"]["endCursor"]
+    rest = tagged(FIND, {"w": manufacturing, "first": 2, "after": after})["accounts"]
+    assert [e["node"]["id"] for e in rest["edges"]] == ["a3"]
+    assert rest["totalCount"] == 3 and not rest["pageInfo"]["hasNextPage"]
+
+
+def test_bad_account_conditions_name_their_part(tagged: Api) -> None:
+    build(tagged)
+    cases = [
+        ({"field": "title", "op": "eq", "value": "CEO"}, "$.where"),
+        ({"contacts": {"tag": "nope", "op": "has"}}, "$.where.contacts"),
+        (
+            {"contacts": {"field": "roles", "op": "contains", "value": "X"}, "quantifier": "most"},
+            "$.where.quantifier",
+        ),
+        ({"account": "completeness", "op": "lt", "value": "half"}, "$.where.value"),
+        (
+            {"account": "completeness", "op": "lt", "value": 0.5, "template": "nope"},
+            "$.where.template",
+        ),
+        ({"all": []}, "$.where.all"),
+    ]
+    for where, path in cases:
+        error = tagged.errors(FIND, {"w": where})[0]
+        assert error["extensions"]["code"] == "INVALID_RULE", where
+        assert error["message"].startswith(path + ":"), (where, error["message"])
