@@ -9,6 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graph.config import load_config
+from graph.events import EventInput, IdentifierInput
+from graph.identity_graph import IdentityGraph
+from graph.store.protocol import GraphStore
 from graph.tags.aggregates import EventFact
 from graph.tags.definitions import (
     TagDefinition,
@@ -107,3 +110,36 @@ def test_a_rule_of_fixed_dates_or_no_dates_is_never_due() -> None:
     order = [d for d in ORDER if d.id == "fixed"]
     assert next_change(order, facts(NOW, [3, 200], 400)) is None
     assert next_change([], facts(NOW, [3], 400)) is None
+
+
+def test_a_build_logs_what_time_moved_meanwhile_as_time(store: GraphStore) -> None:
+    """A build decides every tag of a customer; only its own (and their readers) moved by it."""
+    now = [NOW]
+    graph = IdentityGraph(load_config(), store, clock=lambda: now[0])
+    buy = {"aggregate": "count", "event": "order_paid", "op": "gt", "value": 0}
+    graph.tags.define(
+        parse_definition("recent-buyer", "r", "BEHAVIOR", when={**buy, "within": {"days": 7}})
+    )
+    graph.tags.build()
+    graph.ingest(
+        [
+            EventInput(
+                "tmall",
+                [IdentifierInput("phone", "13800138000")],
+                "o1",
+                timestamp=NOW - timedelta(days=5),
+                name="order_paid",
+            )
+        ]
+    )
+    # The window passes; before the customer is due again, new rules are built.
+    now[0] = NOW + timedelta(days=3)
+    graph.tags.define(parse_definition("buyer", "b", "BEHAVIOR", when=buy))
+    reads_buyer = {"all": [{"tag": "buyer", "op": "has"}]}
+    graph.tags.define(parse_definition("buyer-too", "t", "BEHAVIOR", when=reads_buyer))
+    graph.tags.build()
+    one_id = graph.resolve_one(IdentifierInput("phone", "13800138000")).one_id
+    assert one_id is not None
+    causes = {c.tag_id: c.cause["kind"] for c in graph.tags.history([one_id], None)}
+    del causes["lifecycle"]  # the shipped tag, decided with the order
+    assert causes == {"recent-buyer": "TIME", "buyer": "DEFINITION", "buyer-too": "DEFINITION"}

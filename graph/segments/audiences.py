@@ -12,6 +12,7 @@ a rebuild lets it go; the next question makes it again.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,8 @@ from graph.tags.models import TagWrites
 from graph.tags.parsing import parse_condition
 from graph.tags.rollups import RollupFacts
 from graph.tags.tagger import LinksOf
+
+FOLLOW_SECONDS = 0.25  # how stale another process's write may be when a question is asked
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class Audiences:
         self._queue: list[tuple[list[CustomerRecord], set[str], TagWrites | None]] | None = None
         self._lock = threading.Lock()  # the index and the queue change hands under it
         self._building = threading.Lock()  # one build at a time
+        # Where in the store's log of other processes' writes the index is, and when it
+        # last looked: a question looks again when that is FOLLOW_SECONDS old.
+        self._position: int | None = None
+        self._followed = 0.0
 
     # --- questions ---------------------------------------------------------------------
     def parse(self, where: Any, path: str = "$.where") -> Condition | None:
@@ -72,7 +79,9 @@ class Audiences:
         defined = {s.definition.id for s in self._tags.definitions()}
         for tag_id in sorted(tags_named(condition) - defined):
             raise InvalidRule(f"no tag {tag_id!r} is defined", _path_of(where, "tag", tag_id, path))
-        known = self.snapshot().known_traits
+        # A trait is known once some customer has it, or some rule reads it, or the
+        # config indexes it: a typo is none of these.
+        known = self.snapshot().known_traits | self.wanted_traits()
         for part in walk(condition):
             if isinstance(part, TraitIs) and part.name not in known:
                 found = _path_of(where, "trait", part.name, path)
@@ -188,7 +197,51 @@ class Audiences:
         index = self._index
         if index is None or index.traits != self.wanted_traits():
             index = self._build()
+        elif time.monotonic() - self._followed >= FOLLOW_SECONDS:
+            index = self.follow() or self._build()
         return index
+
+    def follow(self) -> AudienceIndex | None:
+        """Bring the index up to what other processes wrote since it last looked.
+
+        Only the customers they named are read again. None: the index is gone
+        (or fell too far behind and was let go): make it again.
+        """
+        with self._lock:
+            index = self._index
+            if index is None or self._queue is not None:
+                return index
+            self._followed = time.monotonic()
+            found = self._store.changed_since(self._position)
+            if found is None:
+                self._index = None
+                return None
+            self._position, named = found
+            if named:
+                living, gone = self._states(named, index.traits)
+                index.apply(living, gone)
+            return index
+
+    def _states(
+        self, one_ids: Sequence[str], traits: frozenset[str]
+    ) -> tuple[list[CustomerState], set[str]]:
+        """These customers as the store has them now; those no longer customers apart."""
+        members = self._store.members(list(one_ids))
+        living = sorted(o for o in one_ids if members.get(o))
+        records = self._store.customers(living)
+        tags = self._store.tag_store.customer_tags(living)
+        rollups = self._tags.tagger.rollups(living, self._store) if traits else {}
+        states = [
+            CustomerState(
+                one_id,
+                records[one_id].seq,
+                {t: held.value for t, held in tags.get(one_id, {}).items()},
+                rollups[one_id].surviving_traits(self._priority) if one_id in rollups else None,
+            )
+            for one_id in living
+            if one_id in records
+        ]
+        return states, set(one_ids) - set(living)
 
     def let_go(self) -> None:
         with self._lock:
@@ -202,6 +255,9 @@ class Audiences:
                 return index  # made by another reader meanwhile
             with self._lock:
                 self._index, self._queue = None, []
+                found = self._store.changed_since(None)
+                self._position = None if found is None else found[0]
+                self._followed = time.monotonic()
             index = AudienceIndex(wanted)
             customers = self._tags.customers()
             for start in range(0, len(customers), CHUNK):

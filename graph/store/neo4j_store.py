@@ -52,6 +52,12 @@ from graph.models import (
 )
 from graph.store.held_graph import HeldGraph
 from graph.store.neo4j_accounts import ACCOUNT_SCHEMA, Neo4jAccounts
+from graph.store.neo4j_audience_log import (
+    AUDIENCE_LOG_SCHEMA,
+    AudienceLog,
+    touched_by,
+    touched_by_tags,
+)
 from graph.store.neo4j_tags import (
     RETIRED_TAG_NODES,
     RETIRED_TAG_SCHEMA,
@@ -236,8 +242,12 @@ class Neo4jStore:
         self.account_store = Neo4jAccounts(
             self._driver, self._database, self._guard, self._ensure_schema
         )
+        self.audience_log = AudienceLog(self._read)
         self.tag_store = Neo4jTags(
-            self._read, self._write_tags, lambda: getattr(self._local, "batch", None)
+            self._read,
+            self._write_tags,
+            lambda: getattr(self._local, "batch", None),
+            logged=lambda tx, writes: self.audience_log.append(tx, touched_by_tags(writes)),
         )
         self._ensure_schema()
 
@@ -420,7 +430,7 @@ class Neo4jStore:
         if self._schema_ready:
             return
         try:
-            for statement in [*_SCHEMA, *ACCOUNT_SCHEMA, *TAG_SCHEMA]:
+            for statement in [*_SCHEMA, *ACCOUNT_SCHEMA, *TAG_SCHEMA, *AUDIENCE_LOG_SCHEMA]:
                 self._driver.execute_query(statement, database_=self._database)
             with self._driver.session(database=self._database) as session:
                 for statement in RETIRED_TAG_NODES:  # in transactions of their own
@@ -895,10 +905,14 @@ class Neo4jStore:
         def write(tx: Tx) -> int | None:
             before = _write(tx, changes, remembered)
             if changes.tags:
-                self.tag_store.write_rows(tx, changes.tags)
+                self.tag_store.write_rows(tx, changes.tags, logged=False)
+            self.audience_log.append(tx, touched_by(changes))
             return before
 
         self._in_write(write, done)
+
+    def changed_since(self, position: int | None) -> tuple[int, list[str]] | None:
+        return self.audience_log.since(position)
 
     def _write_tags(self, work: Callable[[Tx], None], done: Callable[[], None]) -> None:
         """A tag write in the exclusive batch, or in one of its own: every tag write is counted."""

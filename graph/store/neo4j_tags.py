@@ -91,11 +91,17 @@ class Neo4jTags:
     """
 
     def __init__(
-        self, read: Read, write: Write, batch: Callable[[], int | None], cached: int = 20_000
+        self,
+        read: Read,
+        write: Write,
+        batch: Callable[[], int | None],
+        cached: int = 20_000,
+        logged: Callable[[Tx, TagWrites], None] | None = None,
     ) -> None:
         self._read = read
         self._write = write
         self._batch = batch
+        self._logged = logged  # tells other processes which customers a write touched
         self._lock = threading.Lock()
         self._as_of: int | None = None  # the batch after which what is held is so
         self._wrote_in: int | None = None  # the batch that wrote tag rows last
@@ -309,14 +315,17 @@ class Neo4jTags:
         if writes:
             self._write(lambda tx: self.write_rows(tx, writes), lambda: self.committed(writes))
 
-    def write_rows(self, tx: Tx, writes: TagWrites) -> None:
+    def write_rows(self, tx: Tx, writes: TagWrites, logged: bool = True) -> None:
         """``writes`` as nodes, inside the caller's transaction: one statement, one round trip.
 
-        The caller calls ``committed`` once the transaction is.
+        The caller calls ``committed`` once the transaction is; ``logged``
+        False when the caller logs the customers touched itself.
         """
         with self._lock:
             self._wrote_in = self._batch()
         write_tag_rows(tx, writes)
+        if logged and self._logged is not None:
+            self._logged(tx, writes)
 
 
 def _none(missing: set[str]) -> dict[str, Any]:

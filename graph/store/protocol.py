@@ -179,6 +179,14 @@ class GraphStore(GraphReads, Protocol):
         """True when reads and writes can be served right now."""
         ...
 
+    def changed_since(self, position: int | None) -> tuple[int, list[str]] | None:
+        """The customers other processes' writes touched after ``position``, and the new position.
+
+        ``position`` None asks for the position only. None back: the log no
+        longer reaches back to ``position``; read everything again.
+        """
+        ...
+
     # Whether a read waits on the network: the API then reads from a thread, so the
     # event loop serves other requests meanwhile; a store in memory is read in place.
     reads_block: bool

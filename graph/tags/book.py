@@ -6,6 +6,7 @@ interleaves with an ingest deciding the same customers' tags.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -43,6 +44,9 @@ class TagBook:
         self.clock = clock
         # Told of every tag write once committed (the audience index follows them).
         self.on_written: Callable[[TagWrites], None] | None = None
+        # One build at a time: a second would decide every customer again for nothing,
+        # and finish later, at a later "now", than the caller that waited for the first.
+        self._building = threading.Lock()
 
     # --- definitions -------------------------------------------------------------------
     def definitions(self) -> list[StoredDefinition]:
@@ -180,6 +184,10 @@ class TagBook:
         Each part is its own transaction, so ingest goes on meanwhile (and
         decides the customers it touches itself); progress is saved per part.
         """
+        with self._building:
+            return self._build(progress)
+
+    def _build(self, progress: Callable[[StoredDefinition], None] | None) -> int:
         building = [s for s in self.definitions() if s.status is TagStatus.BUILDING]
         if not building:
             return 0

@@ -358,6 +358,7 @@ class Tagger:
         manual = self._manual(order, names, *manual_writes)
         links = self._links(order, customers, names)
         reads = {d.id: _Reads.of(d).at(now) for d in order}
+        built = _built(order, customers)
         clocks_by_tag = {d.id: clocks_of(d) for d in order}
         every_clock = clocks([c for d in order for c in clocks_by_tag[d.id]])
         plans = Plans(now)
@@ -400,7 +401,7 @@ class Tagger:
             if rows:
                 writes.tags[c.one_id] = found
                 writes.rows[c.one_id] = rows
-                writes.changes.extend(_changes(c.one_id, held, found, now, c.cause))
+                writes.changes.extend(_changes(c.one_id, held, found, now, c.cause, built))
         for one_id in sorted(gone):
             writes.changes.extend(_changes(one_id, current.get(one_id, {}), {}, now, gone_cause))
         return writes
@@ -590,12 +591,30 @@ def same_value(a: Any, b: Any) -> bool:
     return canonical(a) == canonical(b)
 
 
+def _built(order: Sequence[TagDefinition], customers: Sequence[_Customer]) -> set[str] | None:
+    """For a definition build: the tags it builds and those reading them (None: not a build).
+
+    A build decides every tag of a customer; another tag that moves then
+    moved because time passed since it was last decided, and is logged so.
+    """
+    causes = {c.cause.get("kind") for c in customers}
+    versions = [c.cause.get("versions") for c in customers]
+    if causes != {"DEFINITION"} or not all(isinstance(v, dict) for v in versions):
+        return None
+    found = {tag_id for v in versions if isinstance(v, dict) for tag_id in v}
+    for d in order:  # each after the tags it reads
+        if d.reads() & found:
+            found.add(d.id)
+    return found
+
+
 def _changes(
     one_id: str,
     held: Mapping[str, CustomerTag],
     found: Mapping[str, CustomerTag],
     now: datetime,
     cause: dict[str, Any],
+    built: set[str] | None = None,
 ) -> list[TagChange]:
     log = []
     for tag_id in sorted(held.keys() | found.keys()):
@@ -609,7 +628,7 @@ def _changes(
                 None if before is None else before.value,
                 None if after is None else after.value,
                 now,
-                cause,
+                cause if built is None or tag_id in built else {"kind": "TIME"},
             )
         )
     return log

@@ -218,6 +218,10 @@ class EmbeddedStore:
     def exclusive(self) -> AbstractContextManager[None]:
         return contextlib.nullcontext()  # one process holds the data dir: it is the only writer
 
+    def changed_since(self, position: int | None) -> tuple[int, list[str]] | None:
+        # A data dir is served by one process (it holds the dir's lock): nobody else writes.
+        return 0, []
+
     def healthy(self) -> bool:
         try:
             self._reader().execute("SELECT 1").fetchone()
