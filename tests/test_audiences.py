@@ -10,7 +10,7 @@ reads, a profile field).
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -54,6 +54,12 @@ def person(n: int, pick: random.Random) -> list[dict[str, Any]]:
     return [view, *orders]
 
 
+def people() -> list[list[dict[str, Any]]]:
+    """Each person's events, the same on every call."""
+    pick = random.Random(7)
+    return [person(n, pick) for n in range(PEOPLE)]
+
+
 def populate(api: Api) -> list[str]:
     define(api, "spent", compute={"aggregate": "sum", "event": "order_paid", "property": "amount"})
     define(
@@ -70,8 +76,7 @@ def populate(api: Api) -> list[str]:
         "frequent",
         when={"aggregate": "count", "event": "order_paid", "op": "gte", "value": 3},
     )
-    pick = random.Random(7)
-    events = [e for n in range(PEOPLE) for e in person(n, pick)]
+    events = [e for sent in people() for e in sent]
     for start in range(0, len(events), 100):
         api.ingest(*events[start : start + 100])
     one_ids = [api.one_id("phone", phone(n)) for n in range(PEOPLE)]
@@ -79,14 +84,23 @@ def populate(api: Api) -> list[str]:
 
 
 def facts_of(api: Api, one_ids: list[str]) -> list[dict[str, Any]]:
+    """What each customer (in person order) has, read through the API or counted from events."""
     found = []
-    for one_id in one_ids:
+    for one_id, sent in zip(one_ids, people(), strict=True):
         profile = api(EVERYONE, {"id": one_id})["profile"]
+        stamps = [datetime.fromisoformat(e["timestamp"]) for e in sent]
+        month = NOW - timedelta(days=30)
         found.append(
             {
                 "tags": {t["tag"]["id"]: t["value"] for t in profile["tags"]},
                 "traits": {t["name"]: t["value"] for t in profile["traits"]},
                 "eventCount": profile["eventCount"],
+                "lastSeen": max(stamps),
+                "orders30": sum(
+                    1
+                    for e in sent
+                    if e["name"] == "order_paid" and datetime.fromisoformat(e["timestamp"]) >= month
+                ),
             }
         )
     return found
@@ -113,7 +127,7 @@ def passes(op: str, seen: Any, value: Any) -> bool:
     if op == "in":
         return any(passes("eq", seen, v) for v in value)
     if not (number(seen) and number(value)) and not (
-        isinstance(seen, str) and isinstance(value, str)
+        type(seen) is type(value) and isinstance(seen, str | datetime)
     ):
         return False
     return {"gt": seen > value, "gte": seen >= value, "lt": seen < value, "lte": seen <= value}[op]
@@ -126,13 +140,18 @@ def holds(condition: dict[str, Any], facts: dict[str, Any]) -> bool:
         return any(holds(c, facts) for c in condition["any"])
     if "not" in condition:
         return not holds(condition["not"], facts)
+    value = condition.get("value")
     if "tag" in condition:
         seen = facts["tags"].get(condition["tag"])
     elif "trait" in condition:
         seen = facts["traits"].get(condition["trait"])
+    elif "aggregate" in condition:
+        seen = facts["orders30"]  # the one aggregate the conditions here use
     else:
         seen = facts[condition["profile"]]
-    return passes(condition["op"], seen, condition.get("value"))
+    if isinstance(value, dict):  # {"daysAgo": N}
+        value = NOW - timedelta(days=value["daysAgo"])
+    return passes(condition["op"], seen, value)
 
 
 leaves = st.one_of(
@@ -163,6 +182,22 @@ leaves = st.one_of(
         st.sampled_from(["gt", "lte"]),
         st.integers(0, 6),
     ),
+    st.builds(
+        lambda op, v: {"profile": "lastSeen", "op": op, "value": {"daysAgo": v}},
+        st.sampled_from(["gte", "lt"]),
+        st.integers(0, 80),
+    ),
+    st.builds(
+        lambda op, v: {
+            "aggregate": "count",
+            "event": "order_paid",
+            "within": {"days": 30},
+            "op": op,
+            "value": v,
+        },
+        st.sampled_from(["gte", "eq", "lt"]),
+        st.integers(0, 4),
+    ),
 )
 conditions = st.recursive(
     leaves,
@@ -178,6 +213,7 @@ conditions = st.recursive(
 def test_counts_equal_a_count_made_from_what_the_api_reads(tagged: Api) -> None:
     one_ids = populate(tagged)
     everyone = facts_of(tagged, one_ids)
+    assert len(everyone) == PEOPLE
     assert tagged(COUNT, {"w": None})["profileCount"] == len(one_ids)
 
     @settings(
@@ -280,3 +316,21 @@ def test_bad_conditions_and_cursors_have_their_codes(tagged: Api) -> None:
     assert error["extensions"]["code"] == "INVALID_CURSOR"
     error = tagged.errors(PAGE, {"w": None, "after": "bm90IGEgY3Vyc29y"})[0]
     assert error["extensions"]["code"] == "INVALID_CURSOR"
+
+
+def test_a_condition_on_account_links_counts_their_contacts(tagged: Api) -> None:
+    one_ids = populate(tagged)
+    tagged(
+        "mutation($i: AccountInput!) { upsertAccount(input: $i) { id } }",
+        {"i": {"id": "acme", "name": "Acme", "industry": "manufacturing"}},
+    )
+    link = """mutation($a: ID!, $o: ID!, $t: String) {
+      linkContact(accountId: $a, oneId: $o, title: $t) { oneId } }"""
+    for one_id, title in zip(one_ids[:3], ["CEO", "Engineer", "CFO"], strict=True):
+        tagged(link, {"a": "acme", "o": one_id, "t": title})
+    industry = {"field": "industry", "op": "eq", "value": "manufacturing"}
+    assert tagged(COUNT, {"w": {"account": industry}})["profileCount"] == 3
+    senior = {"field": "seniority", "op": "gte", "value": "VP"}
+    assert tagged(COUNT, {"w": {"account": senior}})["profileCount"] == 2
+    none = {"account": industry, "quantifier": "none"}
+    assert tagged(COUNT, {"w": none})["profileCount"] == PEOPLE - 3

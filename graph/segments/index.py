@@ -176,13 +176,14 @@ class AudienceIndex:
                 adds.setdefault(key, {}).setdefault(new_key, (value, []))[1].append(seq)
             codes.set(seq, new_key)
 
+        tag_columns = {name for kind, name in self._codes if kind == "tag"}
         for state in living:
             self.one_id_of[state.seq] = state.one_id
             self.seq_of[state.one_id] = state.seq
             joined.append(state.seq)
             if state.tags is not None:
-                held = {name for kind, name in self._codes if kind == "tag"}
-                for tag_id in held | set(state.tags):
+                tag_columns.update(state.tags)
+                for tag_id in tag_columns:
                     put(("tag", tag_id), state.seq, state.tags.get(tag_id))
             if state.traits is not None:
                 self._known_traits.update(state.traits)
