@@ -34,6 +34,7 @@ from graph.identifiers import (
 from graph.models import ChangeSet, EdgeObservation, HistoryEntry, Key, NodeRecord, pair
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
+from graph.segments.account_book import AccountSegments
 from graph.segments.audiences import Audiences
 from graph.segments.book import SegmentBook
 from graph.segments.rfm_book import RfmBook
@@ -125,6 +126,7 @@ class IdentityGraph:
             links_of=self._account_links,
         )
         self.segments = SegmentBook(self.tags, self.audiences, self.clock)
+        self.account_segments = AccountSegments(self.accounts, self.audiences, self.clock)
         self.resolver.on_applied = self.audiences.changed
         self.tags.on_written = self.audiences.tags_written
         self.resolver.deriving = self._derive_tags

@@ -105,3 +105,49 @@ def test_bad_account_conditions_name_their_part(tagged: Api) -> None:
         error = tagged.errors(FIND, {"w": where})[0]
         assert error["extensions"]["code"] == "INVALID_RULE", where
         assert error["message"].startswith(path + ":"), (where, error["message"])
+
+
+SEGMENT = """query($id: ID!) { accountSegment(id: $id) {
+  id name where accounts(first: 100) { totalCount edges { node { id } } } } }"""
+DEFINE = """mutation($i: AccountSegmentInput!) { defineAccountSegment(input: $i) { id } }"""
+
+
+def test_a_saved_account_segment_follows_its_accounts_and_contacts(tagged: Api) -> None:
+    build(tagged)
+    where = {
+        "all": [
+            {"field": "industry", "op": "eq", "value": "manufacturing"},
+            {
+                "contacts": {"field": "roles", "op": "contains", "value": "DECISION_MAKER"},
+                "quantifier": "none",
+            },
+        ]
+    }
+    given = {"id": "no-dm", "name": "Manufacturers without a decision maker", "where": where}
+    assert tagged(DEFINE, {"i": given})["defineAccountSegment"]["id"] == "no-dm"
+
+    def members() -> list[str]:
+        found = tagged(SEGMENT, {"id": "no-dm"})["accountSegment"]["accounts"]
+        ids = [e["node"]["id"] for e in found["edges"]]
+        assert found["totalCount"] == len(ids)
+        return ids
+
+    assert members() == ["a2", "a3"]
+    # a2's champion becomes its decision maker: a2 leaves at once.
+    champion = tagged.one_id("crm_id", "C4")
+    tagged(
+        "mutation($a: ID!, $o: ID!, $r: [String!]!) {"
+        " setContactRoles(accountId: $a, oneId: $o, roles: $r) { oneId } }",
+        {"a": "a2", "o": champion, "r": ["CHAMPION", "DECISION_MAKER"]},
+    )
+    assert members() == ["a3"]
+    listed = tagged("{ accountSegments { id name } }")["accountSegments"]
+    assert listed == [{"id": "no-dm", "name": "Manufacturers without a decision maker"}]
+    bad = {"id": "bad", "name": "Bad", "where": {"contacts": {"tag": "nope", "op": "has"}}}
+    error = tagged.errors(DEFINE, {"i": bad})[0]
+    assert error["extensions"]["code"] == "INVALID_RULE"
+    assert tagged(SEGMENT, {"id": "bad"})["accountSegment"] is None  # nothing written
+    deleted = tagged('mutation { deleteAccountSegment(id: "no-dm") { id } }')
+    assert deleted["deleteAccountSegment"]["id"] == "no-dm"
+    error = tagged.errors('mutation { deleteAccountSegment(id: "no-dm") { id } }')[0]
+    assert error["extensions"]["code"] == "NOT_FOUND"

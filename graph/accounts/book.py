@@ -568,6 +568,15 @@ class AccountBook:
                     history += rows
             self._write(AccountWrite(put=put, history=history))
 
+    def saved_segments(self) -> dict[str, str]:
+        """Saved account segments: id -> the segment as JSON (``graph.segments`` reads them)."""
+        return self.store.account_segments()
+
+    def save_segment(self, segment_id: str, text: str | None) -> None:
+        """Save an account segment as JSON, or delete it (None)."""
+        with self._exclusive():
+            self._write(AccountWrite(segments={segment_id: text}))
+
     def upsert_template(self, template: Template) -> Template:
         text = json.dumps(_template_data(template), ensure_ascii=False)
         with self._exclusive():

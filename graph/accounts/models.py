@@ -94,9 +94,11 @@ class AccountWrite:
     deleted: list[str] = field(default_factory=list)
     history: list[AccountHistoryEntry] = field(default_factory=list)
     templates: dict[str, str] = field(default_factory=dict)  # id -> the template as JSON
+    # Saved account segments: id -> the segment as JSON, None to delete it.
+    segments: dict[str, str | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.put or self.deleted or self.history or self.templates)
+        return bool(self.put or self.deleted or self.history or self.templates or self.segments)
 
 
 def key_ref(key: Key) -> str:

@@ -32,6 +32,7 @@ FieldKey = tuple[str, str]  # ("tag", tag id) or ("trait", trait name)
 _ABSENT = -1
 _EMPTY = FrozenBitMap()
 _RANGES = ("lt", "lte", "gt", "gte", "between", "eq")
+MEMO = 64  # leaves' answers a column keeps
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Column:
     present: FrozenBitMap = _EMPTY
     by_value: Mapping[str, FrozenBitMap] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)  # canonical text -> the value
+    _memo: dict[Any, FrozenBitMap] = field(default_factory=dict, compare=False, repr=False)
 
     def matching(self, test: Test, now: datetime, everyone: FrozenBitMap) -> BitMap:
         """The customers whose value passes ``test``, as ``graph.tags.evaluation`` decides it.
@@ -51,13 +53,30 @@ class Column:
         """
         if test.op == "has":
             return BitMap(self.present)
-        if _numeric_range(test):
-            keys = self._numeric_keys(test)
-        else:
-            keys = [k for k, v in self.values.items() if passes(test, v, now)]
-        found = BitMap(BitMap.union(*(self.by_value[k] for k in keys))) if keys else BitMap()
+        found = BitMap(self._holding(test, now))
         if passes(test, None, now):  # ``missing``: those with no value at all
             found.update(everyone - self.present)
+        return found
+
+    def _holding(self, test: Test, now: datetime) -> FrozenBitMap:
+        """Those whose value passes: kept per test, as a column never changes once published.
+
+        A marketer refining an audience asks the same leaves again and again;
+        a range over many values costs a union of their bitmaps the first time.
+        """
+        key = (test, now) if _relative(test) else test
+        found = self._memo.get(key)
+        if found is None:
+            if _numeric_range(test):
+                keys = self._numeric_keys(test)
+            else:
+                keys = [k for k, v in self.values.items() if passes(test, v, now)]
+            found = (
+                FrozenBitMap(BitMap.union(*(self.by_value[k] for k in keys))) if keys else _EMPTY
+            )
+            if len(self._memo) >= MEMO:
+                self._memo.clear()
+            self._memo[key] = found
         return found
 
     @functools.cached_property
@@ -79,6 +98,12 @@ class Column:
         else:
             high = (bisect.bisect_left if op == "lt" else bisect.bisect_right)(numbers, value)
         return keys[low:high]
+
+
+def _relative(test: Test) -> bool:
+    """A test whose answer moves with now (``daysAgo``), so now is part of its key."""
+    values = test.value if isinstance(test.value, tuple) else (test.value,)
+    return any(isinstance(v, DaysAgo) for v in values)
 
 
 def _numeric_range(test: Test) -> bool:

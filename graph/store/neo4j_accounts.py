@@ -44,6 +44,7 @@ ACCOUNT_SCHEMA: list[LiteralString] = [
     "CREATE INDEX account_contact_owner IF NOT EXISTS FOR (c:AccountContact) ON (c.accountId)",
     "CREATE INDEX account_history IF NOT EXISTS FOR (h:AccountHistory) ON (h.accountId)",
     "CREATE CONSTRAINT buying_template IF NOT EXISTS FOR (t:BuyingTemplate) REQUIRE t.id IS UNIQUE",
+    "CREATE CONSTRAINT account_segment IF NOT EXISTS FOR (s:AccountSegment) REQUIRE s.id IS UNIQUE",
 ]
 
 
@@ -171,6 +172,10 @@ class Neo4jAccounts:
         rows = self._run("MATCH (t:BuyingTemplate) RETURN t.id AS id, t.template AS template")
         return {r["id"]: r["template"] for r in rows}
 
+    def account_segments(self) -> dict[str, str]:
+        rows = self._run("MATCH (s:AccountSegment) RETURN s.id AS id, s.segment AS segment")
+        return {r["id"]: r["segment"] for r in rows}
+
     @contextlib.contextmanager
     def accounts_exclusive(self) -> Iterator[None]:
         """One write transaction holding the accounts lock: its reads, checks and write."""
@@ -261,6 +266,15 @@ class Neo4jAccounts:
                     "UNWIND $templates AS t MERGE (n:BuyingTemplate {id: t.id})"
                     " SET n.template = t.template",
                     templates=templates,
+                ).consume()
+                tx.run(
+                    "UNWIND $saved AS s MERGE (n:AccountSegment {id: s.id})"
+                    " SET n.segment = s.segment",
+                    saved=[{"id": i, "segment": t} for i, t in write.segments.items() if t],
+                ).consume()
+                tx.run(
+                    "UNWIND $gone AS id MATCH (n:AccountSegment {id: id}) DELETE n",
+                    gone=[i for i, t in write.segments.items() if t is None],
                 ).consume()
 
             self._guard(run)

@@ -254,6 +254,10 @@ class AccountStore(Protocol):
         """Buying-group templates saved by mutation: id -> the template as JSON."""
         ...
 
+    def account_segments(self) -> dict[str, str]:
+        """Saved account segments: id -> the segment as JSON."""
+        ...
+
     def accounts_exclusive(self) -> AbstractContextManager[None]:
         """Be the only account writer while a change is checked (a cycle, say) and written."""
         ...

@@ -67,30 +67,40 @@ class AccountQueries:
         )
         size = page_size(first)
         start = from_cursor(after)
-        if where is None:
-            found, total = await read(graph, graph.accounts.page, chosen, start, size + 1)
-        else:
+        if where is not None:
             query = await run_in_threadpool(
                 AccountQuery, where, graph.accounts, graph.audiences, graph.clock()
             )
-            meeting = await run_in_threadpool(query.matching, chosen)
-            total = len(meeting)
-            found = [a for a in meeting if start is None or a.id > start][: size + 1]
-        page = found[:size]
-        return AccountConnection(
-            edges=[AccountEdge(cursor=cursor_of(a.id), node=Account(core=a)) for a in page],
-            page_info=PageInfo(
-                has_next_page=len(found) > size,
-                end_cursor=cursor_of(page[-1].id) if page else None,
-            ),
-            total_count=total,
-        )
+            return accounts_page(await run_in_threadpool(query.matching, chosen), first, after)
+        found, total = await read(graph, graph.accounts.page, chosen, start, size + 1)
+        return _connection(found, total, size)
 
     @strawberry.field(description="The buying-group templates in force, by id.")
     async def buying_group_templates(self, info: strawberry.Info) -> list[BuyingGroupTemplate]:
         graph = core_graph(info)
         templates = await read(graph, graph.accounts.templates)
         return [BuyingGroupTemplate.of(t) for t in templates.all()]
+
+
+def accounts_page(
+    meeting: list[CoreAccount], first: int | None, after: str | None
+) -> AccountConnection:
+    """A page of accounts already chosen (in id order), as ``accounts`` pages them."""
+    size, start = page_size(first), from_cursor(after)
+    found = [a for a in meeting if start is None or a.id > start][: size + 1]
+    return _connection(found, len(meeting), size)
+
+
+def _connection(found: list[CoreAccount], total: int, size: int) -> AccountConnection:
+    page = found[:size]
+    return AccountConnection(
+        edges=[AccountEdge(cursor=cursor_of(a.id), node=Account(core=a)) for a in page],
+        page_info=PageInfo(
+            has_next_page=len(found) > size,
+            end_cursor=cursor_of(page[-1].id) if page else None,
+        ),
+        total_count=total,
+    )
 
 
 async def history_account_links(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import strawberry
 
 from graph.identity_graph import IdentityGraph as Core
+from service.schema.account_segments import AccountSegmentMutations
 from service.schema.accounts import AccountMutations
 from service.schema.rfm import RfmMutations
 from service.schema.segments import SegmentMutations
@@ -26,7 +27,9 @@ from service.schema.types import (
 
 
 @strawberry.type
-class Mutation(AccountMutations, TagMutations, RfmMutations, SegmentMutations):
+class Mutation(
+    AccountMutations, TagMutations, RfmMutations, SegmentMutations, AccountSegmentMutations
+):
     @strawberry.mutation(
         description="Apply identity events; each is applied whole or rejected whole."
     )

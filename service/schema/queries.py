@@ -6,6 +6,7 @@ import strawberry
 
 from graph.identity_graph import IdentityGraph as Core
 from service.reads import read
+from service.schema.account_segments import AccountSegmentQueries
 from service.schema.accounts import AccountQueries
 from service.schema.audiences import AudienceQueries
 from service.schema.rfm import RfmQueries
@@ -37,7 +38,14 @@ async def _one_profile(graph: Core, one_id: str) -> Profile | None:
 
 
 @strawberry.type
-class Query(AccountQueries, TagQueries, RfmQueries, AudienceQueries, SegmentQueries):
+class Query(
+    AccountQueries,
+    TagQueries,
+    RfmQueries,
+    AudienceQueries,
+    SegmentQueries,
+    AccountSegmentQueries,
+):
     @strawberry.field(description="Resolve identifiers to OneIDs, in input order.")
     async def resolve_identifiers(
         self, info: strawberry.Info, identifiers: list[IdentifierInput]

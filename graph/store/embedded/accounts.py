@@ -139,6 +139,9 @@ class SqliteAccounts:
     def saved_templates(self) -> dict[str, str]:
         return dict(self._read().execute("SELECT id, template FROM buying_templates").fetchall())
 
+    def account_segments(self) -> dict[str, str]:
+        return dict(self._read().execute("SELECT id, segment FROM account_segments").fetchall())
+
     @contextlib.contextmanager
     def accounts_exclusive(self) -> Iterator[None]:
         with self._lock:
@@ -189,6 +192,15 @@ class SqliteAccounts:
                 "INSERT INTO buying_templates (id, template) VALUES (?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET template = excluded.template",
                 list(write.templates.items()),
+            )
+            db.executemany(
+                "INSERT INTO account_segments (id, segment) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET segment = excluded.segment",
+                [(i, text) for i, text in write.segments.items() if text is not None],
+            )
+            db.executemany(
+                "DELETE FROM account_segments WHERE id = ?",
+                [(i,) for i, text in write.segments.items() if text is None],
             )
             db.execute("COMMIT")
         except BaseException:

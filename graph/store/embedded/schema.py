@@ -101,6 +101,10 @@ CREATE TABLE IF NOT EXISTS buying_templates (
     id TEXT PRIMARY KEY,
     template TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS account_segments (
+    id TEXT PRIMARY KEY,
+    segment TEXT NOT NULL
+);
 """
     + TAG_SCHEMA
 )
