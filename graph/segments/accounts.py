@@ -34,7 +34,7 @@ from graph.accounts.models import Account, AccountFilter
 from graph.errors import InvalidRule
 from graph.segments.audiences import Audiences
 from graph.tags.conditions import QUANTIFIERS, Condition, LinkIs
-from graph.tags.evaluation import holds, passes
+from graph.tags.evaluation import holds, passes, quantified
 from graph.tags.parsing import NUMBER, parse_condition, parse_test
 
 ACCOUNT_FIELDS = ("industry", "region", "sizeBand", "id")
@@ -122,7 +122,7 @@ class AccountQuery:
                 )
             self._needs_contacts = True
             contact = self._contact(obj["contacts"], f"{path}.contacts")
-            return lambda a: _quantified(quantifier, [contact(c) for c in a.contacts])
+            return lambda a: quantified(quantifier, [contact(c) for c in a.contacts])
         if obj.get("account") == "completeness":
             _only(obj, {"account", "op", "value", "template"}, path)
             test = parse_test(obj, path, NUMBER)
@@ -195,14 +195,6 @@ def _fields(account: Account) -> dict[str, Any]:
         "region": account.region,
         "sizeBand": account.size_band,
     }
-
-
-def _quantified(quantifier: str, holding: list[bool]) -> bool:
-    if quantifier == "any":
-        return any(holding)
-    if quantifier == "all":
-        return bool(holding) and all(holding)
-    return not any(holding)
 
 
 def _combined(

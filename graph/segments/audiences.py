@@ -76,7 +76,7 @@ class Audiences:
         if where is None or where == {}:
             return None
         condition = parse_condition(where, path)
-        defined = {s.definition.id for s in self._tags.definitions()}
+        defined = {s.definition.id for s in self._tags.definitions(FOLLOW_SECONDS)}
         for tag_id in sorted(tags_named(condition) - defined):
             raise InvalidRule(f"no tag {tag_id!r} is defined", _path_of(where, "tag", tag_id, path))
         # A trait is known once some customer has it, or some rule reads it, or the
@@ -127,7 +127,7 @@ class Audiences:
 
     def _field(self, by: str, snapshot: Snapshot) -> tuple[str, str]:
         kind, _, name = by.partition(":") if ":" in by else ("", "", by)
-        defined = {s.definition.id for s in self._tags.definitions()}
+        defined = {s.definition.id for s in self._tags.definitions(FOLLOW_SECONDS)}
         if kind in ("", "tag") and name in defined:
             return "tag", name
         if kind in ("", "trait") and name in snapshot.known_traits:
@@ -183,7 +183,7 @@ class Audiences:
             return self._configured
         return frozenset(
             part.name
-            for s in self._tags.definitions()
+            for s in self._tags.definitions(FOLLOW_SECONDS)
             for condition in s.definition.conditions()
             for part in walk(condition)
             if isinstance(part, TraitIs)

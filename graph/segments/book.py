@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from graph.errors import BeforeHistory, InvalidRule, NotFound
-from graph.segments.audiences import Audiences, Page
+from graph.segments.audiences import FOLLOW_SECONDS, Audiences, Page
 from graph.tags.book import CHUNK, TagBook
 from graph.tags.conditions import Condition, TagIs, Test
 from graph.tags.definitions import SEGMENT_PREFIX, TAG_ID, is_segment, parse_definition
@@ -98,10 +98,11 @@ class SegmentBook:
         return Segment.of(self._tags.delete(SEGMENT_PREFIX + id))
 
     def segments(self) -> list[Segment]:
-        return [Segment.of(s) for s in self._tags.definitions() if is_segment(s.definition.id)]
+        held = self._tags.definitions(FOLLOW_SECONDS)
+        return [Segment.of(s) for s in held if is_segment(s.definition.id)]
 
     def segment(self, id: str) -> Segment | None:
-        stored = self._tags.definition(SEGMENT_PREFIX + id)
+        stored = self._tags.definition(SEGMENT_PREFIX + id, FOLLOW_SECONDS)
         return None if stored is None else Segment.of(stored)
 
     def _stored(self, id: str) -> Segment:

@@ -7,6 +7,7 @@ interleaves with an ingest deciding the same customers' tags.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -44,16 +45,40 @@ class TagBook:
         self.clock = clock
         # Told of every tag write once committed (the audience index follows them).
         self.on_written: Callable[[TagWrites], None] | None = None
+        self._saved = 0  # definitions this process saved or deleted
+        self._held: tuple[int, float, dict[str, StoredDefinition]] | None = None
         # One build at a time: a second would decide every customer again for nothing,
         # and finish later, at a later "now", than the caller that waited for the first.
         self._building = threading.Lock()
 
     # --- definitions -------------------------------------------------------------------
-    def definitions(self) -> list[StoredDefinition]:
-        return sorted(self.tagger.definitions().values(), key=lambda s: s.definition.id)
+    def definitions(self, fresh_within: float = 0.0) -> list[StoredDefinition]:
+        """Every definition; ``fresh_within`` seconds: one read that long ago will do."""
+        found = self._read_definitions(fresh_within)
+        return sorted(found.values(), key=lambda s: s.definition.id)
 
-    def definition(self, tag_id: str) -> StoredDefinition | None:
-        return self.tagger.definitions().get(tag_id)
+    def definition(self, tag_id: str, fresh_within: float = 0.0) -> StoredDefinition | None:
+        return self._read_definitions(fresh_within).get(tag_id)
+
+    def _read_definitions(self, fresh_within: float) -> dict[str, StoredDefinition]:
+        """The definitions, read again unless a read ``fresh_within`` seconds old will do.
+
+        Audiences ask several times a question, and on Neo4j every read is a
+        round trip: they take another process's change a moment late. What
+        this process saves is seen at once whatever the caller allows.
+        """
+        now = time.monotonic()
+        held = self._held
+        if held is not None and held[0] == self._saved and now - held[1] < fresh_within:
+            return held[2]
+        saved = self._saved
+        found = self.tagger.definitions()
+        self._held = (saved, now, found)
+        return found
+
+    def _changed(self) -> None:
+        """A definition was saved or deleted here: no read before it will do."""
+        self._saved += 1
 
     def define(self, definition: TagDefinition, managed: bool = False) -> StoredDefinition:
         """Save a new or changed definition; every customer is decided again in the background.
@@ -92,6 +117,7 @@ class TagBook:
                 self.clock(),
             )
             self.store.tag_store.save_definition(stored)
+            self._changed()
             return stored
 
     def sync(self, configured: Iterable[TagDefinition]) -> None:
@@ -119,6 +145,7 @@ class TagBook:
                     "$.id",
                 )
             self.store.tag_store.delete_definition(tag_id)
+            self._changed()
         tagged = self.store.tag_store.tagged(tag_id)
         cause = {"kind": "DEFINITION", "tagId": tag_id, "deleted": True}
         for part in _chunks(tagged):
@@ -208,13 +235,14 @@ class TagBook:
 
     def _save_progress(self, stored: StoredDefinition, progress: float) -> None:
         with self._writing():
-            now = self.definition(stored.definition.id)
+            now = self.tagger.definitions().get(stored.definition.id)
             if now is None or now.version != stored.version:
                 return  # changed or deleted meanwhile: the next build takes it
             status = TagStatus.READY if progress >= 1.0 else TagStatus.BUILDING
             self.store.tag_store.save_definition(
                 replace(now, status=status, progress=min(progress, 1.0)), keep_version=False
             )
+            self._changed()
 
     def retag(self) -> int:
         """Every customer's rollup made again from its events, and every tag decided anew."""
@@ -229,10 +257,11 @@ class TagBook:
         """Events arrived without tags being decided (an import): build everything again."""
         with self._writing():
             self.store.tag_store.forget_rollups()
-            for s in self.definitions():
+            for s in self.tagger.definitions().values():
                 self.store.tag_store.save_definition(
                     replace(s, status=TagStatus.BUILDING, progress=0.0), keep_version=False
                 )
+            self._changed()
 
     def customers(self) -> list[str]:
         return sorted({o for _, o in self.store.assignments() if o is not None})

@@ -75,7 +75,7 @@ def holds(condition: Condition, facts: Facts, link: Mapping[str, Any] | None = N
         return not holds(condition.item, facts, link)
     if isinstance(condition, AccountsAre):
         found = [holds(condition.inner, facts, each) for each in facts.links()]
-        return _quantified(condition.quantifier, found)
+        return quantified(condition.quantifier, found)
     return _leaf(condition, facts, link)[0]
 
 
@@ -104,7 +104,7 @@ def _leaf(condition: Condition, facts: Facts, link: Mapping[str, Any] | None) ->
     return passes(test, seen, now), seen
 
 
-def _quantified(quantifier: str, holding: list[bool]) -> bool:
+def quantified(quantifier: str, holding: list[bool]) -> bool:
     """``any``, ``all`` or ``none`` of the links held; with no accounts, not "all of them"."""
     if quantifier == "any":
         return any(holding)
@@ -116,7 +116,7 @@ def _quantified(quantifier: str, holding: list[bool]) -> bool:
 def _accounts(condition: AccountsAre, facts: Facts) -> tuple[bool, Explanation]:
     links = facts.links()
     results = [(evaluate(condition.inner, facts, link), link) for link in links]
-    held = _quantified(condition.quantifier, [h for (h, _), _ in results])
+    held = quantified(condition.quantifier, [h for (h, _), _ in results])
     return held, {
         **{k: v for k, v in condition.source.items() if k != "account"},
         "account": condition.source["account"],
