@@ -23,7 +23,6 @@ import argparse
 import http.client
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,10 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from bench.behaviour import behaviour_events
-from bench.generator import generate
 from bench.tag_rules import definitions
-from bench.tags import open_store
+from bench.tags import load_behaviour, open_store
 from graph.config import load_config
 from graph.identity_graph import IdentityGraph
 from graph.tags.definitions import parse_definition
@@ -71,21 +68,8 @@ def prepare(
     persons: int, data_dir: Path, neo4j_uri: str | None
 ) -> tuple[list[dict[str, Any]], int, float]:
     """Load, define and tag; the profiles as plain rows, the event count, seconds taken."""
-    data = generate(persons, 11)
-    events = sorted(
-        [*data.events, *behaviour_events(data.truth, 11, 8.0)], key=lambda e: e["timestamp"]
-    )
-    path = data_dir.parent / "events.ndjson"
-    with path.open("w", encoding="utf-8") as handle:
-        for e in events:
-            handle.write(json.dumps(e, ensure_ascii=False) + "\n")
-    store = ["--neo4j-uri", neo4j_uri] if neo4j_uri else []
     began = time.perf_counter()
-    imported = subprocess.run(
-        [IDGRAPH, "import", str(path), "--quiet", "--data-dir", str(data_dir), *store],
-        capture_output=True,
-    )
-    assert imported.returncode in (0, 1), imported.stderr  # a few bad lines on purpose
+    events = load_behaviour(persons, data_dir, neo4j_uri)
     graph = IdentityGraph(load_config(), open_store(data_dir, neo4j_uri))
     try:
         for rule in definitions():
@@ -96,7 +80,7 @@ def prepare(
         rows = profile_rows(graph)
     finally:
         graph.close()
-    return rows, len(events), time.perf_counter() - began
+    return rows, events, time.perf_counter() - began
 
 
 def profile_rows(graph: IdentityGraph) -> list[dict[str, Any]]:
