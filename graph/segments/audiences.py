@@ -25,13 +25,13 @@ from graph.models import ChangeSet, CustomerRecord
 from graph.segments.index import AudienceIndex, CustomerState, Snapshot
 from graph.segments.query import Selection
 from graph.store.protocol import GraphStore
-from graph.tags.aggregates import canonical
+from graph.tags.aggregates import value_key
 from graph.tags.book import CHUNK, TagBook
 from graph.tags.conditions import AccountsAre, Condition, TraitIs, tags_named, walk
 from graph.tags.facts import MISSING, Facts
 from graph.tags.models import TagWrites
 from graph.tags.parsing import parse_condition
-from graph.tags.rollups import RollupFacts
+from graph.tags.rollups import Rollup, RollupFacts
 from graph.tags.tagger import LinksOf
 
 FOLLOW_SECONDS = 0.25  # how stale another process's write may be when a question is asked
@@ -137,7 +137,7 @@ class Audiences:
     def _counted_one_by_one(
         self, found: BitMap, index: AudienceIndex, trait: str
     ) -> tuple[list[tuple[Any, int]], int]:
-        counts: dict[str, list[Any]] = {}  # canonical text -> [value, count]
+        counts: dict[Any, list[Any]] = {}  # value key -> [value, count]
         missing = 0
         seqs = list(found)
         facts_of = self._facts_of(None)
@@ -148,7 +148,7 @@ class Audiences:
                 if value is MISSING:
                     missing += 1
                     continue
-                counts.setdefault(canonical(value), [value, 0])[1] += 1
+                counts.setdefault(value_key(value), [value, 0])[1] += 1
         ranked = sorted(((v, n) for v, n in counts.values()), key=lambda c: (-c[1], str(c[0])))
         return ranked, missing
 
@@ -222,6 +222,14 @@ class Audiences:
                 index.apply(living, gone)
             return index
 
+    def _traits_of(self, one_ids: Sequence[str]) -> dict[str, Rollup]:
+        """Rollups to read traits from: their heads where stored, else made from events."""
+        found = self._store.tag_store.rollup_heads(one_ids)
+        missing = [o for o in one_ids if o not in found]
+        if missing:
+            found.update(self._tags.tagger.rollups(missing, self._store))
+        return found
+
     def _states(
         self, one_ids: Sequence[str], traits: frozenset[str]
     ) -> tuple[list[CustomerState], set[str]]:
@@ -230,7 +238,7 @@ class Audiences:
         living = sorted(o for o in one_ids if members.get(o))
         records = self._store.customers(living)
         tags = self._store.tag_store.customer_tags(living)
-        rollups = self._tags.tagger.rollups(living, self._store) if traits else {}
+        rollups = self._traits_of(living) if traits else {}
         states = [
             CustomerState(
                 one_id,
@@ -264,7 +272,7 @@ class Audiences:
                 part = customers[start : start + CHUNK]
                 records = self._store.customers(part)
                 tags = self._store.tag_store.customer_tags(part)
-                rollups = self._tags.tagger.rollups(part, self._store)
+                rollups = self._traits_of(part)
                 index.apply(
                     CustomerState(
                         one_id,

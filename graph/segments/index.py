@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,12 +23,15 @@ from typing import Any
 import numpy as np
 from pyroaring import BitMap, FrozenBitMap
 
-from graph.tags.aggregates import canonical, is_number
+from graph.tags.aggregates import is_number, value_key
 from graph.tags.conditions import Test
 from graph.tags.evaluation import passes
 from graph.tags.moments import DaysAgo
 
 FieldKey = tuple[str, str]  # ("tag", tag id) or ("trait", trait name)
+# One key per value as rules compare them (1 and 1.0 are one value, true is not 1):
+# ``graph.tags.aggregates.value_key``.
+ValueKey = Hashable
 _ABSENT = -1
 _EMPTY = FrozenBitMap()
 _RANGES = ("lt", "lte", "gt", "gte", "between", "eq")
@@ -40,8 +43,8 @@ class Column:
     """One tag's or trait's values: who holds each, and who holds any."""
 
     present: FrozenBitMap = _EMPTY
-    by_value: Mapping[str, FrozenBitMap] = field(default_factory=dict)
-    values: Mapping[str, Any] = field(default_factory=dict)  # canonical text -> the value
+    by_value: Mapping[ValueKey, FrozenBitMap] = field(default_factory=dict)
+    values: Mapping[ValueKey, Any] = field(default_factory=dict)  # the value of each key
     _memo: dict[Any, FrozenBitMap] = field(default_factory=dict, compare=False, repr=False)
 
     def matching(self, test: Test, now: datetime, everyone: FrozenBitMap) -> BitMap:
@@ -80,11 +83,11 @@ class Column:
         return found
 
     @functools.cached_property
-    def _numbers(self) -> tuple[list[float], list[str]]:
+    def _numbers(self) -> tuple[list[float], list[ValueKey]]:
         pairs = sorted((float(v), k) for k, v in self.values.items() if is_number(v))
         return [n for n, _ in pairs], [k for _, k in pairs]
 
-    def _numeric_keys(self, test: Test) -> list[str]:
+    def _numeric_keys(self, test: Test) -> list[ValueKey]:
         numbers, keys = self._numbers
         op, value = test.op, test.value
         low, high = 0, len(numbers)
@@ -142,13 +145,13 @@ class _Codes:
 
     def __init__(self) -> None:
         self.codes = np.full(1024, _ABSENT, dtype=np.int32)
-        self.keys: list[str] = []
-        self.code_of: dict[str, int] = {}
+        self.keys: list[ValueKey] = []
+        self.code_of: dict[ValueKey, int] = {}
 
     def get(self, seq: int) -> int:
         return int(self.codes[seq]) if seq < len(self.codes) else _ABSENT
 
-    def set(self, seq: int, key: str | None) -> None:
+    def set(self, seq: int, key: ValueKey | None) -> None:
         if seq >= len(self.codes):
             grown = np.full(max(seq + 1, 2 * len(self.codes)), _ABSENT, dtype=np.int32)
             grown[: len(self.codes)] = self.codes
@@ -179,8 +182,8 @@ class AudienceIndex:
 
     def apply(self, living: Iterable[CustomerState], gone: Iterable[str] = ()) -> None:
         """Customers as they are after a change, and those no longer customers."""
-        adds: dict[FieldKey, dict[str, tuple[Any, list[int]]]] = {}
-        removes: dict[FieldKey, dict[str, list[int]]] = {}
+        adds: dict[FieldKey, dict[ValueKey, tuple[Any, list[int]]]] = {}
+        removes: dict[FieldKey, dict[ValueKey, list[int]]] = {}
         joined: list[int] = []
         left: list[int] = []
 
@@ -191,7 +194,7 @@ class AudienceIndex:
                     return
                 codes = self._codes[key] = _Codes()
             old = codes.get(seq)
-            new_key = None if value is None else canonical(value)
+            new_key = None if value is None else value_key(value)
             old_key = None if old == _ABSENT else codes.keys[old]
             if old_key == new_key:
                 return
@@ -225,8 +228,8 @@ class AudienceIndex:
 
     def _publish(
         self,
-        adds: Mapping[FieldKey, Mapping[str, tuple[Any, list[int]]]],
-        removes: Mapping[FieldKey, Mapping[str, list[int]]],
+        adds: Mapping[FieldKey, Mapping[ValueKey, tuple[Any, list[int]]]],
+        removes: Mapping[FieldKey, Mapping[ValueKey, list[int]]],
         joined: list[int],
         left: list[int],
     ) -> None:
@@ -237,22 +240,22 @@ class AudienceIndex:
             by_value = dict(old.by_value)
             values = dict(old.values)
             present = BitMap(old.present)
-            for value_key, seqs in removes.get(key, {}).items():
-                held = BitMap(by_value.get(value_key, _EMPTY))
+            for held_key, seqs in removes.get(key, {}).items():
+                held = BitMap(by_value.get(held_key, _EMPTY))
                 gone = BitMap(seqs)
                 held.difference_update(gone)
                 present.difference_update(gone)
                 if held:
-                    by_value[value_key] = FrozenBitMap(held)
+                    by_value[held_key] = FrozenBitMap(held)
                 else:
-                    by_value.pop(value_key, None)
-                    values.pop(value_key, None)
-            for value_key, (value, seqs) in adds.get(key, {}).items():
-                held = BitMap(by_value.get(value_key, _EMPTY))
+                    by_value.pop(held_key, None)
+                    values.pop(held_key, None)
+            for held_key, (value, seqs) in adds.get(key, {}).items():
+                held = BitMap(by_value.get(held_key, _EMPTY))
                 held.update(seqs)
                 present.update(seqs)
-                by_value[value_key] = FrozenBitMap(held)
-                values.setdefault(value_key, value)
+                by_value[held_key] = FrozenBitMap(held)
+                values.setdefault(held_key, value)
             columns[key] = Column(FrozenBitMap(present), by_value, values)
         everyone = before.everyone
         if joined or left:

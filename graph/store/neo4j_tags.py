@@ -185,6 +185,9 @@ class Neo4jTags:
             return {}
         return self._rollups.read(set(one_ids), _none, keep=False)
 
+    def rollup_heads(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
+        return {}  # Neo4j keeps no rollups: a reader makes them from the events
+
     def tag_state(
         self, one_ids: Iterable[str]
     ) -> tuple[dict[str, Rollup], dict[str, dict[str, CustomerTag]], dict[str, datetime]]:

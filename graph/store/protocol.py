@@ -291,6 +291,13 @@ class TagStore(Protocol):
         """The rollups kept for these customers (a customer without one is left out)."""
         ...
 
+    def rollup_heads(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
+        """Of the rollups kept, the traits and span only: no event is read.
+
+        What a reader of traits needs; a customer without one is left out.
+        """
+        ...
+
     def customer_tags(self, one_ids: Iterable[str]) -> dict[str, dict[str, CustomerTag]]: ...
 
     def manual_tags(self, one_ids: Iterable[str]) -> list[ManualTag]:

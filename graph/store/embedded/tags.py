@@ -214,6 +214,13 @@ class SqliteTags:
         self._rollups.committed(writes.rollups, writes.dropped | writes.rebuilt)
         self._tags.committed(writes.tags, writes.dropped)
 
+    def rollup_heads(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
+        rows = self._rows(
+            f"SELECT one_id, head FROM tag_heads WHERE {_in('one_id')}",
+            _dumps(sorted(set(one_ids))),
+        )
+        return {one_id: Rollup.from_head(json.loads(head)) for one_id, head in rows}
+
     def _stored_rollups(self, one_ids: Iterable[str]) -> dict[str, Rollup]:
         wanted = _dumps(sorted(set(one_ids)))
         found: dict[str, Rollup] = {}
