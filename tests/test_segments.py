@@ -200,6 +200,14 @@ def test_history_answers_who_was_in_at_any_moment(tagged: Api, clock: Clock) -> 
     }
     saved = define(tagged, "sh-buyers", {"all": [*SHANGHAI_BUYERS["all"], recent]})
     assert saved["version"] == 2
+    versions = tagged(
+        'query { segment(id: "sh-buyers") { versions { version where changedAt } } }'
+    )["segment"]["versions"]
+    assert [(v["version"], v["changedAt"]) for v in versions] == [
+        (1, NOW.isoformat()),
+        (2, clock.now.isoformat()),
+    ]
+    assert versions[0]["where"] == SHANGHAI_BUYERS
     graph.tags.build()
     after_change = tagged(SEGMENT, {"id": "sh-buyers", "by": "city"})["segment"]["count"]
     clock.now = NOW + timedelta(days=45)

@@ -135,6 +135,11 @@ class SegmentBook:
         versions = self._tags.store.tag_store.definition_versions(segment.tag_id)
         return min((v.changed_at for v in versions), default=segment.changed_at)
 
+    def versions(self, segment: Segment) -> list[Segment]:
+        """Every definition the segment had, oldest first: a change of rule is logged too."""
+        found = self._tags.store.tag_store.definition_versions(segment.tag_id)
+        return [Segment.of(v) for v in found]
+
     def log(self, segment: Segment) -> list[TagChange]:
         return self._tags.store.tag_store.segment_log(segment.tag_id)
 

@@ -97,6 +97,14 @@ class Segment:
         found: datetime = await read(graph, graph.segments.began, self.core)
         return found
 
+    @strawberry.field(
+        description="Every definition it had, oldest first (`status` READY: as saved)."
+    )
+    async def versions(self, info: strawberry.Info) -> list[Segment]:
+        graph = _graph(info)
+        found = await read(graph, graph.segments.versions, self.core)
+        return [Segment.of(v) for v in found]
+
     @strawberry.field(description="Members now.")
     async def count(self, info: strawberry.Info) -> int:
         graph = _graph(info)
