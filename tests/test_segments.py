@@ -40,6 +40,16 @@ def define(api: Api, segment_id: str, where: Any) -> dict[str, Any]:
     return found
 
 
+def phone_of(api: Api, one_id: str) -> str:
+    """A customer's phone number, as the profile shows it."""
+    groups = api(
+        "query($id: ID!) { profile(oneId: $id) { identifiers { type identifiers { value } } } }",
+        {"id": one_id},
+    )["profile"]["identifiers"]
+    found: str = next(g["identifiers"][0]["value"] for g in groups if g["type"] == "phone")
+    return found
+
+
 def members(found: dict[str, Any]) -> set[str]:
     return {e["node"]["oneId"] for e in found["edges"]}
 
@@ -107,11 +117,7 @@ def test_history_answers_who_was_in_at_any_moment(tagged: Api, clock: Clock) -> 
     # Two days later a member leaves Shanghai.
     clock.now = NOW + timedelta(days=2)
     leaver = sorted(first)[0]
-    groups = tagged(
-        "query($id: ID!) { profile(oneId: $id) { identifiers { type identifiers { value } } } }",
-        {"id": leaver},
-    )["profile"]["identifiers"]
-    leaver_phone = next(g["identifiers"][0]["value"] for g in groups if g["type"] == "phone")
+    leaver_phone = phone_of(tagged, leaver)
     tagged.ingest(
         {
             "eventId": "left",
@@ -151,11 +157,7 @@ def test_history_answers_who_was_in_at_any_moment(tagged: Api, clock: Clock) -> 
         for one in sorted(first - {leaver})
     }
     stay = next(one for one, count in counts.items() if count <= 2)
-    groups = tagged(
-        "query($id: ID!) { profile(oneId: $id) { identifiers { type identifiers { value } } } }",
-        {"id": stay},
-    )["profile"]["identifiers"]
-    stay_phone = next(g["identifiers"][0]["value"] for g in groups if g["type"] == "phone")
+    stay_phone = phone_of(tagged, stay)
     steps = [
         (timedelta(days=2, hours=6), {"eventId": "browser", "identifiers": cookies}),
         (timedelta(days=2, hours=12), {"eventId": "linked", "identifiers": [cookies[1]]}),
