@@ -66,8 +66,13 @@ def test_a_segment_is_its_condition_kept_live(tagged: Api, clock: Clock) -> None
     assert set(mix) <= {"上海", "北京"} and sum(mix.values()) == expected
     by_tier = tagged(SEGMENT, {"id": "sh-buyers", "by": "tier"})["segment"]["breakdown"]
     assert by_tier == [{"value": "T1", "count": expected}]
-    # Not a tag of the profile, not among the tag definitions.
+    # Not a tag of the profile, not among the tag definitions: a segment of the profile.
     one = next(iter(members(found["members"])))
+    shown = tagged("query($id: ID!) { profile(oneId: $id) { segments { id } } }", {"id": one})
+    assert shown["profile"]["segments"] == [{"id": "sh-buyers"}]
+    outside = tagged.one_id("phone", phone(0))
+    shown = tagged("query($id: ID!) { profile(oneId: $id) { segments { id } } }", {"id": outside})
+    assert shown["profile"]["segments"] == []
     shown = tagged("query($id: ID!) { profile(oneId: $id) { tags { tag { id } } } }", {"id": one})
     assert all(not t["tag"]["id"].startswith("segment/") for t in shown["profile"]["tags"])
     ids = [d["id"] for d in tagged("{ tagDefinitions { id } }")["tagDefinitions"]]

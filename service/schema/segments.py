@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from graph.identity_graph import IdentityGraph as Core
 from graph.segments.book import Segment as CoreSegment
+from graph.tags.definitions import SEGMENT_PREFIX, is_segment
 from service.reads import read
 from service.schema.account_types import page_size
 from service.schema.audiences import (
@@ -21,6 +22,9 @@ from service.schema.audiences import (
     query_mark,
 )
 from service.schema.tags import TagStatus
+
+if TYPE_CHECKING:
+    from service.schema.types import Profile
 
 
 def _graph(info: strawberry.Info) -> Core:
@@ -207,6 +211,18 @@ class Segment:
             )
             for c in found[: page_size(first)]
         ]
+
+
+def _member_of(graph: Core, one_id: str) -> list[CoreSegment]:
+    held = graph.store.tag_store.customer_tags([one_id]).get(one_id, {})
+    found = (graph.segments.segment(t.removeprefix(SEGMENT_PREFIX)) for t in held if is_segment(t))
+    return sorted((s for s in found if s is not None), key=lambda s: s.id)
+
+
+async def profile_segments(info: strawberry.Info, profile: Profile) -> list[Segment]:
+    graph = _graph(info)
+    found = await read(graph, _member_of, graph, str(profile.one_id))
+    return [Segment.of(s) for s in found]
 
 
 @strawberry.input(description="A saved segment: `where` in the tag rule language.")

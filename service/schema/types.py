@@ -21,6 +21,7 @@ from graph.resolver import EventResult as CoreEventResult
 
 if TYPE_CHECKING:
     from service.schema.account_types import AccountContact, AccountHistoryEntry, AccountMatch
+    from service.schema.segments import Segment
     from service.schema.tags import ProfileTag, TagChange
 
 
@@ -255,6 +256,14 @@ class Profile:
         from service.schema.tags import profile_tags
 
         return await profile_tags(info, self)
+
+    @strawberry.field(description="The saved segments the customer is a member of now.")
+    async def segments(
+        self, info: strawberry.Info
+    ) -> list[Annotated[Segment, strawberry.lazy("service.schema.segments")]]:
+        from service.schema.segments import profile_segments
+
+        return await profile_segments(info, self)
 
     @strawberry.field(description="One tag of the customer, or null if it does not have it.")
     async def tag(
