@@ -11,9 +11,10 @@ that holds data, it leaves resolution to the resolver's general path.
 Either way each chunk is durable when ``add`` returns, and a load cut short
 is finished by the next start, which resolves the deferred events. A store
 that caps the size of a transaction (``resolve_every``) has the load resolved
-every so many events. While the loader is the only writer it keeps following
-the whole graph, judges it whole again at each part and writes what changed;
-once another writer has joined, parts are resolved the general way.
+in parts of at most that many events and new identifiers. While the loader
+is the only writer it keeps following the whole graph, judges it whole again
+at each part and writes what changed; once another writer has joined, parts
+are resolved the general way.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class BulkLoad:
         self._seen: set[str] = set()
         self._written = 0
         self._unresolved = 0  # events written since the last resolution
+        self._brought = 0  # identifiers those events brought, while following the graph
         # The graph so far, by position of first sighting (sequence number - 1).
         self._ids: dict[Key, int] = {}
         self._keys: list[Key] = []
@@ -87,7 +89,55 @@ class BulkLoad:
             results[events[position].position].status = "DUPLICATE"
 
     def add_chunk(self, chunk: EventChunk) -> list[int]:
-        """Write a chunk durably; returns the positions of the events already stored or seen."""
+        """Write a chunk durably; returns the positions of the events already stored or seen.
+
+        A store that caps a transaction gets parts of at most ``resolve_every``
+        events and, while the loader follows the graph, at most as many new
+        identifiers: what a part's transaction holds grows with the identifiers
+        it creates (customers, relationships, indexes), and a chunk of events
+        that each bring new ones would otherwise overshoot it.
+        """
+        duplicates: list[int] = []
+        done = 0
+        while True:
+            size = self._fitting(chunk)
+            whole = size == len(chunk)
+            head = chunk if whole else chunk.only(range(size))
+            duplicates += [done + p for p in self._add_part(head)]
+            if whole:
+                return duplicates
+            if self._unresolved:  # the part is full: the rest of the chunk starts the next
+                self.finish()
+            chunk, done = chunk.only(range(size, len(chunk))), done + size
+
+    def _fitting(self, chunk: EventChunk) -> int:
+        """How many of the chunk's first events fit in the part being filled.
+
+        At least one, so a load always moves on. Chunk nodes are numbered in
+        order of first sighting, so the nodes events ``0..i`` have reached are
+        those up to the highest number among them.
+        """
+        limit = self.store.resolve_every
+        if limit is None or not self.empty:
+            return len(chunk)
+        events = max(1, min(len(chunk), limit - self._unresolved))
+        ids = self._ids
+        brought = np.cumsum([node not in ids for node in chunk.nodes], dtype=np.int64)
+        room = limit - self._brought
+        if not len(brought) or brought[-1] <= room:
+            return events
+        sizes = np.frombuffer(chunk.event_sizes, dtype=np.intc)
+        starts = np.cumsum(sizes) - sizes
+        reached = np.full(len(sizes), -1, dtype=np.int64)
+        some = sizes > 0
+        nodes = np.frombuffer(chunk.event_nodes, dtype=np.intc)
+        reached[some] = np.maximum.reduceat(nodes, starts[some])
+        reached = np.maximum.accumulate(reached)
+        new_by_event = np.where(reached >= 0, brought[np.maximum(reached, 0)], 0)
+        fits = int(np.searchsorted(new_by_event, room, side="right"))
+        return max(1, min(events, fits))
+
+    def _add_part(self, chunk: EventChunk) -> list[int]:
         with self.resolver.writing, self.store.exclusive():
             last = self.store.last_event_seq()
             # Into a store that was empty, with no other writer since: every stored
@@ -105,7 +155,7 @@ class BulkLoad:
             if self.empty:
                 self._follow(chunk, last + 1)
         limit = self.store.resolve_every
-        if limit is not None and self._unresolved >= limit:
+        if limit is not None and max(self._unresolved, self._brought) >= limit:
             self.finish()
         return duplicates
 
@@ -134,6 +184,7 @@ class BulkLoad:
         for n, p in enumerate(new, start=len(keys)):
             ids[nodes[p]] = number[p] = n
         keys.extend(map(nodes.__getitem__, new))
+        self._brought += len(new)
         self._blocked.extend(map(chunk.node_blocked.__getitem__, new))
         if len(keys) > len(self._first):  # room for twice as many, as a list grows
             room = 2 * len(keys) - len(self._first)
@@ -154,7 +205,7 @@ class BulkLoad:
 
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""
-        brought, self._unresolved = self._unresolved, 0
+        brought, self._unresolved, self._brought = self._unresolved, 0, 0
         if self.empty and self._written_as and not brought:
             return 0  # the last part was resolved as it was written
         if self.empty:

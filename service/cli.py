@@ -317,9 +317,9 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--neo4j-resolve-every",
         type=_positive,
-        metavar="EVENTS",
-        help="into Neo4j, resolve every so many events, one transaction each"
-        " (default 40000, or IDGRAPH_NEO4J_RESOLVE_EVERY)",
+        metavar="N",
+        help="into Neo4j, resolve in parts of at most so many events and new identifiers,"
+        " one transaction each (default 40000, or IDGRAPH_NEO4J_RESOLVE_EVERY)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress line")
     imp.set_defaults(run=cmd_import)

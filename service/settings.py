@@ -74,7 +74,8 @@ class Settings:
     neo4j_database: str | None = field(
         default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_DATABASE")
     )
-    # A bulk import into Neo4j resolves every so many events: one transaction each.
+    # A bulk import into Neo4j resolves in parts of at most so many events and new
+    # identifiers, one transaction each.
     neo4j_resolve_every: int = field(
         default_factory=lambda: _env_int("IDGRAPH_NEO4J_RESOLVE_EVERY", 40_000)
     )
