@@ -19,6 +19,7 @@ are resolved the general way.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 
@@ -31,7 +32,7 @@ from graph.events import CleanEvent
 from graph.models import CustomerRecord, FirstLoad, Key, LoadedGraph, NodeRecord
 from graph.oneids import new_one_ids
 from graph.resolver import EventResult, Resolver
-from graph.whole_graph import WholeGraph
+from graph.whole_graph import Flags, Ints, WholeGraph
 
 Micros = npt.NDArray[np.int64]
 _NO_HASHES = np.zeros(0, dtype=np.uint64)
@@ -75,8 +76,11 @@ class BulkLoad:
         self._event_seqs: list[npt.NDArray[np.int64]] = []
         self._event_hashes: list[npt.NDArray[np.uint64]] = []
         self._hashed_seqs: list[npt.NDArray[np.int64]] = []
-        # Each node as the last part wrote it, by position; later nodes are not written yet.
-        self._written_as: list[NodeRecord] = []
+        # The nodes as the last part wrote them, once a first part is written; and how
+        # many of the chunks' edge arrays that part saw.
+        self._as_written: _Written | None = None
+        self._edges_written = 0
+        self._edge_codes = np.zeros(0, dtype=np.int64)  # (a << 32) | b, a < b, sorted
 
     def add(self, events: list[CleanEvent], results: list[EventResult]) -> None:
         """Write a chunk durably; ``results[c.position]`` is the result of event ``c``."""
@@ -166,7 +170,7 @@ class BulkLoad:
         self._key_hashes, self._event_nodes, self._event_seqs = [], [], []
         self._event_hashes, self._hashed_seqs = [], []
         self._first, self._last = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        self._written_as = []
+        self._as_written = None
 
     def _follow(self, chunk: EventChunk, first_seq: int) -> None:
         """Take in a chunk's nodes, sightings, edges: new nodes one by one, the rest as arrays.
@@ -206,42 +210,45 @@ class BulkLoad:
     def finish(self) -> int:
         """Resolve what the chunks brought; returns how many identifiers that was."""
         brought, self._unresolved, self._brought = self._unresolved, 0, 0
-        if self.empty and self._written_as and not brought:
+        if self.empty and self._as_written is not None and not brought:
             return 0  # the last part was resolved as it was written
         if self.empty:
             with self.resolver.writing, self.store.exclusive():
                 # Another writer (a store several processes share) may have added
                 # evidence since: then only the general path knows the whole graph.
                 if self.store.last_event_seq() == self._first_event + self._written:
-                    if self._written_as:
+                    if self._as_written is not None:
                         return self._finish_part()
                     return self._finish_alone()
             self._forget()
         return self.resolver.resolve_pending(self.now)
 
-    def _judged(self) -> tuple[WholeGraph, list[bool], FirstLoad]:
-        """The whole graph judged; its nodes by the loader's position, no OneIDs given yet."""
+    def _judged(self) -> tuple[WholeGraph, list[bool], Ints, Flags]:
+        """The whole graph judged: its shared flags in key order, and each node's count
+        of strong neighbours and shared flag by the loader's position."""
         edges = np.concatenate(self._edges) if self._edges else np.zeros(0, dtype=np.int64)
         whole = WholeGraph(self.resolver.registry, self._keys, self._blocked, edges)
         counts, shared = whole.judge()
         node_of = whole.rank  # loader's position -> key-order position
+        counts_at = np.array(counts, dtype=np.int64)[node_of]
+        shared_at: Flags = np.array(shared, dtype=np.bool_)[node_of]
+        return whole, shared, counts_at, shared_at
+
+    def _finish_alone(self) -> int:
+        if not self._keys:
+            return 0
+        whole, shared, counts_at, shared_at = self._judged()
         size = len(self._keys)
         load = FirstLoad(
             self._keys,
             moment_texts(self._first[:size]),
             moment_texts(self._last[:size]),
             self._blocked,
-            np.array(shared, dtype=bool)[node_of].tolist(),
-            np.array(counts, dtype=np.int64)[node_of].tolist(),
-            [None] * len(self._keys),
+            shared_at.tolist(),
+            counts_at.tolist(),
+            [None] * size,
             [],
         )
-        return whole, shared, load
-
-    def _finish_alone(self) -> int:
-        if not self._keys:
-            return 0
-        whole, shared, load = self._judged()
         customers = whole.customers(shared)
         one_ids = new_one_ids(len(customers))
         names: list[str | None] = [*one_ids, None]
@@ -262,7 +269,15 @@ class BulkLoad:
         load.graph = self._loaded_graph(load, customer_of)
         self.store.apply_first_load(load)
         if self.store.resolve_every is not None:  # more parts may follow
-            self._written_as = load.nodes()
+            self._as_written = _Written(
+                self._first[:size].copy(),
+                self._last[:size].copy(),
+                shared_at,
+                counts_at,
+                customer_of,
+                list(one_ids),
+            )
+            self._new_edge_ends()  # every edge so far is written
         return len(self._keys)
 
     def _loaded_graph(self, load: FirstLoad, customer_of: npt.NDArray[np.int64]) -> LoadedGraph:
@@ -281,39 +296,192 @@ class BulkLoad:
             np.concatenate(self._hashed_seqs) if self._hashed_seqs else _NO_POSITIONS,
         )
 
+    def _new_edge_ends(self) -> Ints:
+        """The ends of edges no part has written yet (chunks repeat known pairs)."""
+        fresh = self._edges[self._edges_written :]
+        self._edges_written = len(self._edges)
+        if not fresh:
+            return _NO_POSITIONS
+        pairs = np.concatenate(fresh).reshape(-1, 2)
+        pairs.sort(axis=1)
+        codes = np.unique((pairs[:, 0] << 32) | pairs[:, 1])
+        new = codes[~np.isin(codes, self._edge_codes, assume_unique=True)]
+        self._edge_codes = np.union1d(self._edge_codes, new)
+        return np.concatenate([new >> 32, new & 0xFFFFFFFF])
+
     def _finish_part(self) -> int:
-        """A later part: judge the whole graph again and write what changed.
+        """A later part: judge the whole graph again and resolve what it changed.
 
         The loader has been the only writer, so it knows every node as it was
-        written; the resolver reconciles the customers (OneIDs kept, merges and
-        splits recorded) as it does for any batch that holds the whole graph.
+        written. What a part can change is its region: the nodes it brought or
+        whose sightings, flags or edges moved, widened to whole linked
+        components and whole customers as they were (``_Written.region``).
+        The resolver reconciles those customers (OneIDs kept, merges and
+        splits recorded) as for any batch that holds all of them, so a part
+        costs what it touches plus a pass of array operations over the graph.
         """
-        whole, shared, load = self._judged()
-        nodes = load.nodes()
+        whole, shared, counts_at, shared_at = self._judged()
+        written = self._as_written
+        assert written is not None
+        size, before = len(self._keys), written.size
+        first, last = self._first[:size], self._last[:size]
+        # Sightings are written but do not move customers; new nodes, flags and
+        # edges can, so only they start the region resolved again.
+        seen = np.zeros(size, dtype=np.bool_)
+        seen[:before] = (first[:before] != written.first) | (last[:before] != written.last)
+        linked = np.ones(size, dtype=np.bool_)
+        linked[:before] = (shared_at[:before] != written.shared) | (
+            counts_at[:before] != written.strong
+        )
+        linked[self._new_edge_ends()] = True
+        region = written.region(linked, whole.linked_labels(shared)[whole.rank])
+        positions = np.flatnonzero(region | seen)
+        keys, blocked = self._keys, self._blocked
+        moment = datetime.fromisoformat
+        nodes = [
+            NodeRecord(keys[p], p + 1, moment(f), moment(la), blocked[p], sh, strong)
+            for p, f, la, sh, strong in zip(
+                positions.tolist(),
+                moment_texts(first[positions]),
+                moment_texts(last[positions]),
+                shared_at[positions].tolist(),
+                counts_at[positions].tolist(),
+                strict=True,
+            )
+        ]
+        old = positions[positions < before]
+        was = dict(zip(old.tolist(), written.records(old, keys, blocked), strict=True))
         batch = Batch(self.store, self.resolver.registry, self.now)
-        written_as = self._written_as
-        for n, node in enumerate(nodes):
-            before = written_as[n] if n < len(written_as) else None
-            batch.pending[node.key] = node
-            if before is None:
+        resolved = region[positions].tolist()
+        for node, again in zip(nodes, resolved, strict=True):
+            previous = was.get(node.seq - 1)
+            if previous is None:
+                batch.pending[node.key] = node
                 batch.changes.new_nodes.append(node)
                 continue
-            node.one_id = before.one_id
-            batch.original[node.key] = before
+            node.one_id = previous.one_id
+            if again:
+                batch.pending[node.key] = node
+                batch.original[node.key] = previous
             if (
-                node.first_seen != before.first_seen
-                or node.last_seen != before.last_seen
-                or node.shared != before.shared
-                or node.strong_neighbours != before.strong_neighbours
+                node.first_seen != previous.first_seen
+                or node.last_seen != previous.last_seen
+                or node.shared != previous.shared
+                or node.strong_neighbours != previous.strong_neighbours
             ):
                 batch.changes.node_updates[node.key] = node
-        edges = set(whole.linked_edges(shared))
-        self.resolver.resolve_judged(batch, edges, whole.linked_components(shared), "import")
+        within = region[whole.order]  # by key order
+        edges = set(whole.linked_edges(shared, within))
+        plain = whole.linked_components(shared, within)
+        self.resolver.resolve_judged(batch, edges, plain, "import")
         batch.changes.settles_deferred = True
         self.store.apply(batch.changes)
         assignments = batch.changes.assignments
-        for node in nodes:
-            if node.key in assignments:
-                node.one_id = assignments[node.key]
-        self._written_as = list(nodes)
+        written.update(
+            first,
+            last,
+            shared_at,
+            counts_at,
+            {n.seq - 1: assignments.get(n.key, n.one_id) for n in nodes if n.key in batch.pending},
+        )
         return len(self._keys)
+
+
+@dataclass
+class _Written:
+    """Each node as the last part wrote it, by the loader's position; later ones are new."""
+
+    first: Micros
+    last: Micros
+    shared: Flags
+    strong: Ints
+    customer: Ints  # index in ``names``, -1 for none
+    names: list[str]
+
+    def __post_init__(self) -> None:
+        self.index = {name: n for n, name in enumerate(self.names)}
+
+    @property
+    def size(self) -> int:
+        return len(self.first)
+
+    def changed(self, first: Micros, last: Micros, shared: Flags, strong: Ints) -> Flags:
+        """Which written nodes the judged graph holds otherwise."""
+        n = self.size
+        moved: Flags = (
+            (first[:n] != self.first)
+            | (last[:n] != self.last)
+            | (shared[:n] != self.shared)
+            | (strong[:n] != self.strong)
+        )
+        return moved
+
+    def region(self, changed: Flags, label: Ints) -> Flags:
+        """``changed`` widened until it holds whole linked components and whole customers.
+
+        ``label`` is each node's linked component (-1 for a node that links
+        none). A changed node can join or split its component, and the
+        customers it had span components it may leave: every member of both
+        is resolved again, and so on until nothing more is reached.
+        """
+        customer = np.full(len(label), -1, dtype=np.int64)
+        customer[: self.size] = self.customer
+        region = changed.copy()
+        reached = int(region.sum())
+        while True:
+            components = np.unique(label[region])
+            owners = np.unique(customer[region])
+            region |= np.isin(label, components[components >= 0])
+            region |= np.isin(customer, owners[owners >= 0])
+            grown = int(region.sum())
+            if grown == reached:
+                return region
+            reached = grown
+
+    def records(self, positions: Ints, keys: list[Key], blocked: list[bool]) -> list[NodeRecord]:
+        """The records of the written nodes at ``positions`` as they were written."""
+        names = self.names
+        return [
+            NodeRecord(
+                keys[p],
+                p + 1,
+                datetime.fromisoformat(f),
+                datetime.fromisoformat(la),
+                blocked[p],
+                sh,
+                strong,
+                names[owner] if owner >= 0 else None,
+            )
+            for p, f, la, sh, strong, owner in zip(
+                positions.tolist(),
+                moment_texts(self.first[positions]),
+                moment_texts(self.last[positions]),
+                self.shared[positions].tolist(),
+                self.strong[positions].tolist(),
+                self.customer[positions].tolist(),
+                strict=True,
+            )
+        ]
+
+    def update(
+        self,
+        first: Micros,
+        last: Micros,
+        shared: Flags,
+        strong: Ints,
+        one_ids: dict[int, str | None],
+    ) -> None:
+        """Take the nodes as a part wrote them: ``one_ids`` by position for those it resolved."""
+        customer = np.full(len(first), -1, dtype=np.int64)
+        customer[: self.size] = self.customer
+        names, index = self.names, self.index
+        for position, one_id in one_ids.items():
+            if one_id is None:
+                customer[position] = -1
+                continue
+            if one_id not in index:
+                index[one_id] = len(names)
+                names.append(one_id)
+            customer[position] = index[one_id]
+        self.first, self.last = first.copy(), last.copy()
+        self.shared, self.strong, self.customer = shared, strong, customer

@@ -88,9 +88,12 @@ class WholeGraph:
         edges = [end for a, key in enumerate(keys) for o in adjacency[key] for end in (a, index[o])]
         return cls(registry, keys, [blocked[key] for key in keys], edges)
 
-    def linked_edges(self, shared: list[bool]) -> list[Pair]:
-        """Every edge between two nodes that are neither blocked nor shared, as key pairs."""
+    def linked_edges(self, shared: list[bool], within: Flags | None = None) -> list[Pair]:
+        """Every edge between two nodes that are neither blocked nor shared, as key pairs;
+        only those between nodes ``within`` (by key order) if given."""
         linkable = self._linkable(shared)
+        if within is not None:
+            linkable &= within
         src, dst = self.src, self.dst
         keep = (src < dst) & linkable[src] & linkable[dst]
         keys, ends = self.keys, zip(src[keep].tolist(), dst[keep].tolist(), strict=True)
@@ -182,9 +185,17 @@ class WholeGraph:
         found.sort(key=lambda members: members[0])
         return found
 
-    def linked_components(self, shared: list[bool]) -> list[list[Key]]:
-        """Plain connected components over the nodes that are neither blocked nor shared."""
-        labels = _components(self.src, self.dst, self._linkable(shared))
+    def linked_labels(self, shared: list[bool]) -> Ints:
+        """Each node's plain connected component over the nodes that are neither blocked
+        nor shared, named by its smallest node; -1 for those."""
+        return _components(self.src, self.dst, self._linkable(shared))
+
+    def linked_components(self, shared: list[bool], within: Flags | None = None) -> list[list[Key]]:
+        """Plain connected components over the nodes that are neither blocked nor shared;
+        only those of nodes ``within`` (by key order, whole components) if given."""
+        labels = self.linked_labels(shared)
+        if within is not None:
+            labels = np.where(within, labels, -1)
         keys = self.keys
         groups = _members(labels)
         return [[keys[n] for n in members] for members in groups.values()]
