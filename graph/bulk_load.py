@@ -13,8 +13,8 @@ is finished by the next start, which resolves the deferred events. A store
 that caps the size of a transaction (``resolve_every``) has the load resolved
 in parts of at most that many events and new identifiers. While the loader
 is the only writer it keeps following the whole graph, judges it whole again
-at each part and writes what changed; once another writer has joined, parts
-are resolved the general way.
+at each part and resolves again only what can move a customer; once another
+writer has joined, parts are resolved the general way.
 """
 
 from __future__ import annotations
