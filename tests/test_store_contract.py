@@ -121,6 +121,8 @@ def test_events_observations_history(store: GraphStore) -> None:
     events = store.events_for([A])
     assert [e.event_id for e in events] == ["e1"] and events[0].traits == {"name": "王芳"}
     assert [e.event_id for e in store.events_for([B, C])] == ["e1", "e2", "e3"]
+    only = store.events_for([B, C], traits_only=True)  # what the audience index reads
+    assert [(e.event_id, e.traits) for e in only] == [("e1", {"name": "王芳"})]
     store.apply(
         ChangeSet(
             events=[

@@ -223,11 +223,12 @@ class Audiences:
             return index
 
     def _traits_of(self, one_ids: Sequence[str]) -> dict[str, Rollup]:
-        """Rollups to read traits from: their heads where stored, else made from events."""
+        """Rollups to read traits from: their heads where stored, else made from the
+        events that carry traits (on Neo4j, about one event in eight of the benchmark's)."""
         found = self._store.tag_store.rollup_heads(one_ids)
         missing = [o for o in one_ids if o not in found]
         if missing:
-            found.update(self._tags.tagger.rollups(missing, self._store))
+            found.update(self._tags.tagger.trait_rollups(missing, self._store))
         return found
 
     def _states(

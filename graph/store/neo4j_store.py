@@ -786,12 +786,9 @@ class Neo4jStore:
         )
         return [r["oneId"] for r in rows]
 
-    def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
+    def events_for(self, keys: Iterable[Key], traits_only: bool = False) -> list[StoredEvent]:
         rows = self._read(
-            "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
-            " UNWIND i.events AS seq WITH DISTINCT seq MATCH (e:Event {seq: seq})"
-            f" RETURN e {{.*, timestamp: {_when('e.timestamp')},"
-            f" receivedAt: {_when('e.receivedAt')}}} AS e ORDER BY e.seq",
+            _TRAIT_EVENTS_OF_KEYS if traits_only else _EVENTS_OF_KEYS,
             keys=[list(k) for k in set(keys)],
         )
         return [_event(r["e"]) for r in rows]
@@ -949,6 +946,19 @@ class Neo4jStore:
             self._deferred.extend(written)
         else:
             self._deferred = None  # events deferred by someone else: read them when needed
+
+
+_EVENTS_OF: LiteralString = (
+    "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
+    " UNWIND i.events AS seq WITH DISTINCT seq MATCH (e:Event {seq: seq})"
+)
+_EVENT_FIELDS: LiteralString = (
+    f" RETURN e {{.*, timestamp: {_when('e.timestamp')},"
+    f" receivedAt: {_when('e.receivedAt')}}} AS e ORDER BY e.seq"
+)
+_EVENTS_OF_KEYS: LiteralString = _EVENTS_OF + _EVENT_FIELDS
+# Events are written with their traits as JSON text; none is "{}".
+_TRAIT_EVENTS_OF_KEYS: LiteralString = _EVENTS_OF + " WHERE e.traits <> '{}'" + _EVENT_FIELDS
 
 
 def _refused(exc: Exception) -> None:

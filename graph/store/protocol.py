@@ -135,7 +135,14 @@ class GraphReads(Protocol):
 
     def aliases(self, one_id: str) -> list[str]: ...
 
-    def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]: ...
+    def events_for(self, keys: Iterable[Key], traits_only: bool = False) -> list[StoredEvent]:
+        """The events that carry any of ``keys``, by sequence number.
+
+        ``traits_only`` leaves out events with no traits: a reader of a
+        customer's traits alone (the audience index, on a store that keeps no
+        rollups) then reads its identity events, not every order and view.
+        """
+        ...
 
     def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]: ...
 

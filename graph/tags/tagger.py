@@ -271,16 +271,18 @@ class Tagger:
         removed: set[Key],
         arrived: Mapping[str, Sequence[Any]],
         unstored: set[Key] | frozenset[Key] = frozenset(),
+        traits_only: bool = False,
     ) -> dict[str, Rollup]:
         """Rollups made anew from the stored events and those ``arrived`` (a merge, a split).
 
         ``unstored`` keys are new in this change: no stored event carries them.
+        ``traits_only`` makes them from the events that carry traits alone.
         """
         if not members:
             return {}
         by_key: dict[Key, list[Any]] = {}
         stored = {k for held in members.values() for k in held} - unstored
-        for e in reads.events_for(stored) if stored else ():
+        for e in reads.events_for(stored, traits_only) if stored else ():
             for k in e.keys:
                 if k not in removed:
                     by_key.setdefault(k, []).append(e)
@@ -323,6 +325,12 @@ class Tagger:
     def rollups(self, one_ids: Sequence[str], reads: GraphReads) -> dict[str, Rollup]:
         """These customers' rollups, as stored or made from their events where none is."""
         return self._rollups(one_ids, reads)[1]
+
+    def trait_rollups(self, one_ids: Sequence[str], reads: GraphReads) -> dict[str, Rollup]:
+        """These customers' rollups made from their events that carry traits, for their
+        traits alone: counts, windows and properties in them are not the customer's."""
+        members = {o: held for o, held in reads.members(list(one_ids)).items() if held}
+        return self._rebuilt(reads, members, set(), {}, traits_only=True)
 
     def _rollups(
         self, one_ids: Sequence[str], reads: GraphReads, rebuild: bool = False

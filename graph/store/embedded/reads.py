@@ -281,18 +281,20 @@ class ShapeReads:
         rows: list[list[Any]] = json.loads(self.file.value(select, json.dumps(list(values))))
         return rows
 
-    def _event_rows(self, seqs: Iterable[int], columns: str) -> list[Any]:
+    def _event_rows(self, seqs: Iterable[int], columns: str, only: str | None = None) -> list[Any]:
         return self._all(
             f"SELECT json_group_array(json_array({columns})) FROM events"
-            " WHERE seq IN (SELECT value FROM json_each(?))",
+            " WHERE seq IN (SELECT value FROM json_each(?))" + (f" AND {only}" if only else ""),
             sorted(set(seqs)),
         )
 
-    def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
+    def events_for(self, keys: Iterable[Key], traits_only: bool = False) -> list[StoredEvent]:
         shape = self.shape
         seqs = [e for s in self._seqs(keys).values() for e in shape.events_of(s)]
         rows = self._event_rows(
-            seqs, "seq, event_id, source, timestamp, received_at, keys, traits, name, properties"
+            seqs,
+            "seq, event_id, source, timestamp, received_at, keys, traits, name, properties",
+            "traits != '{}'" if traits_only else None,
         )
         return [
             StoredEvent(

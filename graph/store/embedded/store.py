@@ -298,8 +298,8 @@ class EmbeddedStore:
     def aliases(self, one_id: str) -> list[str]:
         return self._writer_reads().aliases(one_id)
 
-    def events_for(self, keys: Iterable[Key]) -> list[StoredEvent]:
-        return self._writer_reads().events_for(keys)
+    def events_for(self, keys: Iterable[Key], traits_only: bool = False) -> list[StoredEvent]:
+        return self._writer_reads().events_for(keys, traits_only)
 
     def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]:
         return self._writer_reads().observations(pairs)
