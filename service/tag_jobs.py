@@ -45,7 +45,7 @@ class TagJobs:
             if graph is not None:
                 try:
                     graph.rfm.run_due()
-                    graph.tags.build()
+                    graph.tags.build(stopping=self._stop.is_set)
                     graph.tags.run_due()
                 except Exception:
                     log.exception("tag work failed; trying again in %.0f s", self._every)

@@ -17,9 +17,13 @@ import pytest
 
 from graph.config import load_config
 from graph.errors import ConfigError
+from graph.events import EventInput, IdentifierInput
+from graph.identity_graph import IdentityGraph
 from graph.segments.rfm import segment_of
 from graph.segments.rfm_book import RfmBook
-from tests.conftest import NOW, Api, Clock
+from graph.tags.definitions import parse_definition
+from graph.tags.models import TagStatus
+from tests.conftest import NOW, Api, Clock, make_settings
 from tests.test_cli import idgraph
 from tests.test_tags_api import graph_of, order, tags_of, values
 
@@ -232,3 +236,29 @@ def test_the_rfm_command_cuts_and_tags(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"cut over {CUSTOMERS} customers" in done.stdout
     assert "frequency edges " in done.stdout
+
+
+def test_a_build_asked_to_stop_leaves_its_definitions_building(
+    tmp_path: Path, store_uri: str | None
+) -> None:
+    """A service shutting down stops a build (after an import: the RFM tags) between parts;
+    the next start makes it again."""
+    graph = IdentityGraph(load_config(), make_settings(tmp_path, neo4j_uri=store_uri).open_store())
+    try:
+        graph.ingest([EventInput("crm", [IdentifierInput("phone", phone(n))]) for n in range(3)])
+        graph.tags.build()
+        rule = {"aggregate": "count", "event": "visit", "op": "gte", "value": 1}
+        visitor = parse_definition(id="visitor", name="Visitor", category="VALUE", when=rule)
+        graph.tags.define(visitor)
+
+        def status() -> TagStatus:
+            stored = graph.tags.definition("visitor")
+            assert stored is not None
+            return stored.status
+
+        assert graph.tags.build(stopping=lambda: True) == 0
+        assert status() is TagStatus.BUILDING
+        assert graph.tags.build() == 3
+        assert status() is TagStatus.READY
+    finally:
+        graph.close()

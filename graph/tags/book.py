@@ -205,16 +205,26 @@ class TagBook:
             done += len(due)
         return done
 
-    def build(self, progress: Callable[[StoredDefinition], None] | None = None) -> int:
+    def build(
+        self,
+        progress: Callable[[StoredDefinition], None] | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> int:
         """Apply every definition still building to every customer; how many were decided.
 
         Each part is its own transaction, so ingest goes on meanwhile (and
         decides the customers it touches itself); progress is saved per part.
+        Between parts it asks ``stopping`` (a service shutting down): a build
+        left off stays BUILDING and is made again at the next start.
         """
         with self._building:
-            return self._build(progress)
+            return self._build(progress, stopping)
 
-    def _build(self, progress: Callable[[StoredDefinition], None] | None) -> int:
+    def _build(
+        self,
+        progress: Callable[[StoredDefinition], None] | None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> int:
         building = [s for s in self.definitions() if s.status is TagStatus.BUILDING]
         if not building:
             return 0
@@ -225,6 +235,8 @@ class TagBook:
         }
         done = 0
         for part in _chunks(customers):
+            if stopping():
+                return done
             self._refresh(part, cause)
             done += len(part)
             for s in building:
