@@ -18,6 +18,7 @@ from typing import Any
 
 from graph.batch import StoredReads
 from graph.models import ChangeSet, Key
+from graph.pacing import step_aside
 from graph.store.protocol import GraphReads, TagStore
 from graph.tags.aggregates import canonical
 from graph.tags.conditions import AccountsAre, Condition, ProfileIs, TraitIs, walk
@@ -242,6 +243,7 @@ class Tagger:
             taken = [stored[s] for s in sorted(sources)]
             rollups[one_id] = stored[one_id].united(taken).with_events(arrived.get(one_id, ()))
         for one_id in living - rebuild:
+            step_aside()
             rollups[one_id] = stored[one_id].with_events(arrived.get(one_id, ()))
         customers = [
             _Customer(
@@ -288,6 +290,7 @@ class Tagger:
                     by_key.setdefault(k, []).append(e)
         made = {}
         for one_id, mine in members.items():
+            step_aside()
             found = {e.seq: e for k in mine for e in by_key.get(k, ())}
             found.update((e.seq, e) for e in arrived.get(one_id, ()))
             made[one_id] = rollup_of(found.values())
@@ -371,6 +374,7 @@ class Tagger:
         every_clock = clocks([c for d in order for c in clocks_by_tag[d.id]])
         plans = Plans(now)
         for c in customers:
+            step_aside()  # a customer's tags at a time: reads that wait go first
             facts = self.facts(c, now, links.get(c.one_id, ()), plans)
             held = current.get(c.one_id, {})
             was_due = due.get(c.one_id)

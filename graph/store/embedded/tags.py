@@ -21,6 +21,7 @@ from pathlib import Path
 
 from graph import jsontext
 from graph.errors import StoreUnavailable
+from graph.pacing import step_aside
 from graph.store.embedded.pragmas import set_up_writer
 from graph.store.recent import Recent
 from graph.tags.definitions import is_segment
@@ -359,6 +360,7 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
     rollup_rows = []
     trait_rows = []
     for one_id, rollup in w.rollups.items():
+        step_aside()
         whole = one_id in w.rebuilt
         for key, bucket in rollup.buckets.items():
             if whole or bucket.changed:
