@@ -313,9 +313,10 @@ class BulkLoad:
         """A later part: judge the whole graph again and resolve what it changed.
 
         The loader has been the only writer, so it knows every node as it was
-        written. What a part can change is its region: the nodes it brought or
-        whose sightings, flags or edges moved, widened to whole linked
-        components and whole customers as they were (``_Written.region``).
+        written. What a part can move is its region: the nodes it brought or
+        whose flags or edges changed, widened to whole linked components and
+        whole customers as they were (``_Written.region``); nodes only seen
+        again get their sightings written and are not resolved.
         The resolver reconciles those customers (OneIDs kept, merges and
         splits recorded) as for any batch that holds all of them, so a part
         costs what it touches plus a pass of array operations over the graph.
