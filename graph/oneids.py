@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from graph.models import Key
+from graph.pacing import step_aside
 
 
 @dataclass
@@ -117,6 +118,7 @@ def rename(
     renaming = Renaming(assignment={})
     names: list[str] = []
     for index, comp in enumerate(components):
+        step_aside()
         claimants = sorted(heirs_by_component.get(index, []), key=lambda o: (customer_seq[o], o))
         given_back = sorted(owed.get(index, []), key=lambda d: (d.seq, d.one_id))
         if claimants:

@@ -357,6 +357,7 @@ class Resolver:
         records: dict[Key, NodeRecord] = {}
         frontier = seeds
         while frontier:
+            step_aside()
             nodes, found = batch.component(frontier, linkable)
             region |= nodes
             edges |= found
@@ -417,6 +418,7 @@ class Resolver:
         linkable = batch.linkable()
         nodes = [k for k in region if linkable.get(k, records[k].linkable)]
         result = partition(self.registry, nodes, edges, plain)
+        step_aside()
         old = {k: records[k].one_id for k in region}
         old_ids = {o for o in old.values() if o is not None}
         if removed is not None:
@@ -428,7 +430,9 @@ class Resolver:
         key_at = {seq: k for k, seq in node_seq.items()}
         anchors = {o: key_at[c.anchor] for o, c in customers.items() if c.anchor in key_at}
         customer_seq = {o: c.seq for o, c in customers.items()}
+        step_aside()
         renaming = rename(result.components, old, node_seq, customer_seq, old_ids, anchors=anchors)
+        step_aside()
         dormant = self._dormant(batch, renaming, node_seq, key_at)
         if dormant:
             for d, record in dormant:
@@ -467,6 +471,7 @@ class Resolver:
             updates.append(_updated(customers[one_id]))
         for alias, name in renaming.repointed.items():
             updates.append(_updated(customers[alias], merged_into=name))
+        step_aside()
         record_history(batch, renaming, result, old, reason, removed)
 
     def _dormant(

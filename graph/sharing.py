@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from graph.batch import Batch
 from graph.models import Key, NodeRecord
+from graph.pacing import step_aside
 
 Neighbours = Callable[[Iterable[Key]], dict[Key, set[Key]]]
 
@@ -109,6 +110,7 @@ class AnchorGroups:
                         reached.add(other)
                         frontier.append(other)
         for seed in todo:
+            step_aside()
             if seed in self.group:
                 continue
             members = {seed}
@@ -266,6 +268,7 @@ class Rejudge:
         counted = {k for k in strong if self._counts_groups(k)}
         around = batch.neighbours(counted)
         for key in strong:
+            step_aside()
             groups = None
             if key in counted:
                 without = AnchorGroups(batch.neighbours, self._anchor0_except(key))
@@ -283,6 +286,7 @@ class Rejudge:
         # Every group the loop looks at, labelled in one walk: a read per level, not per node.
         level1.label(o for k in counted for o in around[k])
         for key in weak:
+            step_aside()
             groups = None
             if key in counted:
                 groups = level1.customers(

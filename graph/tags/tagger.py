@@ -245,16 +245,18 @@ class Tagger:
         for one_id in living - rebuild:
             step_aside()
             rollups[one_id] = stored[one_id].with_events(arrived.get(one_id, ()))
-        customers = [
-            _Customer(
-                o,
-                members.get(o, frozenset()),
-                rollups[o],
-                cause(o),
-                None if o in rebuild else arrived.get(o, ()),
+        customers = []
+        for o in sorted(living):
+            step_aside()
+            customers.append(
+                _Customer(
+                    o,
+                    members.get(o, frozenset()),
+                    rollups[o],
+                    cause(o),
+                    None if o in rebuild else arrived.get(o, ()),
+                )
             )
-            for o in sorted(living)
-        ]
         names = (
             _names_after(changes, reads, living, gone)
             if self._reads_names(order)
@@ -285,6 +287,7 @@ class Tagger:
         by_key: dict[Key, list[Any]] = {}
         stored = {k for held in members.values() for k in held} - unstored
         for e in reads.events_for(stored, traits_only) if stored else ():
+            step_aside()
             for k in e.keys:
                 if k not in removed:
                     by_key.setdefault(k, []).append(e)

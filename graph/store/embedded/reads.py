@@ -165,6 +165,7 @@ class ShapeReads:
         stack = [(k, seqs.get(k)) for k in seeds if k in seqs or k in linkable]
         seen.update(k for k, _ in stack)
         while stack:
+            step_aside()
             key, seq = stack.pop()
             if seq is None or not can_link(key, seq):
                 continue

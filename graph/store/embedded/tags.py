@@ -15,13 +15,14 @@ import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from graph import jsontext
 from graph.errors import StoreUnavailable
 from graph.pacing import step_aside
+from graph.sqlite_rows import insert_rows
 from graph.store.embedded.pragmas import set_up_writer
 from graph.store.recent import Recent
 from graph.tags.definitions import is_segment
@@ -130,6 +131,7 @@ CREATE TABLE IF NOT EXISTS tag_heads (
 """
 
 _dumps = jsontext.dumps
+_BUCKET_COLUMNS = ("one_id", "day", "name", "source", "events")
 
 
 def _in(column: str) -> str:
@@ -368,45 +370,65 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
                 rollup_rows.append((one_id, day, name or "", source, bucket.text()))
         if whole or rollup.head_changed:
             trait_rows.append((one_id, _dumps(rollup.head_json())))
-    db.executemany("INSERT OR REPLACE INTO tag_buckets VALUES (?, ?, ?, ?, ?)", rollup_rows)
-    db.executemany("INSERT OR REPLACE INTO tag_heads VALUES (?, ?)", trait_rows)
-    db.executemany(
-        "DELETE FROM customer_tags WHERE one_id = ? AND tag_id = ?",
+    replace = "INSERT OR REPLACE"
+    insert_rows(db, "tag_buckets", _BUCKET_COLUMNS, rollup_rows, replace)
+    insert_rows(db, "tag_heads", ("one_id", "head"), trait_rows, replace)
+    _delete_pairs(
+        db,
+        "customer_tags",
         [(o, t) for o, rows in w.rows.items() for t, x in rows.items() if x is None],
     )
-    db.executemany(
-        "INSERT OR REPLACE INTO customer_tags VALUES (?, ?, ?, ?, ?, ?)",
-        [
+    insert_rows(
+        db,
+        "customer_tags",
+        ("one_id", "tag_id", "value", "since", "source", "by"),
+        (
             (o, t, _dumps(x.value), x.since.isoformat(), x.source.value, x.by)
             for o, rows in w.rows.items()
             for t, x in rows.items()
             if x is not None
-        ],
+        ),
+        replace,
     )
-    db.executemany(
-        "INSERT INTO tag_history (one_id, at, cause, changes) VALUES (?, ?, ?, ?)",
-        _history_rows(w.changes),
-    )
-    db.executemany(
-        "INSERT INTO segment_log (tag_id, one_id, at, entered, cause) VALUES (?, ?, ?, ?, ?)",
-        [
+    insert_rows(db, "tag_history", ("one_id", "at", "cause", "changes"), _history_rows(w.changes))
+    insert_rows(
+        db,
+        "segment_log",
+        ("tag_id", "one_id", "at", "entered", "cause"),
+        (
             (c.tag_id, c.one_id, c.at.isoformat(), c.after is not None, _dumps(c.cause))
             for c in w.changes
             if is_segment(c.tag_id)
-        ],
+        ),
     )
-    db.executemany(
-        "DELETE FROM tag_due WHERE one_id = ?", [(o,) for o, d in w.due.items() if d is None]
+    no_longer_due = [o for o, d in w.due.items() if d is None]
+    if no_longer_due:
+        db.execute(f"DELETE FROM tag_due WHERE {_in('one_id')}", (_dumps(no_longer_due),))
+    insert_rows(
+        db,
+        "tag_due",
+        ("one_id", "due"),
+        ((o, micros(d)) for o, d in w.due.items() if d is not None),
+        replace,
     )
-    db.executemany(
-        "INSERT OR REPLACE INTO tag_due VALUES (?, ?)",
-        [(o, micros(d)) for o, d in w.due.items() if d is not None],
+    insert_rows(
+        db,
+        "manual_tags",
+        ("one_id", "tag_id", "by", "at"),
+        ((m.one_id, m.tag_id, m.by, m.at.isoformat()) for m in w.manual_added),
+        replace,
     )
-    db.executemany(
-        "INSERT OR REPLACE INTO manual_tags VALUES (?, ?, ?, ?)",
-        [(m.one_id, m.tag_id, m.by, m.at.isoformat()) for m in w.manual_added],
-    )
-    db.executemany("DELETE FROM manual_tags WHERE one_id = ? AND tag_id = ?", w.manual_removed)
+    _delete_pairs(db, "manual_tags", w.manual_removed)
+
+
+def _delete_pairs(db: sqlite3.Connection, table: str, pairs: Sequence[tuple[str, str]]) -> None:
+    """Delete the rows of ``table`` keyed by each (one_id, tag_id), in one statement."""
+    if pairs:
+        db.execute(
+            f"DELETE FROM {table} WHERE (one_id, tag_id) IN"
+            " (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            (_dumps(list(pairs)),),
+        )
 
 
 def _history_rows(changes: Iterable[TagChange]) -> list[tuple[str, str, str, str]]:
