@@ -21,7 +21,7 @@ from graph import pacing
 from graph.identity_graph import IdentityGraph
 from service.graphiql import AssetFiles, assets_dir, graphiql_page
 from service.http import JSON_TYPE, error_body, execute_request, respond
-from service.pacing import CountRequests, ReadsFirst
+from service.pacing import CountRequests, ReadsFirst, WritePool
 from service.settings import Settings, ensure_admin_key
 from service.startup import Startup
 from service.tag_jobs import TagJobs
@@ -59,6 +59,7 @@ def create_app(
     """
     admin_key, _ = ensure_admin_key(settings)
     reads_first = ReadsFirst(settings.writer_share)
+    writes = WritePool(settings.writer_nice)
     if graph is None:
         config = settings.load_config()
         tag_every = config.tags.resolution_seconds
@@ -90,7 +91,7 @@ def create_app(
                 JSON_TYPE,
                 {"Retry-After": "1"},
             )
-        return await execute_request(request, opened, admin_key, reads_first, tag_jobs.wake)
+        return await execute_request(request, opened, admin_key, reads_first, writes, tag_jobs.wake)
 
     async def healthz(request: Request) -> Response:
         opened = startup.graph
@@ -106,13 +107,14 @@ def create_app(
     async def root(request: Request) -> Response:
         return RedirectResponse("/graphql")
 
-    tag_jobs = TagJobs(lambda: startup.graph, tag_every)
+    tag_jobs = TagJobs(lambda: startup.graph, tag_every, settings.writer_nice)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tag_jobs.start()
         yield
         tag_jobs.stop()
+        writes.close()
         startup.wait()
         if startup.graph is not None:
             startup.graph.close()

@@ -32,7 +32,7 @@ from graph.errors import IdgraphError
 from graph.identity_graph import IdentityGraph
 from service.auth import authorized
 from service.loaders import Loaders
-from service.pacing import ReadsFirst
+from service.pacing import ReadsFirst, WritePool
 from service.schema import schema
 
 log = logging.getLogger("idgraph.http")
@@ -208,6 +208,7 @@ async def execute_request(
     graph: IdentityGraph,
     admin_key: str,
     reads_first: ReadsFirst,
+    writes: WritePool,
     wake_tags: Callable[[], None] | None = None,
 ) -> Response:
     try:
@@ -258,9 +259,7 @@ async def execute_request(
     }
     if operation is not None and operation.operation is OperationType.MUTATION:
         with reads_first.writing():
-            result = await run_in_threadpool(
-                _execute_apart, query, variables, context, operation_name
-            )
+            result = await writes.run(_execute_apart, query, variables, context, operation_name)
     else:
         result = await schema.execute(
             query, variable_values=variables, context_value=context, operation_name=operation_name

@@ -65,6 +65,9 @@ class Settings:
     writer_share: float = field(
         default_factory=lambda: _env_float("IDGRAPH_WRITER_SHARE", 1 / 3, 0.05, 1.0)
     )
+    # How much lower than the event loop's the CPU priority of write and tag threads is
+    # (Linux niceness steps; 0: the same); see service.pacing.
+    writer_nice: int = field(default_factory=lambda: _env_int("IDGRAPH_WRITER_NICE", 10, 0, 19))
     # Without a URI the embedded store in data_dir is used.
     neo4j_uri: str | None = field(default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_URI"))
     neo4j_user: str | None = field(default_factory=lambda: os.environ.get("IDGRAPH_NEO4J_USER"))

@@ -16,14 +16,18 @@ import threading
 from collections.abc import Callable
 
 from graph.identity_graph import IdentityGraph
+from service.pacing import lower_priority
 
 log = logging.getLogger(__name__)
 
 
 class TagJobs:
-    def __init__(self, graph: Callable[[], IdentityGraph | None], every_seconds: float) -> None:
+    def __init__(
+        self, graph: Callable[[], IdentityGraph | None], every_seconds: float, nice: int = 0
+    ) -> None:
         self._graph = graph
         self._every = every_seconds
+        self._nice = nice
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="idgraph-tags", daemon=True)
@@ -40,6 +44,7 @@ class TagJobs:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        lower_priority(self._nice)  # background work: the event loop's readers come first
         while not self._stop.is_set():
             graph = self._graph()
             if graph is not None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import threading
 import time
 
 import pytest
 
 from graph.errors import ConfigError
-from service.pacing import ReadsFirst
+from service.pacing import ReadsFirst, WritePool
 from service.settings import Settings
 
 
@@ -66,3 +69,78 @@ def test_a_bad_writer_share_is_a_config_error(monkeypatch: pytest.MonkeyPatch, r
 def test_the_writer_share_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IDGRAPH_WRITER_SHARE", "0.5")
     assert Settings().writer_share == 0.5
+
+
+def test_a_pause_ends_once_the_reads_are_done() -> None:
+    gate = ReadsFirst(share=0.02, budget=0.001, grace=0.001)  # pauses of up to 49 ms
+    gate.in_flight = 1
+    done = threading.Timer(0.003, lambda: setattr(gate, "in_flight", 0))
+    started = time.perf_counter()
+    done.start()
+    time.sleep(0.002)  # the writer's turn is used up
+    gate.gate()
+    took = time.perf_counter() - started
+    done.join()
+    assert 0.003 <= took < 0.03  # the read's 3 ms and the grace, not the whole 49 ms
+
+
+def test_a_read_that_follows_at_once_keeps_the_write_paused() -> None:
+    gate = ReadsFirst(share=0.1, budget=0.001, grace=0.003)  # pauses of up to 9 ms
+    gate.in_flight = 1
+
+    def reads() -> None:
+        time.sleep(0.002)
+        gate.in_flight = 0  # one read done ...
+        time.sleep(0.0005)
+        gate.in_flight = 1  # ... and the client's next one, within the grace
+
+    client = threading.Thread(target=reads)
+    time.sleep(0.002)
+    started = time.perf_counter()
+    client.start()
+    gate.gate()
+    took = time.perf_counter() - started
+    client.join()
+    assert took >= 0.008  # the whole pause: the write did not cut in between the two
+
+
+def test_while_reads_keep_coming_a_write_still_gets_its_share() -> None:
+    gate = ReadsFirst(share=0.25, budget=0.001, grace=0.0)
+    stop = threading.Event()
+
+    def reads() -> None:  # reads back to back, each done after 1 ms
+        while not stop.is_set():
+            gate.in_flight = 1
+            time.sleep(0.001)
+            gate.in_flight = 0
+
+    client = threading.Thread(target=reads)
+    client.start()
+    try:
+        started = time.perf_counter()
+        busy_write(gate, 0.3)
+        ran = time.perf_counter() - started - gate.paused
+    finally:
+        stop.set()
+        client.join()
+    assert ran >= 0.25 * 0.3 * 0.8
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have priorities on Linux")
+def test_writes_run_on_threads_of_lower_priority() -> None:
+    pool = WritePool(nice=5)
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        theirs = asyncio.run(
+            pool.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        )
+    finally:
+        pool.close()
+    assert theirs == min(19, mine + 5)
+
+
+@pytest.mark.parametrize("raw", ["-1", "20", "low"])
+def test_a_bad_writer_nice_is_a_config_error(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("IDGRAPH_WRITER_NICE", raw)
+    with pytest.raises(ConfigError, match="IDGRAPH_WRITER_NICE"):
+        Settings()
