@@ -1,4 +1,4 @@
-"""Many rows into SQLite in few statements.
+"""Many rows into and out of SQLite in few statements.
 
 ``executemany`` runs its statement once per row, and the ``sqlite3``
 module's work for each run (reset, bind, step, check) costs more than
@@ -8,7 +8,9 @@ takes markedly less time (SQLite stores the same rows either way). It also
 gives up the interpreter once a statement rather than once a row: in the
 serving process, a thread that gives it up and takes it back again and
 again, more often than CPython's switch interval, keeps a thread waiting for
-it (the event loop, with a read) from ever getting it.
+it (the event loop, with a read) from ever getting it. For the same reason
+rows are read a chunk at a time with a point between chunks where the
+writer may step aside: fetching each row gives the interpreter up too.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import chain, islice
+from typing import Any
 
 from graph.pacing import step_aside
 
 _MOST_ROWS = 256  # more per statement saves no more and compiles longer SQL
+_FETCHED = 256  # rows fetched between two points where a writer may step aside
 
 
 def insert_rows(
@@ -45,3 +49,44 @@ def insert_rows(
             db.execute(full, values)
         else:
             db.execute(head + ", ".join([one] * (len(values) // width)), values)
+
+
+def update_rows(
+    db: sqlite3.Connection,
+    table: str,
+    key: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+) -> None:
+    """Set ``columns`` of the rows of ``table`` whose ``key`` is each row's first value.
+
+    Each of ``rows`` is the key followed by a value per column. Rows whose key
+    is not in the table change nothing; of a key given twice the last row
+    counts, as if each row were an ``UPDATE`` of its own.
+    """
+    width = len(columns) + 1
+    per = max(1, min(_MOST_ROWS, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    sets = ", ".join(f"{c} = given.column{n}" for n, c in enumerate(columns, start=2))
+    one = "(" + ", ".join(["?"] * width) + ")"
+
+    def statement(count: int) -> str:
+        return (
+            f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([one] * count)}) AS given"
+            f" WHERE {table}.{key} = given.column1"
+        )
+
+    full = statement(per)
+    remaining = iter({row[0]: row for row in rows}.values())
+    while values := list(chain.from_iterable(islice(remaining, per))):
+        step_aside()
+        count = len(values) // width
+        db.execute(full if count == per else statement(count), values)
+
+
+def fetch_rows(cursor: sqlite3.Cursor) -> list[Any]:
+    """All of ``cursor``'s rows, a chunk at a time with a point to step aside between chunks."""
+    rows: list[Any] = []
+    while chunk := cursor.fetchmany(_FETCHED):
+        rows.extend(chunk)
+        step_aside()
+    return rows

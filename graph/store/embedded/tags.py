@@ -22,7 +22,7 @@ from pathlib import Path
 from graph import jsontext
 from graph.errors import StoreUnavailable
 from graph.pacing import step_aside
-from graph.sqlite_rows import insert_rows
+from graph.sqlite_rows import fetch_rows, insert_rows
 from graph.store.embedded.pragmas import set_up_writer
 from graph.store.recent import Recent
 from graph.tags.definitions import is_segment
@@ -184,7 +184,7 @@ class SqliteTags:
                 raise StoreUnavailable(f"the embedded store could not write tags: {exc}") from exc
 
     def _rows(self, query: str, *params: object) -> list[tuple]:  # type: ignore[type-arg]
-        return self._read().execute(query, params).fetchall()
+        return fetch_rows(self._read().execute(query, params))
 
     def tag_definitions(self) -> list[StoredDefinition]:
         rows = self._rows("SELECT * FROM tag_definitions ORDER BY id")
@@ -313,7 +313,11 @@ class SqliteTags:
         self, one_ids: Iterable[str]
     ) -> tuple[dict[str, Rollup], dict[str, dict[str, CustomerTag]], dict[str, datetime]]:
         wanted = set(one_ids)
-        return self.rollups(wanted), self.customer_tags(wanted), self.due_of(wanted)
+        rollups = self.rollups(wanted)
+        step_aside()
+        tags = self.customer_tags(wanted)
+        step_aside()
+        return rollups, tags, self.due_of(wanted)
 
     def due_of(self, one_ids: Iterable[str]) -> dict[str, datetime]:
         rows = self._rows(

@@ -10,7 +10,7 @@ from datetime import datetime
 from graph import jsontext
 from graph.models import ChangeSet, CustomerRecord
 from graph.pacing import step_aside
-from graph.sqlite_rows import insert_rows
+from graph.sqlite_rows import insert_rows, update_rows
 from graph.store.embedded.schema import (
     CUSTOMER_COLUMNS,
     EVENT_COLUMNS,
@@ -72,29 +72,32 @@ def write_changes(
         assert seq is not None
         return shape.record(seq).one_id
 
-    step_aside()
-    db.executemany(
-        "UPDATE identifiers SET last_seen = ?, first_seen = ?, blocked = ?, shared = ?,"
-        " strong_neighbours = ?, one_id = ? WHERE seq = ?",
+    update_rows(
+        db,
+        "identifiers",
+        "seq",
+        ("last_seen", "first_seen", "blocked", "shared", "strong_neighbours", "one_id"),
         [
             (
+                n.seq,
                 n.last_seen.isoformat(),
                 n.first_seen.isoformat(),
                 int(n.blocked),
                 int(n.shared),
                 n.strong_neighbours,
                 one_id(k),
-                n.seq,
             )
             for k, n in c.node_updates.items()
             if k not in new
         ],
     )
-    step_aside()
-    db.executemany(
-        "UPDATE identifiers SET one_id = ? WHERE seq = ?",
+    update_rows(
+        db,
+        "identifiers",
+        "seq",
+        ("one_id",),
         [
-            (value, seq_of[k])
+            (seq_of[k], value)
             for k, value in assignments.items()
             if k not in new and k not in c.node_updates
         ],
@@ -123,9 +126,12 @@ def write_changes(
     )
     step_aside()
     insert_customers(db, c.new_customers)
-    db.executemany(
-        "UPDATE customers SET merged_into = ?, retired = ?, anchor = ? WHERE one_id = ?",
-        [(x.merged_into, int(x.retired), x.anchor, x.one_id) for x in c.customer_updates],
+    update_rows(
+        db,
+        "customers",
+        "one_id",
+        ("merged_into", "retired", "anchor"),
+        [(x.one_id, x.merged_into, int(x.retired), x.anchor) for x in c.customer_updates],
     )
     if c.deferred and c.events and unresolved_from is None:
         set_meta(db, UNRESOLVED, min(e.seq for e in c.events))
