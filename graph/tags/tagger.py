@@ -184,6 +184,7 @@ class Tagger:
         records = reads.nodes if batch is None else batch.stored
         stored_members = reads.members if batch is None else batch.stored_members
         before = {k: n.one_id for k, n in records(asked).items()}
+        step_aside()
 
         def owner(key: Key) -> str | None:
             if key in removed:
@@ -204,6 +205,7 @@ class Tagger:
         changing |= {o for k in (*assigned, *removed) if (o := before.get(k)) is not None}
         read_now = touched if self._reads_links(order) else touched & changing
         members = _members_after(stored_members, read_now, removed, assigned)
+        step_aside()
         living = {o for o in read_now if members.get(o)} | (touched - read_now)
         gone = (touched - living) | {
             u.one_id for u in changes.customer_updates if u.merged_into or u.retired
@@ -224,9 +226,12 @@ class Tagger:
             first = arrived.get(one_id)
             return {"kind": "EVENT", "eventId": first[0].event_id if first else None}
 
+        step_aside()
         stored, current, due = self.tags.tag_state(living | gone)
+        step_aside()
         rebuild = {o for o in living if o in reshaped or o not in stored}
         members.update(_members_after(stored_members, rebuild - members.keys(), removed, assigned))
+        step_aside()
         merged = {
             o: sources
             for o, sources in _merges(moved, before, owner, changes, new_keys).items()

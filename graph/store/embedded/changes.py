@@ -9,11 +9,21 @@ overlay, which ``compaction`` keeps small.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
+from typing import TypeVar
 
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord
 from graph.pacing import step_aside
 from graph.store.embedded.shape import Counters, Overlay, Shape
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _copied(entries: Mapping[K, V]) -> dict[K, V]:
+    step_aside()
+    return dict(entries)
 
 
 class _Draft:
@@ -22,15 +32,17 @@ class _Draft:
     def __init__(self, shape: Shape) -> None:
         self.shape = shape
         o = shape.overlay
-        self.nodes = dict(o.nodes)
-        self.seqs = dict(o.seqs)
-        self.adj = dict(o.adj)
-        self.ev = dict(o.ev)
-        self.customers = dict(o.customers)
-        self.members = dict(o.members)
-        self.absorbed = dict(o.absorbed)
-        self.anchored = dict(o.anchored)
-        self.events = dict(o.events)
+        # Each copy holds the interpreter throughout (a millisecond or so for the
+        # tens of thousands of entries an overlay grows to): a point between them.
+        self.nodes = _copied(o.nodes)
+        self.seqs = _copied(o.seqs)
+        self.adj = _copied(o.adj)
+        self.ev = _copied(o.ev)
+        self.customers = _copied(o.customers)
+        self.members = _copied(o.members)
+        self.absorbed = _copied(o.absorbed)
+        self.anchored = _copied(o.anchored)
+        self.events = _copied(o.events)
         self._stored: dict[Key, int] = {}
 
     def known(self, keys: list[Key]) -> None:

@@ -9,7 +9,7 @@ back as it is, with no hashing at open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from graph.hashing import key_hash
 from graph.models import Key
+from graph.pacing import step_aside
 
 NO_TYPE = 255  # the code of a sequence number no identifier has (never used, or removed)
 
@@ -86,7 +87,7 @@ class KeyIndex:
         """Each key's seq, or None, in one pass over the sorted hashes."""
         if not keys or not len(self.hashes):
             return [None] * len(keys)
-        wanted = np.fromiter((key_hash(*k) for k in keys), dtype=np.uint64, count=len(keys))
+        wanted = np.fromiter(_hashes(keys), dtype=np.uint64, count=len(keys))
         at = np.searchsorted(self.hashes, wanted).tolist()
         hashes, size = self.hashes, len(self.hashes)
         found: list[int | None] = []
@@ -138,3 +139,11 @@ class KeyIndex:
         seqs = np.insert(self.hash_seq[keep], at, np.array(new_seqs, dtype=np.int64)[order])
         values = self.values + b"".join(tail)
         return KeyIndex(tuple(types), codes, ptr, values, hashes, seqs)
+
+
+def _hashes(keys: Iterable[Key]) -> Iterator[int]:
+    """Each key's hash, with a point to step aside every few hundred (a write's are thousands)."""
+    for n, key in enumerate(keys):
+        if not n % 256:
+            step_aside()
+        yield key_hash(*key)
