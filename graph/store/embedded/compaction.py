@@ -84,7 +84,7 @@ def compact(shape: Shape) -> Shape:
         strong,
         cust,
         adj_ptr,
-        adj.astype(np.int32),
+        adj.astype(np.int32, copy=False),
         ev_ptr,
         ev,
         customers.one_ids,
@@ -95,9 +95,9 @@ def compact(shape: Shape) -> Shape:
         customers.retired,
         customers.anchor,
         mem_ptr,
-        mem.astype(np.int32),
+        mem.astype(np.int32, copy=False),
         abs_ptr,
-        absorbed_rows.astype(np.int32),
+        absorbed_rows.astype(np.int32, copy=False),
         customers.anchor[anchored][by_anchor],
         anchored[by_anchor].astype(np.int64),
         event_hashes,
@@ -119,7 +119,7 @@ class _Customers:
         encoded = [o.encode("utf-8", "surrogatepass") for o in new]
         width = max([base.one_ids.dtype.itemsize, *map(len, encoded)])
         self.one_ids = np.concatenate(
-            [base.one_ids.astype(f"S{width}"), np.array(encoded, dtype=f"S{width}")]
+            [base.one_ids.astype(f"S{width}", copy=False), np.array(encoded, dtype=f"S{width}")]
         )
         self.seq = _grown(base.c_seq, self.count, 0)
         self.created = _grown(base.c_created, self.count, 0)
@@ -157,9 +157,11 @@ class _Customers:
         new_ids = self.one_ids[old:]
         order = np.argsort(new_ids)
         at = np.searchsorted(self._base.sorted_one_ids, new_ids[order])
-        ids = np.insert(self._base.sorted_one_ids.astype(self.one_ids.dtype), at, new_ids[order])
+        ids = np.insert(
+            self._base.sorted_one_ids.astype(self.one_ids.dtype, copy=False), at, new_ids[order]
+        )
         rows = np.insert(self._base.sorted_rows, at, order.astype(np.int64) + old)
-        return ids, rows.astype(np.int64)
+        return ids, rows.astype(np.int64, copy=False)
 
 
 def _grown(values: npt.NDArray[Any], size: int, fill: object) -> npt.NDArray[Any]:
@@ -178,7 +180,8 @@ def patch_rows(
     and a step per replaced row. (Moving every value by its own index took
     a second at a million identifiers, in numpy calls that hold the
     interpreter's lock for tens of milliseconds at a time.) A replaced
-    row's values come in the order its collection gives them.
+    row's values come in the order its collection gives them; the values
+    keep ``values``' dtype, so that no copy of them all is made to narrow it.
     """
     old_rows = len(ptr) - 1
     lengths = np.zeros(size, dtype=np.int64)
@@ -188,7 +191,7 @@ def patch_rows(
     lengths[changed] = sizes
     new_ptr = np.zeros(size + 1, dtype=np.int64)
     np.cumsum(lengths, out=new_ptr[1:])
-    out = np.empty(int(new_ptr[-1]), dtype=np.int64)
+    out = np.empty(int(new_ptr[-1]), dtype=values.dtype)  # no second copy to narrow it
     cut = np.sort(changed[changed < old_rows])
     run_starts = np.concatenate(([0], cut + 1))
     run_ends = np.concatenate((cut, [old_rows]))
