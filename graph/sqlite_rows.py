@@ -16,7 +16,7 @@ writer may step aside: fetching each row gives the interpreter up too.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, islice
 from typing import Any
 
@@ -37,18 +37,9 @@ def insert_rows(
 
     ``verb`` may be ``INSERT OR REPLACE``: a row whose key is taken replaces it.
     """
-    width = len(columns)
-    per = max(1, min(_MOST_ROWS, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     head = f"{verb} INTO {table} ({', '.join(columns)}) VALUES "
-    one = "(" + ", ".join(["?"] * width) + ")"
-    full = head + ", ".join([one] * per)
-    remaining = iter(rows)
-    while values := list(chain.from_iterable(islice(remaining, per))):
-        step_aside()
-        if len(values) == per * width:
-            db.execute(full, values)
-        else:
-            db.execute(head + ", ".join([one] * (len(values) // width)), values)
+    one = _placeholders(len(columns))
+    _in_statements(db, len(columns), rows, lambda count: head + ", ".join([one] * count))
 
 
 def update_rows(
@@ -64,10 +55,8 @@ def update_rows(
     is not in the table change nothing; of a key given twice the last row
     counts, as if each row were an ``UPDATE`` of its own.
     """
-    width = len(columns) + 1
-    per = max(1, min(_MOST_ROWS, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     sets = ", ".join(f"{c} = given.column{n}" for n, c in enumerate(columns, start=2))
-    one = "(" + ", ".join(["?"] * width) + ")"
+    one = _placeholders(len(columns) + 1)
 
     def statement(count: int) -> str:
         return (
@@ -75,8 +64,24 @@ def update_rows(
             f" WHERE {table}.{key} = given.column1"
         )
 
+    last = {row[0]: row for row in rows}.values()
+    _in_statements(db, len(columns) + 1, last, statement)
+
+
+def _placeholders(width: int) -> str:
+    return "(" + ", ".join(["?"] * width) + ")"
+
+
+def _in_statements(
+    db: sqlite3.Connection,
+    width: int,
+    rows: Iterable[Sequence[object]],
+    statement: Callable[[int], str],
+) -> None:
+    """``rows`` of ``width`` values, a few hundred to each ``statement(count)``."""
+    per = max(1, min(_MOST_ROWS, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     full = statement(per)
-    remaining = iter({row[0]: row for row in rows}.values())
+    remaining = iter(rows)
     while values := list(chain.from_iterable(islice(remaining, per))):
         step_aside()
         count = len(values) // width
