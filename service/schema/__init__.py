@@ -13,16 +13,15 @@ from graphql import (
     GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
-    Undefined,
     is_leaf_type,
 )
 from strawberry.extensions import ParserCache, ValidationCache
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.execution import ExecutionContext
 
 from graph.errors import IdgraphError
 from graph.pacing import step_aside
+from service.schema.execution import Execution
 from service.schema.mutations import Mutation
 from service.schema.queries import Query
 from service.schema.types import IdentifierInput, IdentityEventInput
@@ -41,79 +40,13 @@ class IdgraphSchema(strawberry.Schema):
                 log.error("unexpected error", exc_info=original)
 
 
-class _Execution(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution, with a short path for a plain attribute holding a leaf value.
-
-    A hundred resolutions are two hundred such fields; for each, the full path
-    builds a ResolveInfo, asks whether the value is awaitable and dispatches
-    on the type before it calls the very ``serialize`` used here. Null values,
-    values that do not serialize, and any schema with resolver middleware take
-    the full path, so errors and their paths are graphql-core's own.
-    """
-
-    def execute_field(
-        self,
-        parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: Any,
-        path: Any,
-        position_context: Any,
-    ) -> Any:
-        field = parent_type.fields.get(field_details_list[0].node.name.value)
-        leaf: GraphQLLeafType | None = getattr(field and field.resolve, "leaf", None)
-        if leaf is not None and not self.middleware_manager.middlewares:
-            value = getattr(source, field.resolve.attribute)
-            if value is not None:
-                try:
-                    serialized = leaf.serialize(value)
-                except Exception:  # the full path reports it as it should
-                    serialized = None
-                if serialized is not None and serialized is not Undefined:
-                    return serialized
-        return super().execute_field(
-            parent_type, source, field_details_list, path, position_context
-        )
-
-    def execute_fields(
-        self,
-        parent_type: GraphQLObjectType,
-        source_value: Any,
-        path: Any,
-        grouped_field_set: Any,
-        position_context: Any,
-    ) -> Any:
-        """Each object completed is a point where a write may step aside (``graph.pacing``).
-
-        A batch's response is hundreds of results made in one go; reads need
-        not wait for all of them. On the event loop, where reads run, the
-        point does nothing.
-        """
-        step_aside()
-        return super().execute_fields(
-            parent_type, source_value, path, grouped_field_set, position_context
-        )
-
-    def build_response(self, data: dict[str, Any] | None) -> Any:
-        """The response, and the coerced variables let go of.
-
-        The execution is a reference cycle (it holds bound methods of itself),
-        freed only by a full collection of the cyclic garbage collector, and it
-        holds the coerced variables: a batch of 500 events left 2,000 objects
-        for that collection to walk. Nothing reads them once the response is
-        built.
-        """
-        response = super().build_response(data)
-        self.variable_values = None  # type: ignore[assignment]
-        return response
-
-
 # The endpoint has parsed and validated each document already; the caches keep
 # execute from doing it again for the same query text.
 schema = IdgraphSchema(
     query=Query,
     mutation=Mutation,
     extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)],
-    execution_context_class=_Execution,
+    execution_context_class=Execution,
 )
 
 

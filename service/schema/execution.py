@@ -1,0 +1,342 @@
+"""How the API executes a GraphQL document: graphql-core's executor with short paths.
+
+Every short path here gives the response graphql-core would, and hands
+anything it is not sure of (a null, a value that does not serialize, a
+directive) to graphql-core's own path, so that errors and their locations
+stay graphql-core's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from graphql import (
+    DocumentNode,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    GraphQLString,
+    OperationDefinitionNode,
+    Undefined,
+    is_non_null_type,
+    is_object_type,
+)
+from graphql.execution.get_variable_signature import get_variable_signature
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from graph.pacing import step_aside
+
+
+class Execution(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution, with short paths for flat inputs and plain leaf fields.
+
+    A hundred resolutions are two hundred such fields; for each, the full path
+    builds a ResolveInfo, asks whether the value is awaitable and dispatches
+    on the type before it calls the very ``serialize`` used here. Null values,
+    values that do not serialize, and any schema with resolver middleware take
+    the full path, so errors and their paths are graphql-core's own.
+    """
+
+    @classmethod
+    def build(  # type: ignore[override]
+        cls,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        root_value: Any = None,
+        context_value: Any = None,
+        raw_variable_values: dict[str, Any] | None = None,
+        operation_name: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Build as graphql-core does, with lists of flat input objects coerced here.
+
+        ``resolveIdentifiers`` takes a hundred ``{type, value}`` objects;
+        graphql-core coerces each through five levels of its generic
+        recursion, a sixth of the whole request. A list of input objects
+        whose fields are all strings is checked and copied here in one loop;
+        graphql-core is given an empty list in its place, so that every
+        other variable, and every error, is still its own. A value that is
+        not plainly valid goes to graphql-core as it came.
+        """
+        given = raw_variable_values or {}
+        flat = _coerce_flat_lists(schema, document, operation_name, given)
+        raw = {**given, **dict.fromkeys(flat, ())} if flat else given
+        built = super().build(
+            schema, document, root_value, context_value, raw, operation_name, *args, **kwargs
+        )
+        if flat and not isinstance(built, list):
+            values = built.variable_values
+            for name, coerced in flat.items():
+                values.coerced[name] = coerced
+                values.sources[name] = values.sources[name]._replace(
+                    value=raw_variable_values[name]
+                )
+        return built
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Any,
+        position_context: Any,
+    ) -> Any:
+        field = parent_type.fields.get(field_details_list[0].node.name.value)
+        leaf: GraphQLLeafType | None = getattr(field and field.resolve, "leaf", None)
+        if leaf is not None and not self.middleware_manager.middlewares:
+            value = getattr(source, field.resolve.attribute)
+            if value is not None:
+                try:
+                    serialized = leaf.serialize(value)
+                except Exception:  # the full path reports it as it should
+                    serialized = None
+                if serialized is not None and serialized is not Undefined:
+                    return serialized
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Any,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        """Each object completed is a point where a write may step aside (``graph.pacing``).
+
+        A batch's response is hundreds of results made in one go; reads need
+        not wait for all of them. On the event loop, where reads run, the
+        point does nothing.
+        """
+        step_aside()
+        return super().execute_fields(
+            parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    def complete_iterable_value(
+        self,
+        item_type: GraphQLOutputType,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        items: Any,
+        position_context: Any,
+    ) -> Any:
+        """A list of objects whose selected fields are all plain leaves, made row by row.
+
+        A hundred resolutions, a profile's identifiers: per item, graphql-core
+        completes the object, collects its fields, makes a path per field and
+        asks of each result whether it is awaitable, to end with the same
+        dict of serialized attributes this builds. Any item that is not that
+        simple (a null where the schema says non-null, a value that does not
+        serialize) sends the whole list down the full path, so that errors
+        and their paths are graphql-core's own.
+        """
+        plan = self._row_plan(item_type, field_details_list, path)
+        if plan is not None:
+            items = items if isinstance(items, list | tuple) else list(items)
+            rows = _rows(plan, items)
+            if rows is not None:
+                return rows
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
+    def _row_plan(
+        self, item_type: GraphQLOutputType, field_details_list: Any, path: Any
+    ) -> _RowPlan | None:
+        nullable = not is_non_null_type(item_type)
+        object_type = item_type if nullable else cast(GraphQLNonNull, item_type).of_type
+        if (
+            not is_object_type(object_type)
+            or object_type.is_type_of is not None
+            or self.middleware_manager.middlewares
+            or self.get_stream_usage(field_details_list, path) is not None
+        ):
+            return None
+        grouped_field_set, new_defer_usages, _ = self.collect_subfields(
+            object_type, field_details_list
+        )
+        if new_defer_usages:
+            return None
+        columns: list[tuple[str, str | None, GraphQLLeafType | None, bool]] = []
+        for response_name, details in grouped_field_set.items():
+            name = details[0].node.name.value
+            if name == "__typename":
+                columns.append((response_name, None, None, False))
+                continue
+            field = object_type.fields.get(name)
+            leaf = getattr(field and field.resolve, "leaf", None)
+            if field is None or leaf is None:
+                return None
+            columns.append(
+                (response_name, field.resolve.attribute, leaf, is_non_null_type(field.type))
+            )
+        return _RowPlan(object_type.name, nullable, columns)
+
+    def build_response(self, data: dict[str, Any] | None) -> Any:
+        """The response, and the coerced variables let go of.
+
+        The execution is a reference cycle (it holds bound methods of itself),
+        freed only by a full collection of the cyclic garbage collector, and it
+        holds the coerced variables: a batch of 500 events left 2,000 objects
+        for that collection to walk. Nothing reads them once the response is
+        built.
+        """
+        response = super().build_response(data)
+        self.variable_values = None  # type: ignore[assignment]
+        return response
+
+
+class _RowPlan:
+    """How to make one item of a list of leaf-only objects: its columns, in response order."""
+
+    __slots__ = ("columns", "nullable", "type_name")
+
+    def __init__(
+        self,
+        type_name: str,
+        nullable: bool,
+        columns: list[tuple[str, str | None, GraphQLLeafType | None, bool]],
+    ) -> None:
+        self.type_name = type_name
+        self.nullable = nullable
+        self.columns = columns
+
+
+def _rows(plan: _RowPlan, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+    """The list completed, or None where an item needs graphql-core's full path."""
+    rows: list[Any] = []
+    append = rows.append
+    for index, item in enumerate(items):
+        if index % 64 == 63:
+            step_aside()
+        if item is None:
+            if not plan.nullable:
+                return None
+            append(None)
+            continue
+        row: dict[str, Any] = {}
+        for key, attribute, leaf, non_null in plan.columns:
+            if leaf is None:  # __typename
+                row[key] = plan.type_name
+                continue
+            value = getattr(item, attribute)  # type: ignore[arg-type]
+            if value is None:
+                if non_null:
+                    return None
+                row[key] = None
+                continue
+            try:
+                serialized = leaf.serialize(value)
+            except Exception:
+                return None
+            if serialized is None or serialized is Undefined:
+                return None
+            row[key] = serialized
+        append(row)
+    return rows
+
+
+def _coerce_flat_lists(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    raw: dict[str, Any],
+) -> dict[str, list[Any]]:
+    """The operation's list-of-flat-input-object variables that coerce plainly, coerced."""
+    operation = _operation(document, operation_name)
+    if operation is None or not raw:
+        return {}
+    coerced: dict[str, list[Any]] = {}
+    for definition in operation.variable_definitions or ():
+        value = raw.get(definition.variable.name.value)
+        if type(value) is not list:
+            continue
+        signature = get_variable_signature(schema, definition)
+        shape = None if isinstance(signature, Exception) else _flat_list_shape(signature.type)
+        if shape is None:
+            continue
+        items = _flat_items(value, *shape)
+        if items is not None:
+            coerced[signature.name] = items
+    return coerced
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name and o.name.value == name), None)
+
+
+_FlatFields = tuple[tuple[str, bool], ...]  # (name, required) of each field, in schema order
+
+
+def _flat_list_shape(kind: GraphQLInputType) -> tuple[bool, _FlatFields] | None:
+    """For ``[T]``/``[T!]`` (nullable or not) of a flat input object T: (items nullable, fields).
+
+    Flat: every field a ``String`` or ``String!`` with no default, no other
+    name in Python, and the type building plain dicts (no ``out_type`` of
+    its own), so that coercing it is checking each value is a string.
+    """
+    if isinstance(kind, GraphQLNonNull):
+        kind = kind.of_type
+    if not isinstance(kind, GraphQLList):
+        return None
+    item = kind.of_type
+    nullable = not isinstance(item, GraphQLNonNull)
+    item = item if nullable else item.of_type
+    if (
+        not isinstance(item, GraphQLInputObjectType)
+        or item.is_one_of
+        or item.out_type is not GraphQLInputObjectType.out_type
+    ):
+        return None
+    fields: list[tuple[str, bool]] = []
+    for name, field in item.fields.items():
+        required = isinstance(field.type, GraphQLNonNull)
+        scalar = field.type.of_type if required else field.type
+        if scalar is not GraphQLString or field.default_value is not Undefined or field.out_name:
+            return None
+        fields.append((name, required))
+    return nullable, tuple(fields)
+
+
+def _flat_items(values: list[Any], nullable: bool, fields: _FlatFields) -> list[Any] | None:
+    """The items as graphql-core would coerce them, or None if any is not plainly valid."""
+    items: list[Any] = []
+    append = items.append
+    for value in values:
+        if value is None:
+            if not nullable:
+                return None
+            append(None)
+            continue
+        if type(value) is not dict:
+            return None
+        item: dict[str, Any] = {}
+        for name, required in fields:
+            field = value.get(name, Undefined)
+            if field is Undefined:
+                if required:
+                    return None
+                continue
+            if field is None:
+                if required:
+                    return None
+            elif type(field) is not str:
+                return None
+            item[name] = field
+        if len(item) != len(value):  # a name the type does not have
+            return None
+        append(item)
+    return items
