@@ -42,6 +42,17 @@ query P($t: String!, $v: String!) {
   }
 }
 """
+WHOLE = """
+query P($t: String!, $v: String!) {
+  profileByIdentifier(type: $t, value: $v) {
+    __typename oneId firstSeen lastSeen sources eventCount aliases traitValues
+    traits { name value source observedAt }
+    identifiers { type identifiers { value } }
+    history { kind oneId others at reason eventIds evidence }
+    tags { tag { id name } value since source }
+  }
+}
+"""
 GOOD = [
     {"type": "email", "value": "Ann@Example.com"},
     {"type": "email", "value": "nobody@example.com"},
@@ -127,6 +138,20 @@ def test_lists_of_objects_with_objects_inside_take_the_full_path(
     body = both(api, monkeypatch, PROFILE, {"t": "crm_id", "v": "C-9"})
     groups = body["data"]["profileByIdentifier"]["identifiers"]
     assert {g["type"] for g in groups} == {"email", "phone", "crm_id"}
+
+
+def test_a_whole_profile_is_answered_as_graphql_core_would(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.ingest(event("e0", "app", ("device_id", "dev-000001")))  # a customer of its own, merged
+    api.ingest(event("e3", "app", ("crm_id", "C-9"), ("device_id", "dev-000001"), city="Shanghai"))
+    profile = both(api, monkeypatch, WHOLE, {"t": "device_id", "v": "dev-000001"})
+    assert "data" in profile, profile
+    profile = profile["data"]["profileByIdentifier"]
+    assert profile["eventCount"] == 4 and profile["sources"]
+    assert profile["traitValues"]["tier"] == "gold"
+    assert {t["name"] for t in profile["traits"]} >= {"tier", "city"}
+    assert profile["history"]
 
 
 def test_identifiers_written_in_the_query_are_coerced_as_before(

@@ -23,6 +23,8 @@ from graphql import (
     GraphQLString,
     OperationDefinitionNode,
     Undefined,
+    is_leaf_type,
+    is_list_type,
     is_non_null_type,
     is_object_type,
 )
@@ -121,6 +123,25 @@ class Execution(StrawberryGraphQLCoreExecutionContext):
             parent_type, source_value, path, grouped_field_set, position_context
         )
 
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """An object whose selection is plain data (see ``_Plan``), made in one go."""
+        plan = self._plan(return_type, field_details_list)
+        if plan is not None:
+            row = _complete(plan, result)
+            if row is not None:
+                return row
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
     def complete_iterable_value(
         self,
         item_type: GraphQLOutputType,
@@ -130,57 +151,84 @@ class Execution(StrawberryGraphQLCoreExecutionContext):
         items: Any,
         position_context: Any,
     ) -> Any:
-        """A list of objects whose selected fields are all plain leaves, made row by row.
-
-        A hundred resolutions, a profile's identifiers: per item, graphql-core
-        completes the object, collects its fields, makes a path per field and
-        asks of each result whether it is awaitable, to end with the same
-        dict of serialized attributes this builds. Any item that is not that
-        simple (a null where the schema says non-null, a value that does not
-        serialize) sends the whole list down the full path, so that errors
-        and their paths are graphql-core's own.
-        """
-        plan = self._row_plan(item_type, field_details_list, path)
+        """A list of objects whose selection is plain data (see ``_Plan``), made row by row."""
+        nullable = not is_non_null_type(item_type)
+        object_type = item_type if nullable else cast(GraphQLNonNull, item_type).of_type
+        plan = (
+            self._plan(object_type, field_details_list)
+            if is_object_type(object_type)
+            and self.get_stream_usage(field_details_list, path) is None
+            else None
+        )
         if plan is not None:
             items = items if isinstance(items, list | tuple) else list(items)
-            rows = _rows(plan, items)
+            rows = _complete_items(plan, nullable, items)
             if rows is not None:
                 return rows
         return super().complete_iterable_value(
             item_type, field_details_list, info, path, items, position_context
         )
 
-    def _row_plan(
-        self, item_type: GraphQLOutputType, field_details_list: Any, path: Any
-    ) -> _RowPlan | None:
-        nullable = not is_non_null_type(item_type)
-        object_type = item_type if nullable else cast(GraphQLNonNull, item_type).of_type
-        if (
-            not is_object_type(object_type)
-            or object_type.is_type_of is not None
-            or self.middleware_manager.middlewares
-            or self.get_stream_usage(field_details_list, path) is not None
-        ):
+    def _plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> _Plan | None:
+        """How to complete ``object_type`` under this selection with no resolver, or None.
+
+        Kept per selection (graphql-core's collected fields are kept the same
+        way): a list's items, and every list of the same field, share one.
+        """
+        plans = self.__dict__.setdefault("_plans", {})
+        key = (object_type, id(field_details_list))
+        if key not in plans:
+            plans[key] = (field_details_list, self._make_plan(object_type, field_details_list))
+        plan: _Plan | None = plans[key][1]
+        return plan
+
+    def _make_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> _Plan | None:
+        if object_type.is_type_of is not None or self.middleware_manager.middlewares:
             return None
         grouped_field_set, new_defer_usages, _ = self.collect_subfields(
             object_type, field_details_list
         )
         if new_defer_usages:
             return None
-        columns: list[tuple[str, str | None, GraphQLLeafType | None, bool]] = []
+        columns: list[_Column] = []
         for response_name, details in grouped_field_set.items():
             name = details[0].node.name.value
             if name == "__typename":
-                columns.append((response_name, None, None, False))
+                columns.append((response_name, _TYPENAME, "", None, False))
                 continue
             field = object_type.fields.get(name)
-            leaf = getattr(field and field.resolve, "leaf", None)
-            if field is None or leaf is None:
+            attribute: str | None = getattr(field and field.resolve, "attribute", None)
+            if field is None or attribute is None:
+                return None  # a resolver of its own
+            non_null = is_non_null_type(field.type)
+            kind = cast(GraphQLNonNull, field.type).of_type if non_null else field.type
+            if is_leaf_type(kind):
+                columns.append((response_name, _LEAF, attribute, kind, non_null))
+                continue
+            if any(d.node.directives for d in details):
+                return None  # @stream on a list, say: graphql-core's to handle
+            if is_object_type(kind):
+                plan = self._plan(kind, details)
+                if plan is None:
+                    return None
+                columns.append((response_name, _OBJECT, attribute, plan, non_null))
+                continue
+            if not is_list_type(kind):
+                return None  # an interface or a union
+            item = kind.of_type
+            items_nullable = not is_non_null_type(item)
+            item = item if items_nullable else item.of_type
+            if is_leaf_type(item):
+                columns.append(
+                    (response_name, _LEAVES, attribute, (item, items_nullable), non_null)
+                )
+            elif is_object_type(item) and (plan := self._plan(item, details)) is not None:
+                columns.append(
+                    (response_name, _OBJECTS, attribute, (plan, items_nullable), non_null)
+                )
+            else:
                 return None
-            columns.append(
-                (response_name, field.resolve.attribute, leaf, is_non_null_type(field.type))
-            )
-        return _RowPlan(object_type.name, nullable, columns)
+        return _Plan(object_type.name, columns)
 
     def build_response(self, data: dict[str, Any] | None) -> Any:
         """The response, and the coerced variables let go of.
@@ -196,23 +244,34 @@ class Execution(StrawberryGraphQLCoreExecutionContext):
         return response
 
 
-class _RowPlan:
-    """How to make one item of a list of leaf-only objects: its columns, in response order."""
+_TYPENAME, _LEAF, _OBJECT, _LEAVES, _OBJECTS = range(5)
+# (response key, kind, attribute, what completes the value, non-null)
+_Column = tuple[str, int, str, Any, bool]
 
-    __slots__ = ("columns", "nullable", "type_name")
 
-    def __init__(
-        self,
-        type_name: str,
-        nullable: bool,
-        columns: list[tuple[str, str | None, GraphQLLeafType | None, bool]],
-    ) -> None:
+class _Plan:
+    """How to complete an object whose selected fields are all plain data.
+
+    Plain data: ``__typename``, or a field with no resolver of its own (an
+    attribute) holding a leaf, a list of leaves, or an object or a list of
+    objects that are plain data in turn. A hundred resolutions, a profile's
+    identifiers: per object graphql-core collects its fields, makes a path
+    per field and asks of each value whether it is awaitable, to end with
+    the same dict of serialized attributes this builds. Anything that is
+    not that simple (a null where the schema says non-null, a value that
+    does not serialize, an iterable that is not a list) sends the whole
+    object or list down the full path, so that errors and their paths are
+    graphql-core's own.
+    """
+
+    __slots__ = ("columns", "type_name")
+
+    def __init__(self, type_name: str, columns: list[_Column]) -> None:
         self.type_name = type_name
-        self.nullable = nullable
         self.columns = columns
 
 
-def _rows(plan: _RowPlan, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
+def _complete_items(plan: _Plan, nullable: bool, items: list[Any] | tuple[Any, ...]) -> Any:
     """The list completed, or None where an item needs graphql-core's full path."""
     rows: list[Any] = []
     append = rows.append
@@ -220,30 +279,68 @@ def _rows(plan: _RowPlan, items: list[Any] | tuple[Any, ...]) -> list[Any] | Non
         if index % 64 == 63:
             step_aside()
         if item is None:
-            if not plan.nullable:
+            if not nullable:
                 return None
             append(None)
             continue
-        row: dict[str, Any] = {}
-        for key, attribute, leaf, non_null in plan.columns:
-            if leaf is None:  # __typename
-                row[key] = plan.type_name
-                continue
-            value = getattr(item, attribute)  # type: ignore[arg-type]
-            if value is None:
-                if non_null:
-                    return None
-                row[key] = None
-                continue
-            try:
-                serialized = leaf.serialize(value)
-            except Exception:
-                return None
-            if serialized is None or serialized is Undefined:
-                return None
-            row[key] = serialized
+        row = _complete(plan, item)
+        if row is None:
+            return None
         append(row)
     return rows
+
+
+def _complete(plan: _Plan, source: Any) -> dict[str, Any] | None:
+    row: dict[str, Any] = {}
+    for key, kind, attribute, spec, non_null in plan.columns:
+        if kind == _TYPENAME:
+            row[key] = plan.type_name
+            continue
+        value = getattr(source, attribute)
+        if value is None:
+            if non_null:
+                return None
+            row[key] = None
+        elif kind == _LEAF:
+            serialized = _serialized(spec, value)
+            if serialized is None:
+                return None
+            row[key] = serialized
+        elif kind == _OBJECT:
+            completed = _complete(spec, value)
+            if completed is None:
+                return None
+            row[key] = completed
+        else:
+            if not isinstance(value, list | tuple):
+                return None
+            completing, items_nullable = spec
+            out: list[Any] = []
+            for item in value:
+                if item is None:
+                    if not items_nullable:
+                        return None
+                    out.append(None)
+                    continue
+                done = (
+                    _serialized(completing, item)
+                    if kind == _LEAVES
+                    else _complete(completing, item)
+                )
+                if done is None:
+                    return None
+                out.append(done)
+            row[key] = out
+    return row
+
+
+def _serialized(leaf: GraphQLLeafType, value: Any) -> Any:
+    """``value`` serialized, or None where it does not (the full path says why)."""
+    try:
+        serialized = leaf.serialize(value)
+    except Exception:
+        return None
+    return None if serialized is Undefined else serialized
 
 
 def _coerce_flat_lists(
