@@ -15,7 +15,6 @@ from graphql import (
     GraphQLObjectType,
     is_leaf_type,
 )
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.execution import ExecutionContext
 
@@ -40,14 +39,7 @@ class IdgraphSchema(strawberry.Schema):
                 log.error("unexpected error", exc_info=original)
 
 
-# The endpoint has parsed and validated each document already; the caches keep
-# execute from doing it again for the same query text.
-schema = IdgraphSchema(
-    query=Query,
-    mutation=Mutation,
-    extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)],
-    execution_context_class=Execution,
-)
+schema = IdgraphSchema(query=Query, mutation=Mutation, execution_context_class=Execution)
 
 
 def _convert_arguments_cheaply(built: strawberry.Schema) -> None:

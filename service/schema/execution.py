@@ -81,6 +81,10 @@ class Execution(StrawberryGraphQLCoreExecutionContext):
                 )
         return built
 
+    def _wrapped_resolvers(self) -> bool:
+        """Whether resolver middleware runs: then every field takes the full path."""
+        return bool(self.middleware_manager and self.middleware_manager.middlewares)
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -91,7 +95,7 @@ class Execution(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         field = parent_type.fields.get(field_details_list[0].node.name.value)
         leaf: GraphQLLeafType | None = getattr(field and field.resolve, "leaf", None)
-        if leaf is not None and not self.middleware_manager.middlewares:
+        if leaf is not None and not self._wrapped_resolvers():
             value = getattr(source, field.resolve.attribute)
             if value is not None:
                 try:
@@ -183,7 +187,7 @@ class Execution(StrawberryGraphQLCoreExecutionContext):
         return plan
 
     def _make_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> _Plan | None:
-        if object_type.is_type_of is not None or self.middleware_manager.middlewares:
+        if object_type.is_type_of is not None or self._wrapped_resolvers():
             return None
         grouped_field_set, new_defer_usages, _ = self.collect_subfields(
             object_type, field_details_list
