@@ -168,6 +168,7 @@ def applied(shape: Shape, c: ChangeSet, generation: int) -> Shape:
                 d.adj[b] = d.neighbours(b) | {a}
         d.events[e.event_id] = e.seq
     for x in [*c.new_customers, *c.customer_updates]:
+        step_aside()
         before = d.customer(x.one_id)
         if before is not None and before.merged_into and before.merged_into != x.merged_into:
             d.absorbed[before.merged_into] = d.absorbed_by(before.merged_into) - {x.one_id}

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from graph.hashing import hashes_of
 from graph.models import CustomerRecord
-from graph.pacing import step_aside
+from graph.pacing import every_few, step_aside
 from graph.store.embedded.keys import NO_TYPE
 from graph.store.embedded.shape import NONE, Base, Ints, Overlay, Shape, micros_of
 
@@ -30,10 +30,10 @@ def compact(shape: Shape) -> Shape:
     base, overlay = shape.base, shape.overlay
     if not overlay.size:
         return shape
-    live = {s: r for s, r in overlay.nodes.items() if r is not None}
+    live = {s: r for s, r in every_few(overlay.nodes.items()) if r is not None}
     removed = [s for s, r in overlay.nodes.items() if r is None]
     old = len(base.keys)
-    added = [(s, r.key) for s, r in live.items() if s >= old]
+    added = [(s, r.key) for s, r in every_few(live.items()) if s >= old]
     keys = base.keys.extended(added, removed, shape.counters.node + 1)
     size = len(keys)
     step_aside()
@@ -46,12 +46,14 @@ def compact(shape: Shape) -> Shape:
     if live:
         seqs = np.fromiter(live, dtype=np.int64, count=len(live))
         records = list(live.values())
-        first[seqs] = [micros_of(r.first_seen) for r in records]
-        last[seqs] = [micros_of(r.last_seen) for r in records]
+        first[seqs] = [micros_of(r.first_seen) for r in every_few(records)]
+        last[seqs] = [micros_of(r.last_seen) for r in every_few(records)]
         blocked[seqs] = [r.blocked for r in records]
         shared[seqs] = [r.shared for r in records]
         strong[seqs] = [r.strong_neighbours for r in records]
-        cust[seqs] = [NONE if r.one_id is None else customers.row(r.one_id) for r in records]
+        cust[seqs] = [
+            NONE if r.one_id is None else customers.row(r.one_id) for r in every_few(records)
+        ]
     assert int(np.count_nonzero(keys.type_code != NO_TYPE)) == shape.node_count
     step_aside()
     adj_ptr, adj = patch_rows(base.adj_ptr, base.adj, overlay.adj, size)
@@ -59,10 +61,11 @@ def compact(shape: Shape) -> Shape:
     ev_ptr, ev = patch_rows(base.ev_ptr, base.ev, overlay.ev, size)
     step_aside()
     count = customers.count
-    members = {customers.row(o): seqs for o, seqs in overlay.members.items()}
+    members = {customers.row(o): seqs for o, seqs in every_few(overlay.members.items())}
     mem_ptr, mem = patch_rows(base.mem_ptr, base.mem, members, count)
     absorbed = {
-        customers.row(o): [customers.row(a) for a in ids] for o, ids in overlay.absorbed.items()
+        customers.row(o): [customers.row(a) for a in ids]
+        for o, ids in every_few(overlay.absorbed.items())
     }
     abs_ptr, absorbed_rows = patch_rows(base.abs_ptr, base.absorbed, absorbed, count)
     step_aside()
@@ -72,7 +75,7 @@ def compact(shape: Shape) -> Shape:
     event_hashes, event_seqs = merge_sorted(
         base.event_hashes,
         base.event_seqs,
-        hashes_of(e for e, _ in events),
+        hashes_of(e for e, _ in every_few(events)),
         np.array([s for _, s in events], dtype=np.int64),
     )
     new_base = Base(
@@ -111,7 +114,7 @@ class _Customers:
 
     def __init__(self, base: Base, changed: Mapping[str, CustomerRecord]) -> None:
         old = len(base.one_ids)
-        rows = {one_id: base.row_of(one_id) for one_id in changed}
+        rows = {one_id: base.row_of(one_id) for one_id in every_few(changed)}
         new = [one_id for one_id, row in rows.items() if row is None]
         self._rows = {one_id: row for one_id, row in rows.items() if row is not None}
         self._rows.update((one_id, old + n) for n, one_id in enumerate(new))
@@ -127,7 +130,7 @@ class _Customers:
         self.retired = _grown(base.c_retired, self.count, False)
         self.anchor = _grown(base.c_anchor, self.count, NONE)
         self._base = base
-        for one_id, record in changed.items():
+        for one_id, record in every_few(changed.items()):
             row = self._rows[one_id]
             self.seq[row] = record.seq
             self.created[row] = micros_of(record.created_at)
@@ -198,7 +201,7 @@ def patch_rows(
     runs = zip(
         ptr[run_starts].tolist(), ptr[run_ends].tolist(), new_ptr[run_starts].tolist(), strict=True
     )
-    for start, end, to in runs:
+    for start, end, to in every_few(runs):
         if start < end:
             out[to : to + end - start] = values[start:end]
     if len(changed):

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from graph.hashing import key_hash
 from graph.models import Key
-from graph.pacing import step_aside
+from graph.pacing import every_few
 
 NO_TYPE = 255  # the code of a sequence number no identifier has (never used, or removed)
 
@@ -121,7 +121,7 @@ class KeyIndex:
         tail: list[bytes] = []
         new_hashes: list[int] = []
         new_seqs: list[int] = []
-        for seq, key in sorted(added):
+        for seq, key in every_few(sorted(added)):
             if seq < old:
                 raise ValueError(f"seq {seq} is not new")
             codes[seq] = types.setdefault(key[0], len(types))
@@ -143,7 +143,4 @@ class KeyIndex:
 
 def _hashes(keys: Iterable[Key]) -> Iterator[int]:
     """Each key's hash, with a point to step aside every few hundred (a write's are thousands)."""
-    for n, key in enumerate(keys):
-        if not n % 256:
-            step_aside()
-        yield key_hash(*key)
+    return (key_hash(*key) for key in every_few(keys))
