@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from graph.identifiers import IdentifierRegistry
 from graph.models import Key, Pair
+from graph.pacing import every_few
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ def partition(
     """
     limits = {name: t.limit for name, t in registry.types.items() if t.limit is not None}
     inside = set(nodes)
-    live = [e for e in edges if e[0] in inside and e[1] in inside and e[0] != e[1]]
+    live = [e for e in every_few(edges) if e[0] in inside and e[1] in inside and e[0] != e[1]]
     if plain is None:
         plain = _plain_components(inside, live)
     group_of = {key: index for index, group in enumerate(plain) for key in group}
@@ -75,12 +76,12 @@ def partition(
 
 def _plain_components(nodes: set[Key], edges: list[Pair]) -> list[list[Key]]:
     parent = {key: key for key in nodes}
-    for a, b in edges:
+    for a, b in every_few(edges):
         ra, rb = _find(parent, a), _find(parent, b)
         if ra != rb:
             parent[rb] = ra
     groups: dict[Key, list[Key]] = {}
-    for key in parent:
+    for key in every_few(parent):
         groups.setdefault(_find(parent, key), []).append(key)
     return list(groups.values())
 

@@ -19,7 +19,7 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.execution import ExecutionContext
 
 from graph.errors import IdgraphError
-from graph.pacing import step_aside
+from graph.pacing import every_few, step_aside
 from service.schema.execution import Execution
 from service.schema.mutations import Mutation
 from service.schema.queries import Query
@@ -58,7 +58,7 @@ def _convert_arguments_cheaply(built: strawberry.Schema) -> None:
 
     async def ingest(root: Any, info: Any, events: list[dict[str, Any]]) -> Any:
         return await Mutation.ingest_events(
-            root, info, [IdentityEventInput.from_coerced(e) for e in events]
+            root, info, [IdentityEventInput.from_coerced(e) for e in every_few(events, 64)]
         )
 
     async def resolve(root: Any, info: Any, identifiers: list[dict[str, str]]) -> Any:

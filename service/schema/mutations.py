@@ -11,6 +11,7 @@ from __future__ import annotations
 import strawberry
 
 from graph.identity_graph import IdentityGraph as Core
+from graph.pacing import every_few
 from service.schema.account_segments import AccountSegmentMutations
 from service.schema.accounts import AccountMutations
 from service.schema.rfm import RfmMutations
@@ -37,7 +38,7 @@ class Mutation(
         self, info: strawberry.Info, events: list[IdentityEventInput]
     ) -> IngestResult:
         graph: Core = info.context["graph"]
-        results = graph.ingest([e.to_core() for e in events])
+        results = graph.ingest([e.to_core() for e in every_few(events, 64)])
         return IngestResult(
             accepted=sum(r.status == "ACCEPTED" for r in results),
             rejected=sum(r.status == "REJECTED" for r in results),

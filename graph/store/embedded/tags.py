@@ -21,7 +21,7 @@ from pathlib import Path
 
 from graph import jsontext
 from graph.errors import StoreUnavailable
-from graph.pacing import step_aside
+from graph.pacing import every_few, step_aside
 from graph.sqlite_rows import fetch_rows, insert_rows
 from graph.store.embedded.pragmas import set_up_writer
 from graph.store.recent import Recent
@@ -388,7 +388,7 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
         ("one_id", "tag_id", "value", "since", "source", "by"),
         (
             (o, t, _dumps(x.value), x.since.isoformat(), x.source.value, x.by)
-            for o, rows in w.rows.items()
+            for o, rows in every_few(w.rows.items(), 64)
             for t, x in rows.items()
             if x is not None
         ),

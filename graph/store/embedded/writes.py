@@ -9,7 +9,7 @@ from datetime import datetime
 
 from graph import jsontext
 from graph.models import ChangeSet, CustomerRecord
-from graph.pacing import step_aside
+from graph.pacing import every_few, step_aside
 from graph.sqlite_rows import insert_rows, update_rows
 from graph.store.embedded.schema import (
     CUSTOMER_COLUMNS,
@@ -59,7 +59,7 @@ def write_changes(
                 n.strong_neighbours,
                 assignments.get(n.key, n.one_id),
             )
-            for n in [*c.new_nodes, *unwritten]
+            for n in every_few([*c.new_nodes, *unwritten], 128)
         ],
     )
     new = {n.key for n in c.new_nodes}
@@ -87,7 +87,7 @@ def write_changes(
                 n.strong_neighbours,
                 one_id(k),
             )
-            for k, n in c.node_updates.items()
+            for k, n in every_few(c.node_updates.items(), 128)
             if k not in new
         ],
     )
