@@ -12,6 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from graphql import (
+    GraphQLArgument,
+    GraphQLField,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLString,
+    graphql_sync,
+)
+from graphql.language.parser import MAX_NESTING_DEPTH
 from starlette.testclient import TestClient
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -163,3 +175,57 @@ def test_identifiers_written_in_the_query_are_coerced_as_before(
     )
     body = both(api, monkeypatch, query, {"v": "ann@example.com"})
     assert body["data"]["resolveIdentifiers"][0]["status"] == "LINKED"
+
+
+def _echo_schema() -> GraphQLSchema:
+    """A schema with an input type that can hold itself, and one that cannot."""
+    chain = GraphQLInputObjectType(
+        "Chain", lambda: {"next": GraphQLInputField(chain), "v": GraphQLInputField(GraphQLString)}
+    )
+    pair = GraphQLInputObjectType(
+        "Pair", {"a": GraphQLInputField(GraphQLString), "b": GraphQLInputField(GraphQLString)}
+    )
+    echo = GraphQLField(
+        GraphQLString,
+        args={"chain": GraphQLArgument(chain), "pairs": GraphQLArgument(GraphQLList(pair))},
+        resolve=lambda _root, _info, **args: "ok",
+    )
+    return GraphQLSchema(GraphQLObjectType("Query", {"echo": echo}))
+
+
+def _deep_chain(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"v": "end"}
+    for _ in range(depth):
+        value = {"next": value}
+    return value
+
+
+def test_a_value_nested_past_the_limit_is_still_refused() -> None:
+    """The nesting walk (graphql-core's, as the API's schema module leaves it) is skipped only
+    for types that cannot nest past the limit."""
+    result = graphql_sync(
+        _echo_schema(),
+        "query Q($c: Chain) { echo(chain: $c) }",
+        variable_values={"c": _deep_chain(MAX_NESTING_DEPTH + 10)},
+    )
+    assert result.data is None
+    assert result.errors is not None
+    assert "nested too deeply" in result.errors[0].message
+
+
+def test_values_of_bounded_types_coerce_as_before() -> None:
+    schema_ = _echo_schema()
+    shallow = graphql_sync(
+        schema_,
+        "query Q($c: Chain, $p: [Pair]) { echo(chain: $c, pairs: $p) }",
+        variable_values={"c": _deep_chain(3), "p": [{"a": "x", "b": "y"}] * 1000},
+    )
+    assert shallow.errors is None
+    assert shallow.data == {"echo": "ok"}
+    wrong = graphql_sync(
+        schema_,
+        "query Q($p: [Pair]) { echo(pairs: $p) }",
+        variable_values={"p": [{"a": "x", "c": "y"}]},
+    )
+    assert wrong.errors is not None
+    assert "not to include unknown field 'c'" in wrong.errors[0].message
