@@ -91,7 +91,7 @@ class KeyIndex:
         at = np.searchsorted(self.hashes, wanted).tolist()
         hashes, size = self.hashes, len(self.hashes)
         found: list[int | None] = []
-        for key, h, i in zip(keys, wanted.tolist(), at, strict=True):
+        for key, h, i in every_few(zip(keys, wanted.tolist(), at, strict=True), 128):
             seq = None
             while i < size and int(hashes[i]) == h:
                 candidate = int(self.hash_seq[i])

@@ -394,7 +394,8 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
         ),
         replace,
     )
-    insert_rows(db, "tag_history", ("one_id", "at", "cause", "changes"), _history_rows(w.changes))
+    history = _history_rows(every_few(w.changes, 64))
+    insert_rows(db, "tag_history", ("one_id", "at", "cause", "changes"), history)
     insert_rows(
         db,
         "segment_log",
