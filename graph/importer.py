@@ -117,23 +117,27 @@ class LineReader:
         chunk = PreparedChunk()
         builder = ChunkBuilder()
         direct = self._direct
+        # Most blocks have no number orjson would round (see jsontext): one look for all lines.
+        suspect = jsontext.has_long_number(block)
         for number, line in enumerate(block.split(b"\n"), start=first_line):
             if not number % _TRADE_EVERY:
                 self.trade_phones()
             if not line.strip():
                 continue
-            try:
-                obj = orjson.loads(line)
-                plain = True
-            except orjson.JSONDecodeError:
-                # What orjson refuses (integers beyond 64 bits, NaN, a lone surrogate)
-                # takes the general way, which words what is wrong with it.
+            plain = not (suspect and jsontext.has_long_number(line))
+            if plain:
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    plain = False
+            if not plain:
+                # What orjson refuses (NaN, a lone surrogate) or would round (an integer
+                # beyond 64 bits) takes the general way, which words what is wrong with it.
                 try:
                     obj = jsontext.loads(line)
                 except ValueError as exc:  # not JSON, or not UTF-8
                     chunk.rejected.append((number, "BAD_JSON", str(exc)))
                     continue
-                plain = False
             if plain and (added := direct(obj, builder)) is not None:
                 position, event_id, source, keys = added
                 if source in self._domain_sources and self._has_corporate_email(keys):

@@ -302,3 +302,25 @@ def test_exported_profiles_read_as_the_api_answers(tmp_path: Path) -> None:
     assert idgraph("export", str(exported), "--data-dir", str(data)).returncode == 0
     lines = [json.loads(line) for line in exported.read_text("utf-8").splitlines()]
     assert {p["oneId"]: p for p in lines} == answers
+
+
+def test_an_import_keeps_integers_beyond_64_bits_exactly(tmp_path: Path) -> None:
+    """A 20-digit account number is an integer in JSON; it must not come back rounded."""
+    big, low = 2**70 + 1, -(2**63) - 1
+    source = write_ndjson(
+        tmp_path / "events.ndjson",
+        [
+            json.dumps(event("a", "crm", ("email", "a@x.com"), account=big, order="1" * 25)),
+            json.dumps(event("b", "crm", ("email", "b@x.com"), balance=low)),
+            json.dumps(event("c", "crm", ("email", "c@x.com"), small=2**63 - 1)),
+        ],
+    )
+    data = tmp_path / "data"
+    result = idgraph("import", str(source), "--data-dir", str(data), "--quiet")
+    assert result.returncode == 0, result.stderr
+    exported = tmp_path / "profiles.ndjson"
+    assert idgraph("export", str(exported), "--data-dir", str(data)).returncode == 0
+    traits = [json.loads(line)["traitValues"] for line in exported.read_text("utf-8").splitlines()]
+    assert sorted(traits, key=str) == sorted(
+        [{"account": big, "order": "1" * 25}, {"balance": low}, {"small": 2**63 - 1}], key=str
+    )

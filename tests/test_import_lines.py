@@ -32,8 +32,8 @@ def as_the_api_reads_them(block: bytes) -> PreparedChunk:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except ValueError as exc:
+            obj = json.loads(line.decode("utf-8"))  # as the service decodes a request body
+        except ValueError as exc:  # not UTF-8 (a surrogate's bytes included), or not JSON
             chunk.rejected.append((number, "BAD_JSON", str(exc)))
             continue
         try:
