@@ -217,6 +217,41 @@ def test_bad_json_body(api: Api) -> None:
     assert snapshot(api) == before
 
 
+def test_body_that_is_not_utf8_is_bad_json(api: Api) -> None:
+    response = api.client.post(
+        "/graphql",
+        content=b'{"query": "{ __typename }", "operationName": "\xff"}',
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_JSON"
+
+
+def test_body_nested_too_deeply_is_bad_json(api: Api) -> None:
+    response = api.client.post(
+        "/graphql",
+        content=b'{"query": "{ __typename }", "extensions": {"x": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}}",
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_JSON"
+
+
+def test_values_beyond_64_bits_are_kept_exactly(api: Api) -> None:
+    """JSON has no limit on integers; a trait may be a 20-digit account number."""
+    big = 2**70 + 1
+    api.ingest(event("big", "crm", ("email", "big@example.com"), account_number=big))
+    query = (
+        """query($v: String!) { profileByIdentifier(type: "email", value: $v) { traitValues } }"""
+    )
+    response = api.post(query, {"v": "big@example.com"})
+    assert str(big) in response.text  # written as the integer it is, not a float
+    assert response.json()["data"]["profileByIdentifier"]["traitValues"] == {"account_number": big}
+
+
 def test_bad_graphql_and_bad_variables(api: Api) -> None:
     before = seeded(api)
     parse = api.post("mutation { ingestEvents(", None).json()
