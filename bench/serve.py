@@ -182,52 +182,86 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
+def pooled(loads: list[Load]) -> Load:
+    """Runs of one kind taken as one: their requests, time and latencies together."""
+    return Load(
+        sum(x.requests for x in loads),
+        sum(x.seconds for x in loads),
+        [t for x in loads for t in x.latencies],
+        sum(x.errors for x in loads),
+    )
+
+
 def read_table(
-    port: int, requests: dict[str, list[bytes]], stream: list[bytes], seconds: float
+    port: int,
+    requests: dict[str, list[bytes]],
+    stream: list[bytes],
+    seconds: float,
+    rounds: int = 3,
 ) -> None:
+    """Each read at 1, 10 and 50 clients, bare and over GraphQL, with and without the stream.
+
+    The four runs of one read and client count take turns, ``rounds`` times,
+    each ``seconds / rounds`` long: this machine's speed drifts by a third
+    from minute to minute, and runs that sample the same minutes compare
+    the code rather than the minute each happened to get.
+    """
+    found: dict[tuple[str, int, bool, str], list[Load]] = {}
+    events: dict[tuple[str, int, bool], int] = {}
+    offset = 0
+    for clients in (1, 10, 50):
+        for read in ("profile", "resolve 100"):
+            for _ in range(rounds):
+                for with_ingest in (False, True):
+                    for kind in ("bare", "/graphql"):
+                        name = f"{read} {kind}"
+                        load, accepted = run(
+                            "127.0.0.1",
+                            port,
+                            PATHS[name],
+                            requests[name],
+                            clients,
+                            seconds / rounds,
+                            ingest=stream[offset:] if with_ingest else None,
+                        )
+                        offset += (accepted + 499) // 500
+                        cell = (read, clients, with_ingest)
+                        events[cell] = events.get(cell, 0) + accepted
+                        found.setdefault((*cell, kind), []).append(load)
     print("| read | clients | ingest stream | req/s | p50 ms | p99 ms | vs bare: req/s | p99 |")
     print("|---|---|---|---|---|---|---|---|")
-    offset = 0
     for with_ingest in (False, True):
         for clients in (1, 10, 50):
             for read in ("profile", "resolve 100"):
-                found: dict[str, Load] = {}
-                events = 0
+                cell = (read, clients, with_ingest)
+                bare = pooled(found[(*cell, "bare")])
+                stream_text = (
+                    f"{events[cell] / (2 * seconds):,.0f} events/s" if with_ingest else "no"
+                )
                 for kind in ("bare", "/graphql"):
-                    name = f"{read} {kind}"
-                    batches = None
-                    if with_ingest:
-                        batches = stream[offset:]
-                    load, accepted = run(
-                        "127.0.0.1",
-                        port,
-                        PATHS[name],
-                        requests[name],
-                        clients,
-                        seconds,
-                        ingest=batches,
-                    )
-                    offset += (accepted + 499) // 500
-                    events += accepted
-                    found[kind] = load
-                for kind in ("bare", "/graphql"):
-                    load = found[kind]
-                    versus = ""
+                    load = pooled(found[(*cell, kind)])
+                    versus = " | "
                     if kind == "/graphql":
-                        bare = found["bare"]
                         versus = (
                             f" {load.per_second / bare.per_second:.2f}x |"
                             f" {load.quantile(0.99) / bare.quantile(0.99):.2f}x"
                         )
-                    else:
-                        versus = " | "
-                    stream_text = f"{events / (2 * seconds):,.0f} events/s" if with_ingest else "no"
                     print(
                         f"| {read} {kind} | {clients} | {stream_text} | {load.per_second:,.0f} |"
                         f" {ms(load.quantile(0.5))} | {ms(load.quantile(0.99))} |{versus} |"
                     )
                     if load.errors:
                         print(f"  ({load.errors} requests failed)")
+    print("\n| read | clients | p99 with the stream / without: bare | /graphql |")
+    print("|---|---|---|---|")
+    for clients in (1, 10, 50):
+        for read in ("profile", "resolve 100"):
+            ratios = []
+            for kind in ("bare", "/graphql"):
+                with_ = pooled(found[(read, clients, True, kind)]).quantile(0.99)
+                without = pooled(found[(read, clients, False, kind)]).quantile(0.99)
+                ratios.append(f"{with_ / without:.2f}x")
+            print(f"| {read} | {clients} | {ratios[0]} | {ratios[1]} |")
 
 
 def ingest_rate(port: int, stream: list[bytes], seconds: float) -> float:
@@ -240,7 +274,12 @@ def main() -> None:
     parser.add_argument(
         "--persons", type=int, default=118_000, help="118,000: about 1M identifiers"
     )
-    parser.add_argument("--seconds", type=float, default=6.0, help="per measurement")
+    parser.add_argument(
+        "--seconds", type=float, default=6.0, help="per measurement, in --read-rounds turns"
+    )
+    parser.add_argument(
+        "--read-rounds", type=int, default=3, help="turns each read table cell takes"
+    )
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--neo4j-uri", help="an empty Neo4j to load and serve from")
     parser.add_argument("--scale", action="store_true", help="the scaling table instead")
@@ -277,7 +316,7 @@ def one_size(work: Path, args: argparse.Namespace) -> None:
             f" {healthy:.1f} s the next; RSS after open {first_rss:.0f} MB, then {rss:.0f} MB;"
             f" tags built {built:.0f} s after that start\n"
         )
-        read_table(port, bodies(identifiers), stream, args.seconds)
+        read_table(port, bodies(identifiers), stream, args.seconds, args.read_rounds)
 
 
 def scaling(work: Path, args: argparse.Namespace) -> None:
