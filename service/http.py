@@ -75,12 +75,12 @@ def negotiate(accept: str | None) -> str:
     )
 
 
-# What orjson would write its own way goes to ``default`` (``str``), as with ``json``.
+# Keys that are not strings are written as ``json`` writes them; what orjson
+# would write its own way (datetimes, dataclasses) goes to ``default``
+# (``str``), as with ``json``. Subclasses of dict, list, str and int are
+# written as their base types, by both.
 _LIKE_JSON_MODULE = (
-    orjson.OPT_NON_STR_KEYS
-    | orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 )
 
 
