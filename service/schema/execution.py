@@ -23,6 +23,7 @@ from graphql import (
     GraphQLString,
     OperationDefinitionNode,
     Undefined,
+    get_named_type,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
@@ -74,8 +75,15 @@ def _walk_only_unbounded_types() -> None:
     if walk is None or limit is None:
         return
 
+    # A type's depth never changes; a variable's wrapping types are made anew
+    # for each request, so it is known by its printed form and its named type.
+    depths: dict[tuple[str, Any], int | None] = {}
+
     def nested_too_deeply(value: Any, kind: GraphQLInputType) -> bool:
-        depth = _bounded_depth(kind)
+        known = (str(kind), get_named_type(kind))
+        if known not in depths:
+            depths[known] = _bounded_depth(kind)
+        depth = depths[known]
         if depth is not None and depth <= limit:
             return False
         return bool(walk(value, kind))
