@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from graph.events import IdentifierInput
 from graph.identity_graph import IdentityGraph
-from service.app import create_app, serving_process
+from service.app import EVENT_LOOP, create_app, serving_process
 from service.cli import fewer_collections
 from service.reads import read
 from service.settings import Settings
@@ -80,7 +80,14 @@ def main() -> None:
 
     app.router.routes.insert(0, Route("/bare/profile", bare_profile, methods=["POST"]))
     app.router.routes.insert(0, Route("/bare/resolve", bare_resolve, methods=["POST"]))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop=EVENT_LOOP,
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def open_graph(settings: Settings) -> IdentityGraph:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app, serving_process
+    from service.app import EVENT_LOOP, create_app, serving_process
 
     settings = _settings(args)
     settings.host = args.host or settings.host
@@ -67,7 +67,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings, background=True)
     serving_process(app)
     print(f"idgraph: GraphiQL at http://{settings.host}:{settings.port}/graphql", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        loop=EVENT_LOOP,
+    )
     return 0
 
 
