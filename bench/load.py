@@ -137,8 +137,11 @@ def run(
     *,
     key: str = "bench",
     ingest: list[bytes] | None = None,
+    ingest_port: int | None = None,
 ) -> tuple[Load, int]:
     """``clients`` connections for ``seconds``; with ``ingest``, batches posted meanwhile.
+
+    The batches go to the server at ``ingest_port`` if given, else to the one read from.
 
     Beside clients, the batches are posted from a process of their own, as an
     integration would post them: making, sending and decoding a batch of 500
@@ -157,7 +160,9 @@ def run(
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     stream = context.Process(
-        target=_stream_apart, args=(host, port, key, ingest, until, sender), daemon=True
+        target=_stream_apart,
+        args=(host, ingest_port or port, key, ingest, until, sender),
+        daemon=True,
     )
     stream.start()
     try:

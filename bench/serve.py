@@ -10,7 +10,9 @@ endpoints beside it) runs in a process of its own, the load client in this
 one. Each read is measured at 1, 10 and 50 keep-alive clients against
 ``/graphql`` and against the bare endpoint doing the same store read in the
 same process, then again while one more client posts ``ingestEvents``
-batches of 500 as fast as they are taken.
+batches of 500 as fast as they are taken. Last, on the embedded store, one
+profile reader beside that stream posted to its own server and to a second
+server process on a copy of the data.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import random
 import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -198,7 +201,7 @@ def read_table(
     stream: list[bytes],
     seconds: float,
     rounds: int = 3,
-) -> None:
+) -> int:
     """Each read at 1, 10 and 50 clients, bare and over GraphQL, with and without the stream.
 
     The four runs of one read and client count take turns, ``rounds`` times,
@@ -262,6 +265,54 @@ def read_table(
                 without = pooled(found[(read, clients, False, kind)]).quantile(0.99)
                 ratios.append(f"{with_ / without:.2f}x")
             print(f"| {read} | {clients} | {ratios[0]} | {ratios[1]} |")
+    return offset
+
+
+def apart_table(
+    data: Path, requests: list[bytes], stream: list[bytes], seconds: float, rounds: int
+) -> None:
+    """One profile reader over GraphQL beside the stream into its server and into another.
+
+    The other server is a second process on a copy of the data: its writes
+    share the machine's cores with the reads, but not the interpreter of
+    the process that serves them. What the stream into the reader's own
+    server costs beyond that is the price of sharing the interpreter.
+    """
+    copy = data.with_name(f"{data.name}-apart")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(data, copy)
+    found: dict[str, list[Load]] = {}
+    events: dict[str, int] = {}
+    offset = 0
+    try:
+        with server(data, None) as (port, _, _), server(copy, None) as (other, _, _):
+            for _ in range(rounds):
+                for where in ("no stream", "into this server", "into another server process"):
+                    load, accepted = run(
+                        "127.0.0.1",
+                        port,
+                        "/graphql",
+                        requests,
+                        1,
+                        seconds / rounds,
+                        ingest=None if where == "no stream" else stream[offset:],
+                        ingest_port=other if where.endswith("process") else None,
+                    )
+                    offset += (accepted + 499) // 500
+                    found.setdefault(where, []).append(load)
+                    events[where] = events.get(where, 0) + accepted
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    alone = pooled(found["no stream"]).quantile(0.99)
+    print("\n| profile /graphql, 1 client | stream events/s | p50 ms | p99 ms | p99 / no stream |")
+    print("|---|---|---|---|---|")
+    for where, loads in found.items():
+        load = pooled(loads)
+        rate = f"{events[where] / seconds:,.0f}" if events[where] else "-"
+        print(
+            f"| {where} | {rate} | {ms(load.quantile(0.5))} | {ms(load.quantile(0.99))} |"
+            f" {load.quantile(0.99) / alone:.2f}x |"
+        )
 
 
 def ingest_rate(port: int, stream: list[bytes], seconds: float) -> float:
@@ -316,7 +367,15 @@ def one_size(work: Path, args: argparse.Namespace) -> None:
             f" {healthy:.1f} s the next; RSS after open {first_rss:.0f} MB, then {rss:.0f} MB;"
             f" tags built {built:.0f} s after that start\n"
         )
-        read_table(port, bodies(identifiers), stream, args.seconds, args.read_rounds)
+        used = read_table(port, bodies(identifiers), stream, args.seconds, args.read_rounds)
+    if args.neo4j_uri is None:  # a Neo4j database is not copied
+        apart_table(
+            data,
+            bodies(identifiers)["profile /graphql"],
+            stream[used:],
+            args.seconds,
+            args.read_rounds,
+        )
 
 
 def scaling(work: Path, args: argparse.Namespace) -> None:
