@@ -8,9 +8,18 @@ is read once for all the customers asked about.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
-from graph.models import CustomerSource, Key
+from graph.models import CustomerSource, HistoryEntry, Key, StoredEvent
 from graph.store.protocol import GraphReads
+
+
+class SourceReads(GraphReads, Protocol):
+    def events_and_history(
+        self, keys: Iterable[Key], one_ids: Iterable[str]
+    ) -> tuple[list[StoredEvent], list[HistoryEntry]]:
+        """``events_for(keys)`` and ``history(one_ids)``, read together."""
+        ...
 
 
 def placements(
@@ -22,15 +31,16 @@ def placements(
     return canonical, {k: n.one_id for k, n in nodes.items()}
 
 
-def customer_sources(reads: GraphReads, one_ids: Iterable[str]) -> dict[str, CustomerSource]:
+def customer_sources(reads: SourceReads, one_ids: Iterable[str]) -> dict[str, CustomerSource]:
     canonical = reads.canonical_one_ids(set(one_ids))
     survivors = sorted(set(canonical.values()))
     members = reads.members(survivors)
     live = [o for o in survivors if members[o]]
     aliases = {o: reads.aliases(o) for o in live}
     records = reads.nodes({k for o in live for k in members[o]})
-    events = reads.events_for({k for o in live for k in members[o]})
-    history = reads.history({a for o in live for a in (o, *aliases[o])})
+    events, history = reads.events_and_history(
+        {k for o in live for k in members[o]}, {a for o in live for a in (o, *aliases[o])}
+    )
     made: dict[str, CustomerSource] = {}
     for one_id in live:
         mine, named = members[one_id], {one_id, *aliases[one_id]}

@@ -68,14 +68,17 @@ class FileAt:
         self._seen: int | None = None
         self.moved = False
 
-    def value(self, select: str, param: object) -> Any:
-        """The one value ``select`` gives with its ``?`` bound to ``param``."""
+    def values(self, selects: list[tuple[str, object]]) -> list[Any]:
+        """The value of each ``select`` with its one ``?`` bound to its param, in one statement."""
+        columns = ", ".join(f"({select})" for select, _ in selects)
+        params = tuple(param for _, param in selects)
         if self.expected is None:
-            return self.db.execute(select, (param,)).fetchone()[0]
-        at, found = self.db.execute(
-            f"SELECT (SELECT value FROM meta WHERE name = '{GENERATION}'), ({select})", (param,)
+            row: tuple[Any, ...] = self.db.execute(f"SELECT {columns}", params).fetchone()
+            return list(row)
+        row = self.db.execute(
+            f"SELECT (SELECT value FROM meta WHERE name = '{GENERATION}'), {columns}", params
         ).fetchone()
-        at = int(at or 0)
+        at, found = int(row[0] or 0), list(row[1:])
         if self._seen is None:
             self._seen = at
         if at != self._seen or (at != self.expected and not self.lagging):
@@ -279,38 +282,34 @@ class ShapeReads:
         a time took most of a profile's time. Aggregated into one JSON array,
         they come in one step.
         """
-        rows: list[list[Any]] = json.loads(self.file.value(select, json.dumps(list(values))))
-        return rows
+        return self._alls([(select, values)])[0]
+
+    def _alls(self, selects: list[tuple[str, Iterable[object]]]) -> list[list[list[Any]]]:
+        """The rows of each select as ``_all`` gives them, all in one statement."""
+        found = self.file.values([(select, json.dumps(list(values))) for select, values in selects])
+        return [json.loads(text) for text in found]
 
     def _event_rows(self, seqs: Iterable[int], columns: str, only: str | None = None) -> list[Any]:
-        return self._all(
-            f"SELECT json_group_array(json_array({columns})) FROM events"
-            " WHERE seq IN (SELECT value FROM json_each(?))" + (f" AND {only}" if only else ""),
-            sorted(set(seqs)),
-        )
+        return self._all(*_event_select(seqs, columns, only))
 
     def events_for(self, keys: Iterable[Key], traits_only: bool = False) -> list[StoredEvent]:
+        return _stored_events(self._all(*self._events_select(keys, traits_only)))
+
+    def _events_select(self, keys: Iterable[Key], traits_only: bool) -> tuple[str, list[int]]:
         shape = self.shape
         seqs = [e for s in self._seqs(keys).values() for e in shape.events_of(s)]
-        rows = self._event_rows(
-            seqs,
-            "seq, event_id, source, timestamp, received_at, keys, traits, name, properties",
-            "traits != '{}'" if traits_only else None,
-        )
-        return [
-            StoredEvent(
-                r[0],
-                r[1],
-                r[2],
-                _dt(r[3]),
-                _dt(r[4]),
-                [(k[0], k[1]) for k in json.loads(r[5])],
-                json.loads(r[6]),
-                name=r[7],
-                properties=None if r[8] is None else json.loads(r[8]),
-            )
-            for r in sorted(rows)
-        ]
+        return _event_select(seqs, _STORED_EVENT, "traits != '{}'" if traits_only else None)
+
+    def events_and_history(
+        self, keys: Iterable[Key], one_ids: Iterable[str]
+    ) -> tuple[list[StoredEvent], list[HistoryEntry]]:
+        """``events_for(keys)`` and ``history(one_ids)`` in one statement.
+
+        Beside a writer, every statement a read makes costs it the writer's
+        turn once or twice (see ``FileAt``); a profile needs both.
+        """
+        events, history = self._alls([self._events_select(keys, False), _history_select(one_ids)])
+        return _stored_events(events), _history_entries(history)
 
     def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]:
         """Each source's evidence for each pair: the events that carry both identifiers."""
@@ -340,24 +339,7 @@ class ShapeReads:
         return found
 
     def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]:
-        rows = self._all(
-            "SELECT json_group_array(json_array(id, kind, one_id, others, at, reason, event_ids,"
-            " evidence)) FROM history WHERE id IN (SELECT history FROM history_index"
-            " WHERE one_id IN (SELECT value FROM json_each(?)))",
-            sorted(set(one_ids)),
-        )
-        return [
-            HistoryEntry(
-                r[1],
-                r[2],
-                json.loads(r[3]),
-                _dt(r[4]),
-                r[5],
-                json.loads(r[6]),
-                json.loads(r[7]),
-            )
-            for r in sorted(rows)
-        ]
+        return _history_entries(self._all(*_history_select(one_ids)))
 
     def all_keys(self) -> Iterator[Key]:
         shape = self.shape
@@ -369,3 +351,51 @@ class ShapeReads:
         for seq in shape.all_seqs():
             record = shape.record(seq)
             yield record.key, record.one_id
+
+
+_STORED_EVENT = "seq, event_id, source, timestamp, received_at, keys, traits, name, properties"
+
+
+def _event_select(
+    seqs: Iterable[int], columns: str, only: str | None = None
+) -> tuple[str, list[int]]:
+    return (
+        f"SELECT json_group_array(json_array({columns})) FROM events"
+        " WHERE seq IN (SELECT value FROM json_each(?))" + (f" AND {only}" if only else ""),
+        sorted(set(seqs)),
+    )
+
+
+def _stored_events(rows: list[Any]) -> list[StoredEvent]:
+    return [
+        StoredEvent(
+            r[0],
+            r[1],
+            r[2],
+            _dt(r[3]),
+            _dt(r[4]),
+            [(k[0], k[1]) for k in json.loads(r[5])],
+            json.loads(r[6]),
+            name=r[7],
+            properties=None if r[8] is None else json.loads(r[8]),
+        )
+        for r in sorted(rows)
+    ]
+
+
+def _history_select(one_ids: Iterable[str]) -> tuple[str, list[str]]:
+    return (
+        "SELECT json_group_array(json_array(id, kind, one_id, others, at, reason, event_ids,"
+        " evidence)) FROM history WHERE id IN (SELECT history FROM history_index"
+        " WHERE one_id IN (SELECT value FROM json_each(?)))",
+        sorted(set(one_ids)),
+    )
+
+
+def _history_entries(rows: list[Any]) -> list[HistoryEntry]:
+    return [
+        HistoryEntry(
+            r[1], r[2], json.loads(r[3]), _dt(r[4]), r[5], json.loads(r[6]), json.loads(r[7])
+        )
+        for r in sorted(rows)
+    ]
