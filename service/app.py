@@ -31,9 +31,9 @@ GRAPHIQL_ASSETS_PATH = "/graphiql-assets"
 
 # The event loop uvicorn runs the service on. uvicorn would take uvloop where it
 # is installed: beside an ingest stream, 50 resolveIdentifiers clients on uvloop
-# had single requests waiting 0.4-3.2 s in one 5 s run out of two (p99 up to
-# 1.4 s) while the interpreter was never held for more than 70 ms; on asyncio's
-# loop the slowest took 160-330 ms. HTTP is parsed by httptools (a dependency).
+# had requests waiting up to 3.2 s (p99 1.2 and 1.4 s in two of six 5 s runs)
+# while the interpreter was never held for more than 70 ms; on asyncio's loop
+# none took more than 330 ms. HTTP is parsed by httptools (a dependency).
 EVENT_LOOP = "asyncio"
 
 
