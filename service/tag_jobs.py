@@ -19,6 +19,7 @@ from graph.identity_graph import IdentityGraph
 from service.pacing import lower_priority
 
 log = logging.getLogger(__name__)
+TAG_THREAD = "idgraph-tags"  # the thread's name, as logs and profilers show it
 
 
 class TagJobs:
@@ -30,7 +31,7 @@ class TagJobs:
         self._nice = nice
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="idgraph-tags", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=TAG_THREAD, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
