@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlite3
 
 from graph.errors import StoreUnavailable
-from graph.store.embedded import change_log
 from graph.store.embedded.tags import TAG_SCHEMA
 
 SCHEMA_VERSION = 6
@@ -108,7 +107,6 @@ CREATE TABLE IF NOT EXISTS account_segments (
 );
 """
     + TAG_SCHEMA
-    + change_log.SCHEMA
 )
 
 IDENTIFIER_COLUMNS = (

@@ -53,7 +53,7 @@ from graph.models import (
 )
 from graph.pacing import step_aside
 from graph.sqlite_rows import insert_rows
-from graph.store.embedded import change_log, snapshot
+from graph.store.embedded import snapshot
 from graph.store.embedded.accounts import SqliteAccounts
 from graph.store.embedded.build import first_shape
 from graph.store.embedded.changes import applied
@@ -89,36 +89,26 @@ class EmbeddedStore:
     resolve_every = None  # SQLite keeps a transaction of any size on disk
     reads_block = False  # reads are memory and a local file: no thread pool needed
 
-    def __init__(self, data_dir: str | Path, load: bool = True, follow: bool = False) -> None:
-        """``follow``: read a data dir another process writes (see ``catch_up``); write nothing."""
+    def __init__(self, data_dir: str | Path, load: bool = True) -> None:
         self.path = Path(data_dir) / "idgraph.sqlite3"
-        self.following = follow
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._snapshot_path = Path(data_dir) / SNAPSHOT
-        if follow:
-            if not self.path.exists():
-                raise StoreUnavailable(f"no embedded store at {self.path} to follow")
-            self._owner = None
-            self._db = _read_only(self.path)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._owner = _claim(Path(data_dir))
-            try:
-                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                set_up_writer(self._db)
-                self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk writes touch many pages
-                self._db.execute("PRAGMA foreign_keys=OFF")
-                prepare(self._db, self.path)
-            except BaseException:
-                self._owner.close()
-                raise
+        self._owner = _claim(Path(data_dir))
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            set_up_writer(self._db)
+            self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk writes touch many pages
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            prepare(self._db, self.path)
+        except BaseException:
+            self._owner.close()
+            raise
         self._readers = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()  # only to list new connections, never per read
         self.account_store = SqliteAccounts(self.path, self._reader)
-        # A follower's cache could hold what the writer has since changed: none.
-        self.tag_store = SqliteTags(self.path, self._reader, **({"cached": 0} if follow else {}))
-        self._following = threading.Lock()  # one catch-up at a time
+        self.tag_store = SqliteTags(self.path, self._reader)
         self._generation = generation(self._db)
         self._unresolved_from = meta_int(self._db, UNRESOLVED)
         self._stale = False  # deferred writes left the shape behind the file
@@ -133,9 +123,6 @@ class EmbeddedStore:
     def load(self) -> None:
         """Read the shape: from the snapshot if it is the file's, else rebuilt from the file."""
         if hasattr(self, "_shape"):
-            return
-        if self.following:
-            self._follow()
             return
         found = snapshot.load(self._snapshot_path, self._generation)
         rebuilt = found is None or self._unresolved_from is not None
@@ -159,9 +146,6 @@ class EmbeddedStore:
         return self._shape
 
     def _writer_reads(self) -> ShapeReads:
-        if self.following:
-            shape, pinned = self._followed
-            return ShapeReads(shape, FileAt(pinned, shape.generation))
         return ShapeReads(self._current(), FileAt(self._db))
 
     def _reader(self) -> sqlite3.Connection:
@@ -185,9 +169,6 @@ class EmbeddedStore:
         waiting for the writer to publish it. A shape is only taken once the
         file shows its commit, so no read sees a write that could still fail.
         """
-        if self.following:
-            yield self._writer_reads()
-            return
         shape = self._shape
         staged = self._committing
         if staged is not None and staged.generation == self._file_ahead:
@@ -195,50 +176,6 @@ class EmbeddedStore:
         yield ShapeReads(
             shape, FileAt(self._reader(), shape.generation, self._stale, self._saw_ahead)
         )
-
-    # --- following another process's writes ---------------------------------------
-    def catch_up(self) -> int:
-        """Apply what the writing process committed since this shape's; the generation now.
-
-        The log is read in a read transaction that stays open as long as the
-        shape made from it is the published one: reads of the file go through
-        that connection, so they see exactly the commit the shape is of (a
-        WAL reader keeps its snapshot), never a later one, and never wait for
-        the next catch-up. The writer logs each change (``change_log``); a
-        follower further behind than the log reaches, or past a bulk load,
-        reads the shape from the file in the same transaction.
-        """
-        assert self.following, "catch_up is for a store opened with follow=True"
-        with self._following:
-            return self._follow()
-
-    def _follow(self) -> int:
-        db = _read_only(self.path)
-        try:
-            db.execute("BEGIN")
-            now = generation(db)  # the transaction's snapshot starts with this read
-            shape = getattr(self, "_shape", None)
-            if shape is not None and shape.generation == now:
-                db.close()
-                return now
-            changes = None if shape is None else change_log.since(db, shape.generation, now)
-            if shape is None or changes is None:
-                shape = snapshot.load(self._snapshot_path, now) or rebuild(db)
-            else:
-                for at, change in enumerate(changes, shape.generation + 1):
-                    shape = applied(shape, change, at)
-                    if shape.overlay.size > max(COMPACT_AT, shape.node_count // 20):
-                        shape = compact(shape)
-        except BaseException:
-            db.close()
-            raise
-        # One assignment: a view takes both or neither. The connection before
-        # is closed, its snapshot let go, once the last view holding it is done.
-        self._followed = (shape, db)
-        self._shape = shape
-        self._generation = shape.generation
-        self._max_event = shape.counters.event
-        return shape.generation
 
     def _saw_ahead(self, generation: int) -> None:
         self._file_ahead = generation
@@ -248,8 +185,6 @@ class EmbeddedStore:
         shape = self._shape
         if self._stale or shape.dirty or shape.unwritten or self._saved[0] == shape.generation:
             return
-        if self.following:
-            return  # the snapshot is the writer's to keep
         if shape.overlay.size:
             shape = self._shape = compact(shape)
         snapshot.save(shape, self._snapshot_path)
@@ -275,13 +210,10 @@ class EmbeddedStore:
         with self._readers_lock:
             for reader in self._all_readers:
                 reader.close()
-            if self.following and hasattr(self, "_followed"):
-                self._followed[1].close()
         self.account_store.close()
         self.tag_store.close()
         self._db.close()
-        if self._owner is not None:
-            self._owner.close()
+        self._owner.close()
 
     def exclusive(self) -> AbstractContextManager[None]:
         return contextlib.nullcontext()  # one process holds the data dir: it is the only writer
@@ -409,7 +341,7 @@ class EmbeddedStore:
             self._committing = published[0]
 
         try:
-            self._transaction(write, changes)
+            self._transaction(write)
         except BaseException:
             self._committing = None
             raise
@@ -511,26 +443,17 @@ class EmbeddedStore:
             self._unresolved_from = first_seq
         self._went_stale(events.event_ids)
 
-    def _transaction(
-        self, write: Callable[[sqlite3.Connection], None], logged: ChangeSet | None = None
-    ) -> None:
+    def _transaction(self, write: Callable[[sqlite3.Connection], None]) -> None:
         """Run ``write`` in one immediate transaction: all of it is kept, or none.
 
         Every transaction counts one more generation: a snapshot or a reader
-        knows by it which writes it has seen. ``logged`` is the change as a
-        follower applies it to its shape; without one, followers read the
-        shape from the file again.
+        knows by it which writes it has seen.
         """
-        if self.following:
-            raise StoreUnavailable(
-                f"{self.path} is written by another process; this one only follows it"
-            )
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
                 write(db)
-                change_log.append(db, self._generation + 1, logged)
                 set_meta(db, GENERATION, self._generation + 1)
                 db.execute("COMMIT")
             except BaseException:
@@ -541,12 +464,6 @@ class EmbeddedStore:
             # should hear that the store, not its request, is the problem.
             raise StoreUnavailable(f"the embedded store could not write: {exc}") from exc
         self._generation += 1
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(
-        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-    )
 
 
 def _claim(data_dir: Path) -> Any:
