@@ -32,7 +32,7 @@ from graph.events import event_from_json
 from graph.identifiers import IdentifierStatus
 from graph.identity_graph import IdentityGraph
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from graph.store.protocol import GraphStore
 from service.app import create_app
 from service.settings import Settings

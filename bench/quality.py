@@ -31,7 +31,7 @@ from graph.identifiers import IdentifierRegistry, IdentifierStatus
 from graph.identity_graph import IdentityGraph
 from graph.resolver import EventResult
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from graph.store.protocol import GraphStore
 
 

@@ -56,7 +56,7 @@ def open_store(data_dir: Path, neo4j_uri: str | None) -> GraphStore:
         from graph.store.embedded import EmbeddedStore
 
         return EmbeddedStore(data_dir)
-    from graph.store.neo4j_store import Neo4jStore
+    from graph.store.neo4j import Neo4jStore
 
     return Neo4jStore(neo4j_uri)
 

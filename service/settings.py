@@ -99,7 +99,7 @@ class Settings:
         if self.neo4j_uri:
             # Imported only when used: the driver is a fifth of a second of start-up
             # that every embedded command (an import, an export) would pay for nothing.
-            from graph.store.neo4j_store import Neo4jStore
+            from graph.store.neo4j import Neo4jStore
 
             return Neo4jStore(
                 self.neo4j_uri,

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from graph.config import load_config
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from graph.store.protocol import GraphStore
 from service.app import create_app
 from service.settings import Settings

@@ -14,7 +14,7 @@ from graph.errors import AccountCycle, BadUserInput, NotFound, ReportingCycle, U
 from graph.events import EventInput, IdentifierInput
 from graph.identity_graph import IdentityGraph
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from graph.store.protocol import GraphStore
 from tests.conftest import STORES, empty_neo4j
 

@@ -16,7 +16,7 @@ from typing import Any
 from graph.config import load_config
 from graph.events import EventInput, IdentifierInput
 from graph.identity_graph import IdentityGraph
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from graph.tags.definitions import parse_definition
 from tests.conftest import empty_neo4j
 from tests.server import running_server

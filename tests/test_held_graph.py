@@ -13,7 +13,7 @@ from graph.identity_graph import IdentityGraph
 from graph.models import ChangeSet, CustomerRecord, Key, NodeRecord, StoredEvent
 from graph.store.embedded import EmbeddedStore
 from graph.store.held_graph import HeldGraph
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from tests.conftest import empty_neo4j, event
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)

@@ -24,7 +24,7 @@ from graph.identity_graph import IdentityGraph
 from graph.models import Key
 from graph.resolver import EventResult
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from tests.conftest import INGEST, empty_neo4j
 from tests.server import running_server
 

@@ -21,7 +21,7 @@ from graph.identity_graph import IdentityGraph
 from graph.models import Key, pair
 from graph.resolver import EventResult
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from tests.conftest import empty_neo4j
 
 PERSONS = 2000

@@ -24,7 +24,7 @@ from graph.events import EventInput, IdentifierInput
 from graph.identity_graph import IdentityGraph
 from graph.profiles import build_profile
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from graph.store.protocol import GraphStore
 from graph.tags.definitions import evaluate_tags, evaluation_order, parse_definition
 from graph.tags.facts import CustomerFacts, event_facts

@@ -12,7 +12,7 @@ import neo4j
 from starlette.testclient import TestClient
 
 from graph.identity_graph import IdentityGraph
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import KEY, NOW, Api, Clock, empty_neo4j

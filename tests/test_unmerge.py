@@ -20,7 +20,7 @@ from graph.config import load_config
 from graph.events import EventInput, IdentifierInput
 from graph.identity_graph import IdentityGraph
 from graph.store.embedded import EmbeddedStore
-from graph.store.neo4j_store import Neo4jStore
+from graph.store.neo4j import Neo4jStore
 from tests.conftest import STORES, Api, empty_neo4j, event
 from tests.test_resolution import REMOVE, profile
 

@@ -25,12 +25,11 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, LiteralString, TypeVar
 
 import neo4j
-from neo4j import GraphDatabase, ManagedTransaction, RoutingControl
+from neo4j import GraphDatabase, RoutingControl
 from neo4j.exceptions import DriverError, Neo4jError, TransientError
 
 from graph import jsontext
@@ -51,18 +50,45 @@ from graph.models import (
     pair,
 )
 from graph.store.held_graph import HeldGraph
-from graph.store.neo4j_accounts import ACCOUNT_SCHEMA, Neo4jAccounts
-from graph.store.neo4j_audience_log import (
+from graph.store.neo4j.accounts import ACCOUNT_SCHEMA, Neo4jAccounts
+from graph.store.neo4j.audience_log import (
     AUDIENCE_LOG_SCHEMA,
     AudienceLog,
     touched_by,
     touched_by_tags,
 )
-from graph.store.neo4j_tags import (
+from graph.store.neo4j.records import (
+    CUSTOMER_FIELDS,
+    NODE_FIELDS,
+    NODE_MAP,
+    SURVIVORS,
+    customer_of,
+    cypher_when,
+    event_of,
+    history_of,
+    instant,
+    key_of,
+    moment_of,
+    node_of,
+)
+from graph.store.neo4j.tags import (
     RETIRED_TAG_NODES,
     RETIRED_TAG_SCHEMA,
     TAG_SCHEMA,
     Neo4jTags,
+)
+from graph.store.neo4j.writes import (
+    Deferred,
+    EventRow,
+    Rows,
+    Tx,
+    create_events,
+    defer_events,
+    keys_of,
+    materialise_deferred,
+    pending_from,
+    summed_deferred,
+    write_changes,
 )
 from graph.store.read_retry import read_steadily
 
@@ -81,127 +107,7 @@ _SCHEMA: list[LiteralString] = [
 ]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STALE_COMMIT_MARK_SECONDS = 10.0  # see Neo4jStore.version
-
-
-def _instant(moment: datetime) -> list[int]:
-    """A moment sent as [epoch seconds, nanoseconds], made a DateTime again by ``_at``.
-
-    The driver encodes datetime parameters in Python, at tens of microseconds
-    each: on a bulk load that was most of the time spent writing events. Two
-    integers cost next to nothing and Cypher stores the same DateTime.
-    """
-    delta = moment - _EPOCH
-    return [delta.days * 86_400 + delta.seconds, delta.microseconds * 1000]
-
-
-def _at(sent: str) -> str:
-    """Cypher turning a parameter made by ``_instant`` back into a DateTime."""
-    return f"datetime({{epochSeconds: {sent}[0], nanosecond: {sent}[1]}})"
-
-
-def _when(stored: str) -> str:
-    """Cypher reading a DateTime as [epoch seconds, nanoseconds], for ``_moment``.
-
-    The driver decodes DateTime values in Python at about 50 microseconds
-    each, which made reading identifiers back the slowest part of resolving.
-    """
-    return f"[{stored}.epochSeconds, {stored}.nanosecond]"
-
-
-def _moment(sent: list[int]) -> datetime:
-    return _EPOCH + timedelta(seconds=sent[0], microseconds=sent[1] // 1000)
-
-
-_NODE_FIELDS = (
-    "i.type AS type, i.value AS value, i.seq AS seq,"
-    f" {_when('i.firstSeen')} AS firstSeen, {_when('i.lastSeen')} AS lastSeen,"
-    " i.blocked AS blocked, i.shared AS shared, i.strongNeighbours AS strongNeighbours"
-)
-
-
-# Each OneID in $ids (as id) with its customer now, aliases followed (as survivor),
-# those whose survivor was retired left out.
-_SURVIVORS = (
-    "UNWIND $ids AS id MATCH (c:Customer {oneId: id})"
-    " OPTIONAL MATCH (c)-[:MERGED_INTO*1..]->(s:Customer) WHERE NOT (s)-[:MERGED_INTO]->()"
-    " WITH id, coalesce(s, c) AS survivor WHERE NOT coalesce(survivor.retired, false)"
-)
-
-# The same fields as a map, for a list of nodes in one row.
-_NODE_MAP = (
-    "type: i.type, value: i.value, seq: i.seq,"
-    f" firstSeen: {_when('i.firstSeen')}, lastSeen: {_when('i.lastSeen')},"
-    " blocked: i.blocked, shared: i.shared, strongNeighbours: i.strongNeighbours"
-)
-
-
-def _key(raw: Any) -> Key:
-    return (raw[0], raw[1])
-
-
-def _node(record: Any, one_id: str | None) -> NodeRecord:
-    return NodeRecord(
-        (record["type"], record["value"]),
-        record["seq"],
-        _moment(record["firstSeen"]),
-        _moment(record["lastSeen"]),
-        record["blocked"],
-        record["shared"],
-        record["strongNeighbours"],
-        one_id,
-    )
-
-
-def _node_row(node: NodeRecord) -> dict[str, Any]:
-    return {
-        "type": node.key[0],
-        "value": node.key[1],
-        "seq": node.seq,
-        "firstSeen": _instant(node.first_seen),
-        "lastSeen": _instant(node.last_seen),
-        "blocked": node.blocked,
-        "shared": node.shared,
-        "strongNeighbours": node.strong_neighbours,
-    }
-
-
-EventRow = tuple[int, str, datetime, list[Key]]  # seq, source, timestamp, keys
-
-
-@dataclass
-class _Deferred:
-    """Deferred events this process wrote, from the first one pending on, summed up.
-
-    Each identifier's events and each source's evidence per pair are summed up
-    chunk by chunk while Neo4j writes the chunk, so resolving the events does
-    not begin by going over all of them again.
-    """
-
-    first: int
-    rows: list[EventRow]
-    blocked: set[Key]
-    seqs: dict[Key, list[int]]
-    evidence: dict[tuple[Pair, str], EdgeObservation]
-
-    def extend(self, later: _Deferred) -> None:
-        self.rows.extend(later.rows)
-        self.blocked.update(later.blocked)
-        for key, seqs in later.seqs.items():
-            self.seqs.setdefault(key, []).extend(seqs)
-        for found, o in later.evidence.items():
-            seen = self.evidence.get(found)
-            if seen is None:
-                self.evidence[found] = o
-                continue
-            seen.first_seen = min(seen.first_seen, o.first_seen)
-            seen.last_seen = max(seen.last_seen, o.last_seen)
-            seen.count += o.count
-
-
-def _summed(rows: list[EventRow], blocked: set[Key]) -> _Deferred:
-    return _Deferred(rows[0][0], rows, blocked, _event_lists(rows), _evidence_by_pair(rows))
 
 
 class Neo4jStore:
@@ -232,7 +138,7 @@ class Neo4jStore:
         )
         self._database = database or "neo4j"
         self._local = threading.local()  # the exclusive batch this thread is in, if any
-        self._deferred: _Deferred | None = None
+        self._deferred: Deferred | None = None
         self._schema_ready = False
         self._lock_id = ""
         self._commits_id = ""
@@ -266,7 +172,7 @@ class Neo4jStore:
 
     def _read(self, query: LiteralString, **params: Any) -> list[neo4j.Record]:
         self._ensure_schema()
-        params = {k: _Rows(v) if type(v) is list else v for k, v in params.items()}
+        params = {k: Rows(v) if type(v) is list else v for k, v in params.items()}
         tx: neo4j.Transaction | None = getattr(self._local, "tx", None) or getattr(
             self._local, "read_tx", None
         )
@@ -475,10 +381,10 @@ class Neo4jStore:
         rows = self._read(
             "UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
             " OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
-            f" RETURN {_NODE_FIELDS}, c.oneId AS oneId",
+            f" RETURN {NODE_FIELDS}, c.oneId AS oneId",
             keys=[list(k) for k in missing],
         )
-        read = {(r["type"], r["value"]): _node(r, r["oneId"]) for r in rows}
+        read = {(r["type"], r["value"]): node_of(r, r["oneId"]) for r in rows}
         if held:
             held.keep_records(read.values())
         return {**found, **read}
@@ -494,7 +400,7 @@ class Neo4jStore:
             " RETURN DISTINCT p",
             pairs=[[list(a), list(b)] for a, b in missing],
         )
-        return found | {(_key(r["p"][0]), _key(r["p"][1])) for r in rows}
+        return found | {(key_of(r["p"][0]), key_of(r["p"][1])) for r in rows}
 
     def neighbours(self, keys: Iterable[Key]) -> dict[Key, set[Key]]:
         held = self._holder()
@@ -508,7 +414,7 @@ class Neo4jStore:
         )
         read: dict[Key, set[Key]] = {k: set() for k in wanted}
         for r in rows:
-            read[_key(r["k"])] = {_key(o) for o in r["others"]}
+            read[key_of(r["k"])] = {key_of(o) for o in r["others"]}
         if held:
             held.keep_neighbours(read, {})
         return {**found, **read}
@@ -524,17 +430,17 @@ class Neo4jStore:
         rows = self._read(
             "UNWIND $keys AS k MATCH (:Identifier {type: k[0], value: k[1]})-[:SEEN_WITH]-(i)"
             " WITH DISTINCT k, i OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
-            f" RETURN k, collect({{{_NODE_MAP}, oneId: c.oneId}}) AS others",
+            f" RETURN k, collect({{{NODE_MAP}, oneId: c.oneId}}) AS others",
             keys=[list(k) for k in wanted],
         )
         read: dict[Key, set[Key]] = {k: set() for k in wanted}
         for r in rows:
-            others = read[_key(r["k"])]
+            others = read[key_of(r["k"])]
             for o in r["others"]:
                 other = (o["type"], o["value"])
                 others.add(other)
                 if other not in records:
-                    records[other] = _node(o, o["oneId"])
+                    records[other] = node_of(o, o["oneId"])
         if held:
             held.keep_neighbours(read, records)
         return {**around, **read}, records
@@ -597,22 +503,22 @@ class Neo4jStore:
         )
         for r in rows:
             nearby = [((o[0], o[1]), bool(o[2])) for o in r["others"] if o[0] is not None]
-            found[_key(r["k"])] = (bool(r["linkable"]), nearby)
+            found[key_of(r["k"])] = (bool(r["linkable"]), nearby)
         return found
 
     def customers(self, one_ids: Iterable[str]) -> dict[str, CustomerRecord]:
         rows = self._read(
-            "UNWIND $ids AS id MATCH (c:Customer {oneId: id})" + _CUSTOMER_FIELDS,
+            "UNWIND $ids AS id MATCH (c:Customer {oneId: id})" + CUSTOMER_FIELDS,
             ids=list(set(one_ids)),
         )
-        return {r["oneId"]: _customer(r) for r in rows}
+        return {r["oneId"]: customer_of(r) for r in rows}
 
     def anchored(self, seqs: Iterable[int]) -> list[CustomerRecord]:
         rows = self._read(
-            "UNWIND $seqs AS seq MATCH (c:Customer {anchor: seq})" + _CUSTOMER_FIELDS,
+            "UNWIND $seqs AS seq MATCH (c:Customer {anchor: seq})" + CUSTOMER_FIELDS,
             seqs=list(set(seqs)),
         )
-        return sorted((_customer(r) for r in rows), key=lambda c: c.one_id)
+        return sorted((customer_of(r) for r in rows), key=lambda c: c.one_id)
 
     def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
         held = self._holder()
@@ -626,7 +532,7 @@ class Neo4jStore:
         )
         read: dict[str, set[Key]] = {o: set() for o in wanted}
         for r in rows:
-            read[r["id"]] = {_key(k) for k in r["keys"]}
+            read[r["id"]] = {key_of(k) for k in r["keys"]}
         if held:
             held.keep_members(read)
         return {**found, **read}
@@ -651,9 +557,9 @@ class Neo4jStore:
         remembered = self._deferred
 
         def materialise(work: Tx) -> None:
-            first = _pending_from(work)
+            first = pending_from(work)
             if first is not None:
-                _materialise(work, first, {}, {}, remembered)
+                materialise_deferred(work, first, {}, {}, remembered)
 
         self._held.wrote()
         self._held.let_go()  # identifiers and edges of events deferred until now
@@ -670,7 +576,7 @@ class Neo4jStore:
             "MATCH (s:IdgraphState {id: 1}) WHERE s.unresolvedFrom IS NOT NULL"
             " MATCH (e:Event) WHERE e.seq >= s.unresolvedFrom RETURN e.keys AS keys"
         )
-        keys = {_key(k) for r in rows for k in jsontext.loads(r["keys"])}
+        keys = {key_of(k) for r in rows for k in jsontext.loads(r["keys"])}
         nodes = self.nodes(keys)
         return sorted(nodes, key=lambda k: nodes[k].seq)
 
@@ -704,7 +610,7 @@ class Neo4jStore:
 
     def canonical_one_ids(self, one_ids: Iterable[str]) -> dict[str, str]:
         rows = self._read(
-            _SURVIVORS + " RETURN id, survivor.oneId AS oneId",
+            SURVIVORS + " RETURN id, survivor.oneId AS oneId",
             ids=sorted(set(one_ids)),
         )
         return {r["id"]: r["oneId"] for r in rows}
@@ -713,7 +619,7 @@ class Neo4jStore:
         self, one_ids: Iterable[str], keys: Iterable[Key]
     ) -> tuple[dict[str, str], dict[Key, str | None]]:
         row = self._read_unchanged(
-            "CALL () { " + _SURVIVORS + " RETURN collect([id, survivor.oneId]) AS canonical }"
+            "CALL () { " + SURVIVORS + " RETURN collect([id, survivor.oneId]) AS canonical }"
             " CALL () { UNWIND $keys AS k MATCH (i:Identifier {type: k[0], value: k[1]})"
             " OPTIONAL MATCH (i)-[:BELONGS_TO]->(c:Customer)"
             " RETURN collect([i.type, i.value, c.oneId]) AS holders }"
@@ -728,18 +634,18 @@ class Neo4jStore:
 
     def customer_sources(self, one_ids: Iterable[str]) -> dict[str, CustomerSource]:
         row = self._read_unchanged(
-            _SURVIVORS + " CALL (survivor) { MATCH (survivor)<-[:BELONGS_TO]-(i:Identifier)"
-            f" RETURN collect({{{_NODE_MAP}}}) AS nodes, collect(i.events) AS seqs }}"
+            SURVIVORS + " CALL (survivor) { MATCH (survivor)<-[:BELONGS_TO]-(i:Identifier)"
+            f" RETURN collect({{{NODE_MAP}}}) AS nodes, collect(i.events) AS seqs }}"
             " WITH id, survivor, nodes, seqs WHERE size(nodes) > 0"
             " CALL (survivor) { OPTIONAL MATCH (survivor)<-[:MERGED_INTO*1..]-(a:Customer)"
             " WHERE a <> survivor RETURN collect(DISTINCT a.oneId) AS aliases }"
             " CALL (seqs) { UNWIND seqs AS list UNWIND list AS seq WITH DISTINCT seq"
             " MATCH (e:Event {seq: seq})"
-            f" RETURN collect(e {{.*, timestamp: {_when('e.timestamp')},"
-            f" receivedAt: {_when('e.receivedAt')}}}) AS events }}"
+            f" RETURN collect(e {{.*, timestamp: {cypher_when('e.timestamp')},"
+            f" receivedAt: {cypher_when('e.receivedAt')}}}) AS events }}"
             " CALL (survivor, aliases) { MATCH (x:Customer)<-[:CONCERNS]-(h:History)"
             " WHERE x.oneId IN [survivor.oneId] + aliases WITH DISTINCT h"
-            f" RETURN collect(h {{.*, at: {_when('h.at')}}}) AS history }}"
+            f" RETURN collect(h {{.*, at: {cypher_when('h.at')}}}) AS history }}"
             " RETURN collect({asked: id, oneId: survivor.oneId, nodes: nodes,"
             " aliases: aliases, events: events, history: history}) AS found",
             ids=sorted(set(one_ids)),
@@ -747,10 +653,10 @@ class Neo4jStore:
         return {
             r["asked"]: CustomerSource(
                 r["oneId"],
-                [_node(n, r["oneId"]) for n in r["nodes"]],
-                sorted((_event(e) for e in r["events"]), key=lambda e: e.seq),
+                [node_of(n, r["oneId"]) for n in r["nodes"]],
+                sorted((event_of(e) for e in r["events"]), key=lambda e: e.seq),
                 sorted(r["aliases"]),
-                [_history(h) for h in sorted(r["history"], key=lambda h: h["seq"])],
+                [history_of(h) for h in sorted(r["history"], key=lambda h: h["seq"])],
             )
             for r in row["found"]
         }
@@ -791,7 +697,7 @@ class Neo4jStore:
             _TRAIT_EVENTS_OF_KEYS if traits_only else _EVENTS_OF_KEYS,
             keys=[list(k) for k in set(keys)],
         )
-        return [_event(r["e"]) for r in rows]
+        return [event_of(r["e"]) for r in rows]
 
     def observations(self, pairs: Iterable[Pair]) -> list[EdgeObservation]:
         """Each pair's evidence, in the order the pairs were asked for, then by source."""
@@ -800,16 +706,17 @@ class Neo4jStore:
             "UNWIND $pairs AS p MATCH (a:Identifier {type: p[0][0], value: p[0][1]})"
             "-[r:SEEN_WITH]-(b:Identifier {type: p[1][0], value: p[1][1]})"
             " RETURN a.seq < b.seq AS ordered, p, r.source AS source,"
-            f" {_when('r.firstSeen')} AS first, {_when('r.lastSeen')} AS last, r.count AS count",
+            f" {cypher_when('r.firstSeen')} AS first, {cypher_when('r.lastSeen')} AS last,"
+            " r.count AS count",
             pairs=[[list(a), list(b)] for a, b in pairs],
         )
         position = {p: n for n, p in reversed(list(enumerate(pairs)))}
         found = []
         for r in rows:
-            a, b = _key(r["p"][0]), _key(r["p"][1])
+            a, b = key_of(r["p"][0]), key_of(r["p"][1])
             lo, hi = (a, b) if r["ordered"] else (b, a)
             observation = EdgeObservation(
-                lo, hi, r["source"], _moment(r["first"]), _moment(r["last"]), r["count"]
+                lo, hi, r["source"], moment_of(r["first"]), moment_of(r["last"]), r["count"]
             )
             found.append((position[(a, b)], r["source"], observation))
         return [o for *_, o in sorted(found, key=lambda f: (f[0], f[1]))]
@@ -817,10 +724,10 @@ class Neo4jStore:
     def history(self, one_ids: Iterable[str]) -> list[HistoryEntry]:
         rows = self._read(
             "UNWIND $ids AS id MATCH (:Customer {oneId: id})<-[:CONCERNS]-(h:History)"
-            f" WITH DISTINCT h RETURN h {{.*, at: {_when('h.at')}}} AS h ORDER BY h.seq",
+            f" WITH DISTINCT h RETURN h {{.*, at: {cypher_when('h.at')}}} AS h ORDER BY h.seq",
             ids=list(set(one_ids)),
         )
-        return [_history(r["h"]) for r in rows]
+        return [history_of(r["h"]) for r in rows]
 
     def all_keys(self) -> Iterator[Key]:
         rows = self._read(
@@ -850,13 +757,13 @@ class Neo4jStore:
             seq = first_seq + position
             timestamp = datetime.fromisoformat(events.timestamps[position])
             keys_text = events.keys[position]
-            rows.append((seq, events.sources[position], timestamp, _keys_of(keys_text)))
+            rows.append((seq, events.sources[position], timestamp, keys_of(keys_text)))
             sent.append(
                 [
                     seq,
                     event_id,
                     events.sources[position],
-                    _instant(timestamp),
+                    instant(timestamp),
                     keys_text,
                     events.traits[position],
                     events.blocked[position],
@@ -864,14 +771,14 @@ class Neo4jStore:
                     events.properties[position],
                 ]
             )
-        blocked = {k for text in events.blocked if text != "[]" for k in _keys_of(text)}
-        summary: _Deferred | None = None
+        blocked = {k for text in events.blocked if text != "[]" for k in keys_of(text)}
+        summary: Deferred | None = None
 
         def append(tx: Tx) -> int | None:
             nonlocal summary
-            _create_events(tx, sent, _instant(received_at))
-            summary = _summed(rows, blocked)  # while Neo4j creates the events
-            return _defer(tx, first_seq, first_seq + len(sent) - 1)
+            create_events(tx, sent, instant(received_at))
+            summary = summed_deferred(rows, blocked)  # while Neo4j creates the events
+            return defer_events(tx, first_seq, first_seq + len(sent) - 1)
 
         def done(before: int | None) -> None:
             assert summary is not None
@@ -897,10 +804,10 @@ class Neo4jStore:
             if changes.deferred and changes.events:
                 rows = [(e.seq, e.source, e.timestamp, e.keys) for e in changes.events]
                 blocked = {k for e in changes.events for k in e.blocked}
-                self._remember(_summed(rows, blocked), before)
+                self._remember(summed_deferred(rows, blocked), before)
 
         def write(tx: Tx) -> int | None:
-            before = _write(tx, changes, remembered)
+            before = write_changes(tx, changes, remembered)
             if changes.tags:
                 self.tag_store.write_rows(tx, changes.tags, logged=False)
             self.audience_log.append(tx, touched_by(changes))
@@ -938,7 +845,7 @@ class Neo4jStore:
         self._held.let_go()  # a write outside a batch: no later batch can tell it happened
         done(self._guard(write))
 
-    def _remember(self, written: _Deferred, pending_before: int | None) -> None:
+    def _remember(self, written: Deferred, pending_before: int | None) -> None:
         """Keep the deferred events this process wrote, once committed, to spare reading them."""
         if pending_before is None:
             self._deferred = written
@@ -953,8 +860,8 @@ _EVENTS_OF: LiteralString = (
     " UNWIND i.events AS seq WITH DISTINCT seq MATCH (e:Event {seq: seq})"
 )
 _EVENT_FIELDS: LiteralString = (
-    f" RETURN e {{.*, timestamp: {_when('e.timestamp')},"
-    f" receivedAt: {_when('e.receivedAt')}}} AS e ORDER BY e.seq"
+    f" RETURN e {{.*, timestamp: {cypher_when('e.timestamp')},"
+    f" receivedAt: {cypher_when('e.receivedAt')}}} AS e ORDER BY e.seq"
 )
 _EVENTS_OF_KEYS: LiteralString = _EVENTS_OF + _EVENT_FIELDS
 # Events are written with their traits as JSON text; none is "{}".
@@ -972,528 +879,3 @@ def _refused(exc: Exception) -> None:
         raise StoreUnavailable(
             f"Neo4j has no such database (check --neo4j-database): {exc}"
         ) from exc
-
-
-_CUSTOMER_FIELDS: LiteralString = (
-    " OPTIONAL MATCH (c)-[:MERGED_INTO]->(s:Customer)"
-    f" RETURN c.oneId AS oneId, c.seq AS seq, {_when('c.createdAt')} AS createdAt,"
-    " s.oneId AS mergedInto, c.retired AS retired, c.anchor AS anchor"
-)
-
-
-def _customer(r: Any) -> CustomerRecord:
-    return CustomerRecord(
-        r["oneId"], r["seq"], _moment(r["createdAt"]), r["mergedInto"], r["retired"], r["anchor"]
-    )
-
-
-def _history(h: Any) -> HistoryEntry:
-    return HistoryEntry(
-        h["kind"],
-        h["oneId"],
-        list(h["others"]),
-        _moment(h["at"]),
-        h["reason"],
-        jsontext.loads(h["eventIds"]),
-        jsontext.loads(h["evidence"]),
-    )
-
-
-def _event(e: Any) -> StoredEvent:
-    return StoredEvent(
-        e["seq"],
-        e["eventId"],
-        e["source"],
-        _moment(e["timestamp"]),
-        _moment(e["receivedAt"]),
-        [_key(k) for k in jsontext.loads(e["keys"])],
-        jsontext.loads(e["traits"]),
-        [_key(k) for k in jsontext.loads(e["blocked"])],
-        e.get("name"),
-        None if e.get("properties") is None else jsontext.loads(e["properties"]),
-    )
-
-
-Tx = ManagedTransaction | neo4j.Transaction
-
-
-def _write(tx: Tx, c: ChangeSet, remembered: _Deferred | None = None) -> int | None:
-    """One transaction: everything in ``c`` is kept, or none of it.
-
-    Returns the first pending deferred event before a deferred write (None if
-    there was none), so the store knows whether it has seen them all.
-    """
-    for key in c.removed_nodes:
-        found = tx.run(
-            "MATCH (i:Identifier {type: $t, value: $v}) RETURN coalesce(i.events, []) AS seqs",
-            t=key[0],
-            v=key[1],
-        ).single()
-        events = tx.run(
-            "UNWIND $seqs AS seq MATCH (e:Event {seq: seq}) RETURN e.seq AS seq, e.keys AS keys",
-            seqs=found["seqs"] if found else [],
-        ).data()
-        _unwind(
-            tx,
-            "UNWIND $rows AS r MATCH (e:Event {seq: r.seq}) SET e.keys = r.keys",
-            rows=[
-                {
-                    "seq": e["seq"],
-                    "keys": jsontext.dumps(
-                        [k for k in jsontext.loads(e["keys"]) if _key(k) != key]
-                    ),
-                }
-                for e in events
-            ],
-        )
-        tx.run("MATCH (i:Identifier {type: $t, value: $v}) DETACH DELETE i", t=key[0], v=key[1])
-    _unwind(
-        tx,
-        "UNWIND $rows AS r CREATE (:Customer {oneId: r.oneId, seq: r.seq,"
-        f" createdAt: {_at('r.createdAt')}, retired: r.retired, anchor: r.anchor}})",
-        rows=[
-            {
-                "oneId": x.one_id,
-                "seq": x.seq,
-                "createdAt": _instant(x.created_at),
-                "retired": x.retired,
-                "anchor": x.anchor,
-            }
-            for x in c.new_customers
-        ],
-    )
-    created: set[Key] = set()
-    last_node = max((n.seq for n in c.new_nodes), default=0)
-    if c.settles_deferred:
-        pending = _pending_from(tx)
-        if pending is not None:
-            given = {n.key: n for n in c.new_nodes}
-            created, last = _materialise(tx, pending, given, c.assignments, remembered)
-            last_node = max(last_node, last)
-    _unwind(
-        tx,
-        "UNWIND $rows AS r MERGE (i:Identifier {type: r.type, value: r.value})"
-        f" SET i.seq = r.seq, i.firstSeen = {_at('r.firstSeen')},"
-        f" i.lastSeen = {_at('r.lastSeen')},"
-        " i.blocked = r.blocked, i.shared = r.shared, i.strongNeighbours = r.strongNeighbours",
-        rows=[
-            _node_row(n) for n in [*c.new_nodes, *c.node_updates.values()] if n.key not in created
-        ],
-    )
-    assigned = dict(c.assignments)
-    for n in c.new_nodes:
-        if n.key not in assigned and n.one_id is not None:
-            assigned[n.key] = n.one_id
-    _unwind(
-        tx,
-        "UNWIND $rows AS r MATCH (i:Identifier {type: r.type, value: r.value})"
-        " OPTIONAL MATCH (i)-[old:BELONGS_TO]->() DELETE old"
-        " WITH i, r WHERE r.oneId IS NOT NULL"
-        " MATCH (c:Customer {oneId: r.oneId}) CREATE (i)-[:BELONGS_TO]->(c)",
-        rows=[
-            {"type": k[0], "value": k[1], "oneId": o}
-            for k, o in assigned.items()
-            if k not in created
-        ],
-    )
-    # The events of one write share their receivedAt: it is sent once per run of equal ones.
-    for received, group in itertools.groupby(c.events, key=lambda e: e.received_at):
-        _create_events(
-            tx,
-            [
-                [
-                    e.seq,
-                    e.event_id,
-                    e.source,
-                    _instant(e.timestamp),
-                    jsontext.dumps(e.keys),
-                    jsontext.dumps(e.traits),
-                    jsontext.dumps(e.blocked),
-                    e.name,
-                    None if e.properties is None else jsontext.dumps(e.properties),
-                ]
-                for e in group
-            ],
-            _instant(received),
-        )
-    pending_before: int | None = None
-    if c.deferred and c.events:
-        pending_before = _defer(tx, min(e.seq for e in c.events), 0)
-    else:
-        _link(tx, [(e.seq, e.source, e.timestamp, e.keys) for e in c.events])
-    _unwind(
-        tx,
-        "UNWIND $rows AS r MATCH (c:Customer {oneId: r.oneId})"
-        " SET c.retired = r.retired, c.anchor = r.anchor"
-        " WITH c, r OPTIONAL MATCH (c)-[was:MERGED_INTO]->(other:Customer)"
-        " WHERE other.oneId <> r.mergedInto OR r.mergedInto IS NULL DELETE was"
-        " WITH DISTINCT c, r WHERE r.mergedInto IS NOT NULL"
-        " MATCH (s:Customer {oneId: r.mergedInto}) MERGE (c)-[:MERGED_INTO]->(s)",
-        rows=[
-            {
-                "oneId": x.one_id,
-                "retired": x.retired,
-                "mergedInto": x.merged_into,
-                "anchor": x.anchor,
-            }
-            for x in c.customer_updates
-        ],
-    )
-    if c.history:
-        (start,) = tx.run("MATCH (h:History) RETURN count(h) AS n").single() or (0,)
-        _unwind(
-            tx,
-            "UNWIND $rows AS r CREATE (h:History {seq: r.seq, kind: r.kind, oneId: r.oneId,"
-            f" others: r.others, at: {_at('r.at')}, reason: r.reason, eventIds: r.eventIds,"
-            " evidence: r.evidence})"
-            " WITH h, r UNWIND r.subjects AS id MATCH (c:Customer {oneId: id})"
-            " MERGE (h)-[:CONCERNS]->(c)",
-            rows=[
-                {
-                    "seq": start + n,
-                    "kind": h.kind,
-                    "oneId": h.one_id,
-                    "others": h.others,
-                    "at": _instant(h.at),
-                    "reason": h.reason,
-                    "eventIds": jsontext.dumps(h.event_ids),
-                    "evidence": jsontext.dumps(h.evidence),
-                    "subjects": sorted({h.one_id, *h.others}),
-                }
-                for n, h in enumerate(c.history)
-            ],
-        )
-    if c.settles_deferred:
-        tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.unresolvedFrom")
-    tx.run(
-        "MATCH (s:IdgraphState {id: 1})"
-        " SET s.nodeSeq = CASE WHEN $node > s.nodeSeq THEN $node ELSE s.nodeSeq END,"
-        " s.customerSeq = CASE WHEN $customer > s.customerSeq THEN $customer"
-        " ELSE s.customerSeq END,"
-        " s.eventSeq = CASE WHEN $event > s.eventSeq THEN $event ELSE s.eventSeq END",
-        node=last_node,
-        customer=max((x.seq for x in c.new_customers), default=0),
-        event=max((e.seq for e in c.events), default=0),
-    )
-    return pending_before
-
-
-def _create_events(tx: Tx, rows: list[list[Any]], received: list[int]) -> None:
-    """Event nodes from rows of [seq, eventId, source, timestamp, keys, traits, blocked,
-    name, properties]; an identity event has neither of the last two (null is not stored)."""
-    _unwind(
-        tx,
-        f"WITH {_at('$received')} AS received UNWIND $rows AS r"
-        " CREATE (:Event {seq: r[0], eventId: r[1], source: r[2],"
-        f" timestamp: {_at('r[3]')}, receivedAt: received, keys: r[4], traits: r[5],"
-        " blocked: r[6], name: r[7], properties: r[8]})",
-        rows,
-        received=received,
-    )
-
-
-def _defer(tx: Tx, first: int, last: int) -> int | None:
-    """Mark events from ``first`` on as deferred; returns the first one pending before.
-
-    Deferred (bulk) events are kept as they are; their identifiers, evidence
-    and event lists are materialised when they are resolved. ``last`` raises
-    the event counter to the last event written (0 leaves it to the caller).
-    """
-    record = tx.run(
-        "MATCH (s:IdgraphState {id: 1}) WITH s, s.pendingFrom AS before"
-        " SET s.unresolvedFrom = coalesce(s.unresolvedFrom, $first),"
-        " s.pendingFrom = coalesce(s.pendingFrom, $first),"
-        " s.eventSeq = CASE WHEN $last > s.eventSeq THEN $last ELSE s.eventSeq END"
-        " RETURN before",
-        first=first,
-        last=last,
-    ).single()
-    return record["before"] if record else None
-
-
-def _keys_of(text: str) -> list[Key]:
-    return [_key(k) for k in jsontext.loads(text)]
-
-
-_UNWIND_SLICE = 10_000
-
-
-class _Rows(list[Any]):
-    """A list parameter that prints as its length.
-
-    The driver formats every statement's parameters with ``repr`` for a debug
-    log line before the logger drops it: for 10,000 rows that costs about as
-    much as sending them. Packing takes the list as a list.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} rows>"
-
-
-def _unwind(tx: Tx, query: LiteralString, rows: list[Any], **params: Any) -> None:
-    """Run an ``UNWIND $rows`` statement in slices, and not at all with no rows.
-
-    Neo4j counts a statement's parameters against the transaction's memory
-    limit, so a first import's hundred thousand identifiers go in slices of
-    ``_UNWIND_SLICE``. Every statement costs a round trip, and query planning
-    the first time it is seen; a bulk load's batches leave most with no rows.
-    Nothing waits for the statement: the client goes on with what follows
-    while Neo4j runs it, and the next statement or the commit waits for it
-    (and raises its error).
-    """
-    for start in range(0, len(rows), _UNWIND_SLICE):
-        tx.run(query, params, rows=_Rows(rows[start : start + _UNWIND_SLICE]))
-
-
-def _pending_from(tx: Tx) -> int | None:
-    record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.pendingFrom AS p").single()
-    return None if record is None else record["p"]
-
-
-def _materialise(
-    tx: Tx,
-    first: int,
-    given: Mapping[Key, NodeRecord],
-    assignments: Mapping[Key, str | None],
-    remembered: _Deferred | None,
-) -> tuple[set[Key], int]:
-    """Bring in the identifiers, evidence and event lists of deferred events from ``first`` on.
-
-    Identifiers the resolver hands over a new record for (all of them on a
-    first bulk load, the new ones on a later part of it) are created as they
-    are, with their event lists and customers (``assignments`` first, else the
-    record's OneID); so is every SEEN_WITH that
-    touches one of them, as it cannot exist yet. Only the rest is merged:
-    known identifiers widen their sightings and get the new events, unknown
-    ones are numbered in order of first sighting, like a loader numbering
-    them would, and evidence between known identifiers accumulates.
-    ``remembered`` spares reading back events this process wrote itself.
-    Returns the keys created from ``given`` and the last sequence number used.
-    """
-    if remembered is not None and remembered.first == first:
-        events, blocked = remembered.rows, remembered.blocked
-        seqs, by_pair = remembered.seqs, remembered.evidence
-    else:
-        events, blocked = [], set()
-        for r in tx.run(
-            "MATCH (e:Event) WHERE e.seq >= $first RETURN e.seq AS seq, e.source AS source,"
-            f" {_when('e.timestamp')} AS ts, e.keys AS keys, e.blocked AS blocked ORDER BY seq",
-            first=first,
-        ):
-            carried = [_key(k) for k in jsontext.loads(r["keys"])]
-            events.append((r["seq"], r["source"], _moment(r["ts"]), carried))
-            blocked.update(_key(k) for k in jsontext.loads(r["blocked"]))
-        seqs, by_pair = _event_lists(events), _evidence_by_pair(events)
-    keys = dict.fromkeys(k for *_, ks in events for k in ks)
-    tx.run("MATCH (s:IdgraphState {id: 1}) REMOVE s.pendingFrom")
-    created = [k for k in keys if k in given]
-    evidence = list(by_pair.values())
-    if created:
-        one_id = {k: assignments[k] if k in assignments else given[k].one_id for k in created}
-        evidence = _create_identifiers(tx, [given[k] for k in created], one_id, seqs, evidence)
-    last = max((given[k].seq for k in created), default=0)
-    rest = [k for k in keys if k not in given]
-    if rest:
-        record = tx.run("MATCH (s:IdgraphState {id: 1}) RETURN s.nodeSeq AS n").single()
-        last = max(last, record["n"] if record else 0)
-        seen: dict[Key, list[Any]] = {}
-        for _, _, ts, event_keys in events:
-            for key in event_keys:
-                if key in given:
-                    continue
-                row = seen.get(key)
-                if row is None:
-                    last += 1
-                    seen[key] = [key[0], key[1], last, ts, ts, key in blocked, seqs[key]]
-                elif ts < row[3]:
-                    row[3] = ts
-                elif ts > row[4]:
-                    row[4] = ts
-        _unwind(
-            tx,
-            f"UNWIND $rows AS r WITH r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
-            " MERGE (i:Identifier {type: r[0], value: r[1]})"
-            " ON CREATE SET i.seq = r[2], i.firstSeen = first, i.lastSeen = last,"
-            " i.blocked = r[5], i.shared = false, i.strongNeighbours = 0, i.events = r[6]"
-            " ON MATCH SET i.firstSeen = CASE WHEN first < i.firstSeen THEN first"
-            " ELSE i.firstSeen END, i.lastSeen = CASE WHEN last > i.lastSeen THEN last"
-            " ELSE i.lastSeen END, i.events = coalesce(i.events, []) + r[6]",
-            rows=[
-                [*row[:3], _instant(row[3]), _instant(row[4]), *row[5:]] for row in seen.values()
-            ],
-        )
-    _evidence_into(tx, evidence, set(created))
-    return set(created), last
-
-
-# An identifier created from a row ``n`` made by ``_identifier_row``.
-_NEW_IDENTIFIER: LiteralString = (
-    "(i:Identifier {type: n[0], value: n[1], seq: n[2],"
-    f" firstSeen: {_at('n[3]')}, lastSeen: {_at('n[4]')}, blocked: n[5],"
-    " shared: n[6], strongNeighbours: n[7], events: n[8]})"
-)
-_CREATE_CUSTOMERS_IDENTIFIERS: LiteralString = (
-    "UNWIND $rows AS r OPTIONAL MATCH (c:Customer {oneId: r[0]})"
-    f" CALL (c, r) {{ UNWIND r[1] AS n CREATE {_NEW_IDENTIFIER}"
-    " FOREACH (_ IN CASE WHEN c IS NULL THEN [] ELSE [1] END | CREATE (i)-[:BELONGS_TO]->(c))"
-    # Positions in r[1] are in order of seq: ORDER BY makes collect keep that order.
-    " WITH i ORDER BY i.seq RETURN collect(i) AS nodes }"
-    " CALL (r, nodes) { UNWIND r[2] AS e WITH nodes[e[0]] AS a, nodes[e[1]] AS b, e"
-    f" CREATE (a)-[:SEEN_WITH {{source: e[2], firstSeen: {_at('e[3]')},"
-    f" lastSeen: {_at('e[4]')}, count: e[5]}}]->(b) }}"
-)
-
-
-def _create_identifiers(
-    tx: Tx,
-    nodes: list[NodeRecord],
-    one_id: Mapping[Key, str | None],
-    seqs: Mapping[Key, list[int]],
-    evidence: list[EdgeObservation],
-) -> list[EdgeObservation]:
-    """Create identifiers that do not exist yet, with their customers and the evidence inside them.
-
-    One row per customer carries its identifiers and the SEEN_WITH evidence
-    between them by position in that list, so the statement creates the
-    relationships between the nodes it has just made: a first load spares two
-    index lookups per relationship and one per identifier for its customer,
-    about a sixth of its final transaction. Identifiers of no customer are
-    created one row each. Returns the rest of ``evidence``, still to write.
-    """
-    members: dict[str, list[NodeRecord]] = {}
-    loose: list[list[Any]] = []
-    for node in sorted(nodes, key=lambda n: n.seq):
-        owner = one_id[node.key]
-        if owner is None:
-            loose.append(_identifier_row(node, seqs[node.key]))
-        else:
-            members.setdefault(owner, []).append(node)
-    place = {n.key: (owner, p) for owner, group in members.items() for p, n in enumerate(group)}
-    inside: dict[str, list[list[Any]]] = {}
-    rest: list[EdgeObservation] = []
-    for o in evidence:
-        a, b = place.get(o.a), place.get(o.b)
-        if a is None or b is None or a[0] != b[0]:
-            rest.append(o)
-            continue
-        inside.setdefault(a[0], []).append(
-            [a[1], b[1], o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
-        )
-    rows: list[list[Any]] = []
-    size = 0
-    for owner, group in members.items():
-        rows.append(
-            [
-                owner,
-                [_identifier_row(n, seqs[n.key]) for n in group],
-                inside.get(owner, []),
-            ]
-        )
-        size += len(group)
-        # Not waited for, like _unwind's: Neo4j creates a slice while the next is built.
-        if size >= _UNWIND_SLICE // 4:
-            tx.run(_CREATE_CUSTOMERS_IDENTIFIERS, rows=_Rows(rows))
-            rows, size = [], 0
-    if rows:
-        tx.run(_CREATE_CUSTOMERS_IDENTIFIERS, rows=_Rows(rows))
-    _unwind(tx, f"UNWIND $rows AS n CREATE {_NEW_IDENTIFIER}", loose)
-    return rest
-
-
-def _identifier_row(node: NodeRecord, events: list[int]) -> list[Any]:
-    return [
-        *node.key,
-        node.seq,
-        _instant(node.first_seen),
-        _instant(node.last_seen),
-        node.blocked,
-        node.shared,
-        node.strong_neighbours,
-        events,
-    ]
-
-
-def _link(tx: Tx, events: list[EventRow]) -> None:
-    """Each identifier's list of events, and each source's SEEN_WITH evidence per pair.
-
-    The events are the evidence (as in every store): each source's SEEN_WITH
-    relationship accumulates the events that carried both identifiers.
-    """
-    _unwind(
-        tx,
-        "UNWIND $rows AS r MATCH (i:Identifier {type: r[0], value: r[1]})"
-        " SET i.events = coalesce(i.events, []) + r[2]",
-        rows=[[k[0], k[1], s] for k, s in _event_lists(events).items()],
-    )
-    _evidence_into(tx, _evidence(events), set())
-
-
-def _evidence_into(tx: Tx, evidence: list[EdgeObservation], created: set[Key]) -> None:
-    """Write SEEN_WITH evidence, created outright where an end is in ``created``.
-
-    Those ends were created in this transaction, so no SEEN_WITH of theirs can
-    exist yet. Evidence between identifiers stored before accumulates on what
-    is there. Both ends are found by key: asking for the element ids of the
-    identifiers just written cost more than the index lookups it spared.
-    """
-    fresh: list[EdgeObservation] = []
-    known: list[EdgeObservation] = []
-    for o in evidence:
-        (fresh if o.a in created or o.b in created else known).append(o)
-    ends: LiteralString = (
-        "UNWIND $rows AS r MATCH (a:Identifier {type: r[0][0], value: r[0][1]}),"
-        " (b:Identifier {type: r[1][0], value: r[1][1]})"
-    )
-    _unwind(
-        tx,
-        ends + f" CREATE (a)-[:SEEN_WITH {{source: r[2], firstSeen: {_at('r[3]')},"
-        f" lastSeen: {_at('r[4]')}, count: r[5]}}]->(b)",
-        rows=_evidence_rows(fresh),
-    )
-    _unwind(
-        tx,
-        ends + f" WITH a, b, r, {_at('r[3]')} AS first, {_at('r[4]')} AS last"
-        " MERGE (a)-[s:SEEN_WITH {source: r[2]}]->(b)"
-        " ON CREATE SET s.firstSeen = first, s.lastSeen = last, s.count = r[5]"
-        " ON MATCH SET s.firstSeen = CASE WHEN first < s.firstSeen THEN first"
-        " ELSE s.firstSeen END, s.lastSeen = CASE WHEN last > s.lastSeen THEN last"
-        " ELSE s.lastSeen END, s.count = s.count + r[5]",
-        rows=_evidence_rows(known),
-    )
-
-
-def _evidence_rows(evidence: list[EdgeObservation]) -> list[list[Any]]:
-    return [
-        [list(o.a), list(o.b), o.source, _instant(o.first_seen), _instant(o.last_seen), o.count]
-        for o in evidence
-    ]
-
-
-def _event_lists(events: list[EventRow]) -> dict[Key, list[int]]:
-    seqs: dict[Key, list[int]] = {}
-    for seq, _, _, keys in events:
-        for key in dict.fromkeys(keys):
-            seqs.setdefault(key, []).append(seq)
-    return seqs
-
-
-def _evidence(events: list[EventRow]) -> list[EdgeObservation]:
-    """Each source's evidence per pair, aggregated over ``events``."""
-    return list(_evidence_by_pair(events).values())
-
-
-def _evidence_by_pair(events: list[EventRow]) -> dict[tuple[Pair, str], EdgeObservation]:
-    found: dict[tuple[Pair, str], EdgeObservation] = {}
-    for _, source, ts, keys in events:
-        for a, b in itertools.combinations(dict.fromkeys(keys), 2):
-            p = pair(a, b)
-            seen = found.get((p, source))
-            if seen is None:
-                found[(p, source)] = EdgeObservation(p[0], p[1], source, ts, ts)
-            else:
-                seen.first_seen = min(seen.first_seen, ts)
-                seen.last_seen = max(seen.last_seen, ts)
-                seen.count += 1
-    return found
