@@ -14,8 +14,10 @@ source; an identifier's ``events`` lists the sequence numbers of the events
 that carried it. The ``(:IdgraphState)`` node keeps the sequence counters and, during a
 bulk load, the first event whose resolution is deferred. Every read is one
 round trip; every ``apply`` is one managed write transaction of batched
-``UNWIND`` statements, retried by the driver on transient errors. Nothing is
-cached in the process, so several service processes can share one database.
+``UNWIND`` statements, retried by the driver on transient errors. Several
+service processes can share one database: what a writing process holds
+between batches (the graph it read and wrote last, ``HeldGraph``; tags and
+rollups, ``tags``) it lets go of when another process wrote in between.
 """
 
 from __future__ import annotations
