@@ -1,8 +1,15 @@
-"""Per-request DataLoaders, so a list of N resolutions costs one batch, not N reads."""
+"""Per-request DataLoaders, so a list of N resolutions costs one batch, not N reads.
+
+Their batch functions are not methods of ``Loaders``: a loader holding a
+bound method of the object that holds the loader is a reference cycle, and
+every request's loaders (and all they loaded) would wait for the cyclic
+garbage collector instead of going when the request does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from strawberry.dataloader import DataLoader
 
@@ -14,33 +21,51 @@ from service.reads import read
 from service.schema.types import Profile
 
 
+class _Templates:
+    """The buying-group templates a request has read, once it has."""
+
+    def __init__(self) -> None:
+        self.held: Templates | None = None
+
+
 class Loaders:
     def __init__(self, graph: IdentityGraph) -> None:
         self._graph = graph
-        self.profiles: DataLoader[str, Profile | None] = DataLoader(self._profiles)
-        self.accounts: DataLoader[str, Account | None] = DataLoader(self._accounts)
-        self.templates: Templates | None = None
+        self._templates = _Templates()
+        self.profiles: DataLoader[str, Profile | None] = DataLoader(partial(_profiles, graph))
+        self.accounts: DataLoader[str, Account | None] = DataLoader(
+            partial(_accounts, graph, self._templates)
+        )
         # Keyed by the account record itself: a request places each account once.
         self.standing: DataLoader[Account, Standing] = DataLoader(
-            self._standing, cache_key_fn=lambda a: a.id
+            partial(_standing, graph), cache_key_fn=_account_id
         )
-
-    async def _profiles(self, one_ids: list[str]) -> Sequence[Profile | None]:
-        found = await read(self._graph, self._graph.profiles, one_ids)
-        made = {p.one_id: Profile.of(p) for p in found.values()}
-        return [made[p.one_id] if (p := found.get(o)) else None for o in one_ids]
-
-    async def _accounts(self, ids: list[str]) -> Sequence[Account | None]:
-        found, templates = await read(self._graph, self._graph.accounts.accounts_and_templates, ids)
-        self.templates = self.templates or templates
-        return [found.get(i) for i in ids]
 
     async def buying_templates(self) -> Templates:
         """The templates in force for this request, read with its first accounts if it had any."""
-        if self.templates is None:
-            self.templates = await read(self._graph, self._graph.accounts.templates)
-        return self.templates
+        if self._templates.held is None:
+            self._templates.held = await read(self._graph, self._graph.accounts.templates)
+        return self._templates.held
 
-    async def _standing(self, accounts: list[Account]) -> Sequence[Standing]:
-        found = await read(self._graph, self._graph.accounts.standing, accounts)
-        return [found[a.id] for a in accounts]
+
+def _account_id(account: Account) -> str:
+    return account.id
+
+
+async def _profiles(graph: IdentityGraph, one_ids: list[str]) -> Sequence[Profile | None]:
+    found = await read(graph, graph.profiles, one_ids)
+    made = {p.one_id: Profile.of(p) for p in found.values()}
+    return [made[p.one_id] if (p := found.get(o)) else None for o in one_ids]
+
+
+async def _accounts(
+    graph: IdentityGraph, templates: _Templates, ids: list[str]
+) -> Sequence[Account | None]:
+    found, read_templates = await read(graph, graph.accounts.accounts_and_templates, ids)
+    templates.held = templates.held or read_templates
+    return [found.get(i) for i in ids]
+
+
+async def _standing(graph: IdentityGraph, accounts: list[Account]) -> Sequence[Standing]:
+    found = await read(graph, graph.accounts.standing, accounts)
+    return [found[a.id] for a in accounts]

@@ -295,16 +295,19 @@ class Execution(StrawberryGraphQLCoreExecutionContext):
         return _Plan(object_type.name, columns)
 
     def build_response(self, data: dict[str, Any] | None) -> Any:
-        """The response, and the coerced variables let go of.
+        """The response, and the execution let go of as soon as the request is done.
 
-        The execution is a reference cycle (it holds bound methods of itself),
-        freed only by a full collection of the cyclic garbage collector, and it
-        holds the coerced variables: a batch of 500 events left 2,000 objects
-        for that collection to walk. Nothing reads them once the response is
-        built.
+        graphql-core's execution holds bound methods of itself (its async
+        helpers), a reference cycle only the cyclic garbage collector frees.
+        With 50 clients every request's execution, its variables, loaders and
+        the HTTP request they name (64 objects) piled up in the oldest
+        generation, for full collections of up to 100 ms. Nothing reads the
+        helpers or the coerced variables once the response is built, so
+        dropping both leaves no cycle: the execution goes when its request does.
         """
         response = super().build_response(data)
         self.variable_values = None  # type: ignore[assignment]
+        self.async_helpers = None  # type: ignore[assignment]
         return response
 
 
