@@ -279,11 +279,19 @@ def test_reporting_lines_and_cycles(graph: IdentityGraph) -> None:
 
 def test_pages_and_filters(graph: IdentityGraph) -> None:
     book = graph.accounts
-    for i, (name, industry) in enumerate(
-        [("Acme East", "Retail"), ("acme West", "Retail"), ("Globex", "Energy"), ("Acmé", None)]
+    for i, (name, industry, region) in enumerate(
+        [
+            ("Acme East", "Retail", "CN-East"),
+            ("acme West", "Retail", "CN-West"),
+            ("Globex", "Energy", "CN-East"),
+            ("Acmé", None, None),
+        ]
     ):
         book.upsert_account(
-            AccountInput(f"a{i}", name=name, industry=industry, domains=[f"d{i}.com"]), "m"
+            AccountInput(
+                f"a{i}", name=name, industry=industry, region=region, domains=[f"d{i}.com"]
+            ),
+            "m",
         )
     book.upsert_account(AccountInput("a9", name="Acme Sub", parent_id="a0"), "m")
     page, total = book.page(AccountFilter(name_prefix="ACME"), None, 2)
@@ -293,6 +301,11 @@ def test_pages_and_filters(graph: IdentityGraph) -> None:
     assert [a.id for a in book.page(AccountFilter(industry="Retail"), None, 10)[0]] == ["a0", "a1"]
     assert [a.id for a in book.page(AccountFilter(domain="d2.com"), None, 10)[0]] == ["a2"]
     assert [a.id for a in book.page(AccountFilter(parent_id="a0"), None, 10)[0]] == ["a9"]
+    assert [a.id for a in book.page(AccountFilter(region="CN-East"), None, 10)[0]] == ["a0", "a2"]
+    both = AccountFilter(industry="Retail", region="CN-East", name_prefix="acme")
+    assert book.page(both, None, 10)[1] == 1
+    page, total = book.page(AccountFilter(industry="Retail"), "a0", 10)
+    assert total == 2 and [a.id for a in page] == ["a1"]  # the filter's count
     book.delete_account("a0", "deleteAccount")
     assert book.account("a0") is None
     sub = book.account("a9")

@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS accounts (
 );
 CREATE INDEX IF NOT EXISTS accounts_by_parent ON accounts (parent_id);
 CREATE INDEX IF NOT EXISTS accounts_by_name ON accounts (name_key);
+CREATE INDEX IF NOT EXISTS accounts_by_industry ON accounts (industry, id);
+CREATE INDEX IF NOT EXISTS accounts_by_region ON accounts (region, id);
 CREATE TABLE IF NOT EXISTS account_domains (
     domain TEXT NOT NULL,
     account_id TEXT NOT NULL,

@@ -38,6 +38,8 @@ ACCOUNT_SCHEMA: list[LiteralString] = [
     "CREATE CONSTRAINT account_id IF NOT EXISTS FOR (a:Account) REQUIRE a.id IS UNIQUE",
     "CREATE INDEX account_name IF NOT EXISTS FOR (a:Account) ON (a.nameKey)",
     "CREATE INDEX account_parent IF NOT EXISTS FOR (a:Account) ON (a.parentId)",
+    "CREATE INDEX account_industry IF NOT EXISTS FOR (a:Account) ON (a.industry)",
+    "CREATE INDEX account_region IF NOT EXISTS FOR (a:Account) ON (a.region)",
     "CREATE INDEX account_domain IF NOT EXISTS FOR (d:AccountDomain) ON (d.domain)",
     "CREATE INDEX account_domain_owner IF NOT EXISTS FOR (d:AccountDomain) ON (d.accountId)",
     "CREATE INDEX account_contact IF NOT EXISTS FOR (c:AccountContact) ON (c.oneId)",
@@ -138,14 +140,22 @@ class Neo4jAccounts:
         self, where: AccountFilter, after: str | None, first: int
     ) -> tuple[list[Account], int]:
         prefix = name_key(where.name_prefix) if where.name_prefix else None
-        where_clause: LiteralString = (
-            " ($prefix IS NULL OR a.nameKey STARTS WITH $prefix)"
-            " AND ($industry IS NULL OR a.industry = $industry)"
-            " AND ($region IS NULL OR a.region = $region)"
-            " AND ($parent IS NULL OR a.parentId = $parent)"
-            " AND ($domain IS NULL OR EXISTS {"
-            "   MATCH (d:AccountDomain {domain: $domain}) WHERE d.accountId = a.id })"
-        )
+        # Only the filters given: ``$x IS NULL OR ...`` would keep the planner from
+        # the property indexes, and every page and count would read every account.
+        conditions: list[LiteralString] = []
+        if prefix is not None:
+            conditions.append("a.nameKey STARTS WITH $prefix")
+        if where.industry is not None:
+            conditions.append("a.industry = $industry")
+        if where.region is not None:
+            conditions.append("a.region = $region")
+        if where.parent_id is not None:
+            conditions.append("a.parentId = $parent")
+        if where.domain is not None:
+            conditions.append(
+                "EXISTS { MATCH (d:AccountDomain {domain: $domain}) WHERE d.accountId = a.id }"
+            )
+        where_clause: LiteralString = " " + (" AND ".join(conditions) or "true")
         rows = self._run(
             "MATCH (a:Account) WHERE" + where_clause + " WITH count(a) AS total"
             " RETURN total, COLLECT { MATCH (a:Account) WHERE" + where_clause + " AND a.id > $after"
