@@ -306,6 +306,10 @@ def test_pages_and_filters(graph: IdentityGraph) -> None:
     assert book.page(both, None, 10)[1] == 1
     page, total = book.page(AccountFilter(industry="Retail"), "a0", 10)
     assert total == 2 and [a.id for a in page] == ["a1"]  # the filter's count
+    # The same pages without their counts, as a reader going through all of them takes them.
+    assert [a.id for a in book.in_order(AccountFilter(industry="Retail"), "a0", 10)] == ["a1"]
+    assert [a.id for a in book.in_order(AccountFilter(), "a1", 2)] == ["a2", "a3"]
+    assert [a.id for a in book.in_order(both, None, 10)] == ["a0"]
     book.delete_account("a0", "deleteAccount")
     assert book.account("a0") is None
     sub = book.account("a9")

@@ -143,7 +143,7 @@ class EventLinks:
         for account in self.changed.values():
             if name_key(account.name) == name_key(name):
                 return account
-        page, _ = self.store.account_page(AccountFilter(name_prefix=name), None, 50)
+        page = self.store.accounts_in_order(AccountFilter(name_prefix=name), None, 50)
         exact = [a for a in page if name_key(a.name) == name_key(name)]
         return exact[0] if exact else None
 

@@ -91,7 +91,7 @@ class AccountQuery:
         found: list[Account] = []
         after: str | None = None
         while True:
-            page, _ = self._accounts.page(first_filter, after, PART)
+            page = self._accounts.in_order(first_filter, after, PART)
             if not page:
                 return found
             standing = self._accounts.standing(page) if self._needs_contacts else {}

@@ -255,6 +255,12 @@ class AccountStore(Protocol):
         """Up to ``first`` accounts in id order after id ``after``, and how many match in all."""
         ...
 
+    def accounts_in_order(
+        self, where: AccountFilter, after: str | None, first: int
+    ) -> list[Account]:
+        """``account_page`` without the count, for a reader going through many pages."""
+        ...
+
     def account_history(self, account_id: str) -> list[AccountHistoryEntry]: ...
 
     def saved_templates(self) -> dict[str, str]:

@@ -97,38 +97,24 @@ class SqliteAccounts:
     def account_page(
         self, where: AccountFilter, after: str | None, first: int
     ) -> tuple[list[Account], int]:
-        conditions, params = [], []
-        if where.name_prefix:
-            # A prefix as a range: the index on name_key serves it, and LIKE's wildcards
-            # in a name mean nothing.
-            conditions.append("name_key >= ? AND name_key < ?")
-            prefix = name_key(where.name_prefix)
-            params += [prefix, prefix + "\U0010ffff"]
-        if where.domain:
-            conditions.append("id IN (SELECT account_id FROM account_domains WHERE domain = ?)")
-            params.append(where.domain)
-        for column, value in (
-            ("industry", where.industry),
-            ("region", where.region),
-            ("parent_id", where.parent_id),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                params.append(value)
-        clause = " AND ".join(conditions) or "1"
+        clause, params = _account_clause(where)
         db = self._read()
         db.execute("BEGIN")  # the page and its count from one snapshot of the file
         try:
             (total,) = db.execute(
                 f"SELECT count(*) FROM accounts WHERE {clause}", params
             ).fetchone()
-            rows = db.execute(
-                f"SELECT record FROM accounts WHERE {clause} AND id > ? ORDER BY id LIMIT ?",
-                [*params, after or "", first],
-            ).fetchall()
+            rows = db.execute(_PAGE.format(clause), [*params, after or "", first]).fetchall()
         finally:
             db.execute("COMMIT")
         return [account_from_json(r[0]) for r in rows], int(total)
+
+    def accounts_in_order(
+        self, where: AccountFilter, after: str | None, first: int
+    ) -> list[Account]:
+        clause, params = _account_clause(where)
+        rows = self._read().execute(_PAGE.format(clause), [*params, after or "", first])
+        return [account_from_json(r[0]) for r in rows]
 
     def account_history(self, account_id: str) -> list[AccountHistoryEntry]:
         rows = self._read().execute(
@@ -206,3 +192,30 @@ class SqliteAccounts:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+_PAGE = "SELECT record FROM accounts WHERE {} AND id > ? ORDER BY id LIMIT ?"
+
+
+def _account_clause(where: AccountFilter) -> tuple[str, list[object]]:
+    """The SQL condition of ``where`` and its parameters ("1" for no filter)."""
+    conditions: list[str] = []
+    params: list[object] = []
+    if where.name_prefix:
+        # A prefix as a range: the index on name_key serves it, and LIKE's wildcards
+        # in a name mean nothing.
+        conditions.append("name_key >= ? AND name_key < ?")
+        prefix = name_key(where.name_prefix)
+        params += [prefix, prefix + "\U0010ffff"]
+    if where.domain:
+        conditions.append("id IN (SELECT account_id FROM account_domains WHERE domain = ?)")
+        params.append(where.domain)
+    for column, value in (
+        ("industry", where.industry),
+        ("region", where.region),
+        ("parent_id", where.parent_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(conditions) or "1", params

@@ -139,37 +139,30 @@ class Neo4jAccounts:
     def account_page(
         self, where: AccountFilter, after: str | None, first: int
     ) -> tuple[list[Account], int]:
-        prefix = name_key(where.name_prefix) if where.name_prefix else None
-        # Only the filters given: ``$x IS NULL OR ...`` would keep the planner from
-        # the property indexes, and every page and count would read every account.
-        conditions: list[LiteralString] = []
-        if prefix is not None:
-            conditions.append("a.nameKey STARTS WITH $prefix")
-        if where.industry is not None:
-            conditions.append("a.industry = $industry")
-        if where.region is not None:
-            conditions.append("a.region = $region")
-        if where.parent_id is not None:
-            conditions.append("a.parentId = $parent")
-        if where.domain is not None:
-            conditions.append(
-                "EXISTS { MATCH (d:AccountDomain {domain: $domain}) WHERE d.accountId = a.id }"
-            )
-        where_clause: LiteralString = " " + (" AND ".join(conditions) or "true")
+        clause, params = _account_clause(where)
         rows = self._run(
-            "MATCH (a:Account) WHERE" + where_clause + " WITH count(a) AS total"
-            " RETURN total, COLLECT { MATCH (a:Account) WHERE" + where_clause + " AND a.id > $after"
+            "MATCH (a:Account) WHERE" + clause + " WITH count(a) AS total"
+            " RETURN total, COLLECT { MATCH (a:Account) WHERE" + clause + " AND a.id > $after"
             " RETURN a.record ORDER BY a.id LIMIT $first } AS page",
-            prefix=prefix,
-            industry=where.industry,
-            region=where.region,
-            parent=where.parent_id,
-            domain=where.domain,
+            **params,
             after=after or "",
             first=first,
         )
         row = rows[0]
         return [account_from_json(text) for text in row["page"]], int(row["total"])
+
+    def accounts_in_order(
+        self, where: AccountFilter, after: str | None, first: int
+    ) -> list[Account]:
+        clause, params = _account_clause(where)
+        rows = self._run(
+            "MATCH (a:Account) WHERE" + clause + " AND a.id > $after"
+            " RETURN a.record AS record ORDER BY a.id LIMIT $first",
+            **params,
+            after=after or "",
+            first=first,
+        )
+        return [account_from_json(row["record"]) for row in rows]
 
     def account_history(self, account_id: str) -> list[AccountHistoryEntry]:
         rows = self._run(
@@ -288,3 +281,31 @@ class Neo4jAccounts:
                 ).consume()
 
             self._guard(run)
+
+
+def _account_clause(where: AccountFilter) -> tuple[LiteralString, dict[str, Any]]:
+    """The Cypher condition on ``a`` of ``where``, and its parameters.
+
+    Only the filters given: ``$x IS NULL OR ...`` would keep the planner from
+    the property indexes, and every page and count would read every account.
+    """
+    conditions: list[LiteralString] = []
+    params: dict[str, Any] = {}
+    if where.name_prefix:
+        conditions.append("a.nameKey STARTS WITH $prefix")
+        params["prefix"] = name_key(where.name_prefix)
+    if where.industry is not None:
+        conditions.append("a.industry = $industry")
+        params["industry"] = where.industry
+    if where.region is not None:
+        conditions.append("a.region = $region")
+        params["region"] = where.region
+    if where.parent_id is not None:
+        conditions.append("a.parentId = $parent")
+        params["parent"] = where.parent_id
+    if where.domain:
+        conditions.append(
+            "EXISTS { MATCH (d:AccountDomain {domain: $domain}) WHERE d.accountId = a.id }"
+        )
+        params["domain"] = where.domain
+    return " " + (" AND ".join(conditions) or "true"), params
