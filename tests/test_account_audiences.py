@@ -151,3 +151,41 @@ def test_a_saved_account_segment_follows_its_accounts_and_contacts(tagged: Api) 
     assert deleted["deleteAccountSegment"]["id"] == "no-dm"
     error = tagged.errors('mutation { deleteAccountSegment(id: "no-dm") { id } }')[0]
     assert error["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_a_where_on_industry_or_region_meets_the_same_accounts_with_a_filter_or_without(
+    api: Api,
+) -> None:
+    places = {"b1": ("Retail", "CN-East"), "b2": ("Retail", "CN-West"), "b3": ("Energy", "CN-East")}
+    for account_id, (industry, region) in places.items():
+        api(
+            UPSERT,
+            {"i": {"id": account_id, "name": account_id, "industry": industry, "region": region}},
+        )
+    api(UPSERT, {"i": {"id": "b4", "name": "b4"}})
+    filtered = """query($w: JSON, $f: AccountFilter) {
+      accounts(where: $w, filter: $f, first: 100) { totalCount edges { node { id } } } }"""
+
+    def met(where: Any, given: dict[str, str] | None = None) -> list[str]:
+        page = api(filtered, {"w": where, "f": given})["accounts"]
+        ids = [e["node"]["id"] for e in page["edges"]]
+        assert page["totalCount"] == len(ids)
+        return ids
+
+    def each(industry: str | None = None, region: str | None = None) -> list[str]:
+        """Worked out here: the accounts with that industry and region."""
+        return [
+            a
+            for a, (i, r) in {**places, "b4": (None, None)}.items()
+            if industry in (None, i) and region in (None, r)
+        ]
+
+    retail = {"field": "industry", "op": "eq", "value": "Retail"}
+    east = {"field": "region", "op": "eq", "value": "CN-East"}
+    assert met(retail) == each(industry="Retail")
+    assert met({"all": [retail, east]}) == each("Retail", "CN-East")
+    assert met(retail, {"region": "CN-East"}) == each("Retail", "CN-East")
+    assert met(retail, {"industry": "Energy"}) == []  # the filter and the condition disagree
+    assert met({"any": [retail, east]}) == ["b1", "b2", "b3"]
+    assert met({"not": retail}) == ["b3", "b4"]
+    assert met({"field": "industry", "op": "eq", "value": "retail"}) == []  # equal strings only

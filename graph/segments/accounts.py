@@ -23,7 +23,7 @@ A customer leaf is answered once for every customer by the audience index
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -83,6 +83,7 @@ class AccountQuery:
         self._needs_contacts = False
         self._customer_leaves: list[tuple[Condition | None, list[BitMap]]] = []
         self._test = self._compile(where, "$.where")
+        self._where = where
 
     def matching(self, first_filter: AccountFilter) -> list[Account]:
         """Every account that passes ``first_filter`` and meets the condition."""
@@ -90,8 +91,9 @@ class AccountQuery:
             holder.append(self._audiences.select(condition)[0])
         found: list[Account] = []
         after: str | None = None
+        narrowed = _narrowed(self._where, first_filter)
         while True:
-            page = self._accounts.in_order(first_filter, after, PART)
+            page = self._accounts.in_order(narrowed, after, PART)
             if not page:
                 return found
             standing = self._accounts.standing(page) if self._needs_contacts else {}
@@ -216,6 +218,33 @@ def _combined(
     if kind == "all":
         return lambda x: all(p(x) for p in parts)
     return lambda x: any(p(x) for p in parts)
+
+
+def _narrowed(where: Any, given: AccountFilter) -> AccountFilter:
+    """``given``, with the industry and region ``where`` requires of every account it meets.
+
+    Those are a leaf at the top of ``where``, or directly in an ``all`` at its
+    top, testing ``industry`` or ``region`` with ``eq`` and a string (equal
+    strings, as the store compares them): an account without that value
+    cannot meet ``where``, so the store may leave it out with its index.
+    The condition is still tested whole; a field ``given`` names stays as is.
+    """
+    top = where.get("all") if isinstance(where, dict) and set(where) == {"all"} else [where]
+    required: dict[str, str] = {}
+    for leaf in top if isinstance(top, list) else []:
+        if (
+            isinstance(leaf, dict)
+            and set(leaf) == {"field", "op", "value"}
+            and leaf["field"] in ("industry", "region")
+            and leaf["op"] == "eq"
+            and isinstance(leaf["value"], str)
+        ):
+            required.setdefault(leaf["field"], leaf["value"])
+    return replace(
+        given,
+        industry=given.industry if given.industry is not None else required.get("industry"),
+        region=given.region if given.region is not None else required.get("region"),
+    )
 
 
 def _only(obj: dict[str, Any], allowed: set[str], path: str) -> None:
