@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python -m bench.api_ingest --persons 4000
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.accounts --companies 300
+	$(BIN)/python -m bench.account_filters --accounts 200000
 	$(BIN)/python -m bench.api_ingest --persons 4000 --behaviour 8 --tags
 	$(BIN)/python -m bench.tags --persons 53000
 	$(BIN)/python -m bench.segments
