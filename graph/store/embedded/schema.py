@@ -83,6 +83,7 @@ CREATE INDEX IF NOT EXISTS accounts_by_parent ON accounts (parent_id);
 CREATE INDEX IF NOT EXISTS accounts_by_name ON accounts (name_key);
 CREATE INDEX IF NOT EXISTS accounts_by_industry ON accounts (industry, id);
 CREATE INDEX IF NOT EXISTS accounts_by_region ON accounts (region, id);
+CREATE INDEX IF NOT EXISTS accounts_by_industry_region ON accounts (industry, region, id);
 CREATE TABLE IF NOT EXISTS account_domains (
     domain TEXT NOT NULL,
     account_id TEXT NOT NULL,

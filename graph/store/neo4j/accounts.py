@@ -40,6 +40,7 @@ ACCOUNT_SCHEMA: list[LiteralString] = [
     "CREATE INDEX account_parent IF NOT EXISTS FOR (a:Account) ON (a.parentId)",
     "CREATE INDEX account_industry IF NOT EXISTS FOR (a:Account) ON (a.industry)",
     "CREATE INDEX account_region IF NOT EXISTS FOR (a:Account) ON (a.region)",
+    "CREATE INDEX account_industry_region IF NOT EXISTS FOR (a:Account) ON (a.industry, a.region)",
     "CREATE INDEX account_domain IF NOT EXISTS FOR (d:AccountDomain) ON (d.domain)",
     "CREATE INDEX account_domain_owner IF NOT EXISTS FOR (d:AccountDomain) ON (d.accountId)",
     "CREATE INDEX account_contact IF NOT EXISTS FOR (c:AccountContact) ON (c.oneId)",
