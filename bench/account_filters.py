@@ -117,12 +117,11 @@ def main() -> None:
         print(f"{args.accounts:,} accounts written in {wrote:.1f} s")
         print("| request (first page of 20, with totalCount) | matching | median ms |")
         print("|---|---|---|")
-        with TestClient(create_app(settings, graph)) as client:
+        with TestClient(create_app(settings, graph)) as client:  # closes the graph
             for label, variables, rounds in cases:
                 median_ms(client, variables, 2)  # warm
                 took, total = median_ms(client, variables, rounds)
                 print(f"| {label} | {total:,} | {took:.2f} |")
-        graph.close()
 
 
 if __name__ == "__main__":
