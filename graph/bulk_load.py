@@ -31,6 +31,7 @@ from graph.event_chunk import ChunkBuilder, EventChunk
 from graph.events import CleanEvent
 from graph.models import CustomerRecord, FirstLoad, Key, LoadedGraph, NodeRecord
 from graph.oneids import new_one_ids
+from graph.pacing import holding
 from graph.resolver import EventResult, Resolver
 from graph.whole_graph import Flags, Ints, WholeGraph
 
@@ -142,7 +143,7 @@ class BulkLoad:
         return max(1, min(events, fits))
 
     def _add_part(self, chunk: EventChunk) -> list[int]:
-        with self.resolver.writing, self.store.exclusive():
+        with holding(self.resolver.writing), self.store.exclusive():
             last = self.store.last_event_seq()
             # Into a store that was empty, with no other writer since: every stored
             # event is one of ours, already in ``_seen``, so the store need not be asked.
@@ -213,7 +214,7 @@ class BulkLoad:
         if self.empty and self._as_written is not None and not brought:
             return 0  # the last part was resolved as it was written
         if self.empty:
-            with self.resolver.writing, self.store.exclusive():
+            with holding(self.resolver.writing), self.store.exclusive():
                 # Another writer (a store several processes share) may have added
                 # evidence since: then only the general path knows the whole graph.
                 if self.store.last_event_seq() == self._first_event + self._written:

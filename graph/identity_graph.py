@@ -32,6 +32,7 @@ from graph.identifiers import (
     has_lone_surrogate,
 )
 from graph.models import ChangeSet, EdgeObservation, HistoryEntry, Key, NodeRecord, pair
+from graph.pacing import holding
 from graph.profiles import Profile, build_profile
 from graph.resolver import EventResult, Resolver
 from graph.segments.account_book import AccountSegments
@@ -147,7 +148,7 @@ class IdentityGraph:
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """Be the graph's only writer: what tags write never interleaves with an ingest."""
-        with self.resolver.writing, self.store.exclusive():
+        with holding(self.resolver.writing), self.store.exclusive():
             yield
 
     def _retag_contacts(self, write: AccountWrite) -> None:

@@ -1,33 +1,84 @@
-"""Points where a long write may step aside for reads that wait.
+"""Points where a long write may step aside for reads that wait, and calls it may hand off.
 
 A process that serves reads while it writes shares one interpreter between
-them; CPython hands it over in turns, and a read that gives it up for a
-moment (a socket, a SQLite call) waits for the writer's turn to end before
-it goes on. A write calls ``step_aside`` between small pieces of its work
-(an event, a row, a statement); the serving process installs a gate there
-that pauses the writer while reads wait (``service.pacing``). Anything else
-(the import, a test) installs nothing and pays one call per point.
+them. The serving process (``service.pacing``) runs a write on the event
+loop's own thread, in a greenlet, and takes the loop back at these points
+once the write has had its turn; anything else (the import, a test without
+a server) installs nothing and pays one call per point.
+
+A write calls ``step_aside`` between small pieces of its work (an event, a
+row, a statement). What waits without the interpreter (a commit's fsync, a
+SQLite statement, folding numpy arrays) goes through ``blocking``: the
+serving process runs it on a thread of its own while the loop answers
+reads. A lock that another thread may hold for long (a tag build's) is
+taken with ``holding``, which waits for it the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
-_gate: Callable[[], None] | None = None
+
+class Pacer(Protocol):
+    def point(self) -> None:
+        """A write may step aside here."""
+
+    def blocking(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)``, run where it holds no reader up; its result or its exception."""
+
+    def statement(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)``, a short wait: like ``blocking`` while reads are about."""
 
 
-def install(gate: Callable[[], None] | None) -> None:
-    """Call ``gate`` at every point from now on (None: no gate)."""
-    global _gate
-    _gate = gate
+_pacer: Pacer | None = None
+
+
+def install(pacer: Pacer | None) -> None:
+    """Let ``pacer`` decide at every point and blocking call from now on (None: nobody)."""
+    global _pacer
+    _pacer = pacer
 
 
 def step_aside() -> None:
-    if _gate is not None:
-        _gate()
+    if _pacer is not None:
+        _pacer.point()
+
+
+def blocking(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``: a call that waits on the disk or runs long without the interpreter."""
+    if _pacer is not None:
+        result: T = _pacer.blocking(call, *args)
+        return result
+    return call(*args)
+
+
+def statement(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``: a SQLite statement, a millisecond or two at most, in C.
+
+    The serving process runs it off the loop while reads are about, and in
+    place once none has come for a while: handing a call over costs about a
+    tenth of a millisecond, and a write makes dozens.
+    """
+    if _pacer is not None:
+        result: T = _pacer.statement(call, *args)
+        return result
+    return call(*args)
+
+
+@contextlib.contextmanager
+def holding(lock: threading.Lock) -> Iterator[None]:
+    """``with lock``, waiting for it (when another thread holds it) as a blocking call."""
+    if not lock.acquire(blocking=False):
+        blocking(lock.acquire)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def every_few(items: Iterable[T], few: int = 256) -> Iterator[T]:

@@ -56,10 +56,10 @@ def partition(
     live = [e for e in every_few(edges) if e[0] in inside and e[1] in inside and e[0] != e[1]]
     if plain is None:
         plain = _plain_components(inside, live)
-    group_of = {key: index for index, group in enumerate(plain) for key in group}
-    over = {index for index, group in enumerate(plain) if _over_limit(group, limits)}
+    group_of = {key: index for index, group in every_few(enumerate(plain)) for key in group}
+    over = {index for index, group in every_few(enumerate(plain)) if _over_limit(group, limits)}
     result = Partition(components=[])
-    result.accepted = [e for e in live if group_of[e[0]] not in over]
+    result.accepted = [e for e in every_few(live) if group_of[e[0]] not in over]
     groups = [group for index, group in enumerate(plain) if index not in over]
     if over:
         joined = constrained(

@@ -32,7 +32,7 @@ from graph.models import (
     pair,
 )
 from graph.oneids import Dormant, Renaming, rename
-from graph.pacing import step_aside
+from graph.pacing import holding, step_aside
 from graph.parts import in_parts
 from graph.resolution import partition
 from graph.sharing import refresh_shared
@@ -140,8 +140,9 @@ class Resolver:
         leaves dirty nodes that the next start resolves.
         """
         now = now or datetime.now(UTC)
-        with self.writing, self.store.exclusive():
+        with holding(self.writing), self.store.exclusive():
             fresh = self.unseen(clean, results, set())
+            step_aside()
             if bulk:
                 if fresh:
                     self._written(self.defer(fresh, now))
@@ -158,6 +159,7 @@ class Resolver:
     ) -> Batch:
         """Write the fresh events and what they change; fill in every result's OneID."""
         batch = Batch(self.store, self.registry, now)
+        step_aside()
         if fresh:
             self._stage_events(batch, fresh)
             refresh_shared(batch)
@@ -268,7 +270,7 @@ class Resolver:
     def resolve_pending(self, now: datetime | None = None) -> int:
         """Resolve every node left dirty by bulk ingest; returns how many there were."""
         now = now or datetime.now(UTC)
-        with self.writing, self.store.exclusive():
+        with holding(self.writing), self.store.exclusive():
             dirty = self.store.dirty_keys()
             if not dirty:
                 return 0
@@ -295,7 +297,7 @@ class Resolver:
     def remove(self, key: Key, now: datetime | None = None) -> list[str]:
         """Delete an identifier and its evidence; returns the OneIDs its neighbours now have."""
         now = now or datetime.now(UTC)
-        with self.writing, self.store.exclusive():
+        with holding(self.writing), self.store.exclusive():
             batch = Batch(self.store, self.registry, now)
             found = self.store.nodes([key]).get(key)
             if found is None:
@@ -326,7 +328,7 @@ class Resolver:
         (``parts.in_parts``); run it while no other process writes.
         """
         now = now or datetime.now(UTC)
-        with self.writing:
+        with holding(self.writing):
             with self.store.exclusive():
                 batch = Batch(self.store, self.registry, now)
                 keys = list(self.store.all_keys())

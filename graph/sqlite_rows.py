@@ -1,4 +1,4 @@
-"""Many rows into and out of SQLite in few statements.
+"""Many rows into SQLite in few statements.
 
 ``executemany`` runs its statement once per row, and the ``sqlite3``
 module's work for each run (reset, bind, step, check) costs more than
@@ -8,9 +8,8 @@ takes markedly less time (SQLite stores the same rows either way). It also
 gives up the interpreter once a statement rather than once a row: in the
 serving process, a thread that gives it up and takes it back again and
 again, more often than CPython's switch interval, keeps a thread waiting for
-it (the event loop, with a read) from ever getting it. For the same reason
-rows are read a chunk at a time with a point between chunks where the
-writer may step aside: fetching each row gives the interpreter up too.
+it (the event loop, with a read) from ever getting it. Each statement is a
+blocking call (``graph.pacing``): a serving process runs it off the loop.
 """
 
 from __future__ import annotations
@@ -18,12 +17,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, islice
-from typing import Any
 
+from graph import pacing
 from graph.pacing import step_aside
 
 _MOST_ROWS = 256  # more per statement saves no more and compiles longer SQL
-_FETCHED = 256  # rows fetched between two points where a writer may step aside
 
 
 def insert_rows(
@@ -85,13 +83,4 @@ def _in_statements(
     while values := list(chain.from_iterable(islice(remaining, per))):
         step_aside()
         count = len(values) // width
-        db.execute(full if count == per else statement(count), values)
-
-
-def fetch_rows(cursor: sqlite3.Cursor) -> list[Any]:
-    """All of ``cursor``'s rows, a chunk at a time with a point to step aside between chunks."""
-    rows: list[Any] = []
-    while chunk := cursor.fetchmany(_FETCHED):
-        rows.extend(chunk)
-        step_aside()
-    return rows
+        pacing.statement(db.execute, full if count == per else statement(count), values)

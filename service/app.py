@@ -21,7 +21,7 @@ from graph import pacing
 from graph.identity_graph import IdentityGraph
 from service.graphiql import AssetFiles, assets_dir, graphiql_page
 from service.http import JSON_TYPE, error_body, execute_request, respond
-from service.pacing import CountRequests, ReadsFirst, WritePool
+from service.pacing import PACER, CountRequests, LoopWriter, ReadsFirst, WritePool
 from service.settings import Settings, ensure_admin_key
 from service.startup import Startup
 from service.tag_jobs import TagJobs
@@ -40,15 +40,16 @@ EVENT_LOOP = "asyncio"
 def serving_process(app: Starlette) -> None:
     """Tune the interpreter of a process that serves ``app``'s reads beside its writes.
 
-    Reads run on the event loop and writes (resolution, pure Python) in a
-    thread; every time a read gives the interpreter up (a socket, a SQLite
-    call) it waits for the writer's turn to end to get it back. CPython's
-    default turn is 5 ms, which made a read beside an ingest stream take tens
-    of milliseconds; a turn of half a millisecond costs the writer little.
-    Writes also step aside for waiting reads (see ``service.pacing``).
+    Threads still share the interpreter with the event loop: the tag jobs,
+    writes to Neo4j, and the calls a loop write hands over. Every time a read
+    gives the interpreter up (a socket, a SQLite call) it waits for such a
+    thread's turn to end to get it back; CPython's default turn is 5 ms,
+    which made a read beside an ingest stream take tens of milliseconds, and
+    a turn of half a millisecond costs the threads little. Those threads
+    also step aside at ``graph.pacing``'s points while reads wait.
     """
     sys.setswitchinterval(0.0005)
-    pacing.install(app.state.reads_first.gate)
+    PACER.threads = app.state.reads_first
 
 
 def wants_html(request: Request) -> bool:
@@ -67,7 +68,7 @@ def create_app(
     """
     admin_key, _ = ensure_admin_key(settings)
     reads_first = ReadsFirst(settings.writer_share)
-    writes = WritePool(settings.writer_nice)
+    pacing.install(PACER)
     if graph is None:
         config = settings.load_config()
         tag_every = config.tags.resolution_seconds
@@ -82,10 +83,17 @@ def create_app(
                 raise
 
         startup = Startup(open_graph, background)
+        store_writes_block = store.writes_block
     else:
         given = graph
         tag_every = graph.config.tags.resolution_seconds
         startup = Startup(lambda: given, background=False)
+        store_writes_block = graph.store.writes_block
+    writes: LoopWriter | WritePool = (
+        WritePool(settings.writer_nice)
+        if store_writes_block
+        else LoopWriter(reads_first, settings.writer_nice)
+    )
 
     async def graphql(request: Request) -> Response:
         if wants_html(request):
@@ -122,7 +130,7 @@ def create_app(
         tag_jobs.start()
         yield
         tag_jobs.stop()
-        writes.close()
+        await writes.close()
         startup.wait()
         if startup.graph is not None:
             startup.graph.close()

@@ -8,7 +8,6 @@ place: here.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
@@ -37,7 +36,7 @@ from graph.errors import IdgraphError
 from graph.identity_graph import IdentityGraph
 from service.auth import authorized
 from service.loaders import Loaders
-from service.pacing import ReadsFirst, WritePool
+from service.pacing import WRITE_SCOPE_KEY, LoopWriter, ReadsFirst, WritePool
 from service.schema import schema
 
 log = logging.getLogger("idgraph.http")
@@ -238,28 +237,12 @@ async def _execute(
     return result
 
 
-def _execute_apart(
-    document: DocumentNode,
-    variables: dict[str, Any] | None,
-    context: dict[str, Any],
-    operation_name: str | None,
-) -> ExecutionResult:
-    """Execute a mutation in a worker thread, on an event loop of its own.
-
-    Coercing a batch's variables, validating and writing it is CPU work of
-    tens of milliseconds; here it shares the interpreter with the event loop
-    in short turns instead of holding the loop for all of it. A loop costs a
-    fraction of a millisecond to make, next to nothing for a batch.
-    """
-    return asyncio.run(_execute(document, variables, context, operation_name))
-
-
 async def execute_request(
     request: Request,
     graph: IdentityGraph,
     admin_key: str,
     reads_first: ReadsFirst,
-    writes: WritePool,
+    writes: LoopWriter | WritePool,
     wake_tags: Callable[[], None] | None = None,
 ) -> Response:
     try:
@@ -309,8 +292,11 @@ async def execute_request(
         "wake_tags": wake_tags,
     }
     if operation is not None and operation.operation is OperationType.MUTATION:
+        request.scope[WRITE_SCOPE_KEY] = True
         with reads_first.writing():
-            result = await writes.run(_execute_apart, document, variables, context, operation_name)
+            result = await writes.run_coroutine(
+                lambda: _execute(document, variables, context, operation_name)
+            )
     else:
         result = await _execute(document, variables, context, operation_name)
     body: dict[str, Any] = {}

@@ -7,11 +7,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from graph import pacing
 from graph.errors import ConfigError
-from service.pacing import ReadsFirst, WritePool
+from service.pacing import PACER, LoopWriter, ReadsFirst, WritePool
 from service.settings import Settings
 
 
@@ -135,7 +137,7 @@ def test_writes_run_on_threads_of_lower_priority() -> None:
             pool.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         )
     finally:
-        pool.close()
+        asyncio.run(pool.close())
     assert theirs == min(19, mine + 5)
 
 
@@ -144,3 +146,162 @@ def test_a_bad_writer_nice_is_a_config_error(monkeypatch: pytest.MonkeyPatch, ra
     monkeypatch.setenv("IDGRAPH_WRITER_NICE", raw)
     with pytest.raises(ConfigError, match="IDGRAPH_WRITER_NICE"):
         Settings()
+
+
+# --- writes on the event loop ----------------------------------------------------------
+
+
+@pytest.fixture
+def paced() -> Iterator[None]:
+    pacing.install(PACER)
+    yield
+    pacing.install(None)
+
+
+def points_for(seconds: float, log: list[str] | None = None) -> int:
+    """A write of pure Python with a point every few microseconds; returns its steps."""
+    steps = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pacing.step_aside()
+        steps += 1
+    if log is not None:
+        log.append("write done")
+    return steps
+
+
+def test_a_loop_write_gives_the_loop_back_between_turns(paced: None) -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        writer = LoopWriter(ReadsFirst(share=0.25, budget=0.001), turn=0.0005)
+        log: list[str] = []
+
+        async def read() -> None:
+            await asyncio.sleep(0.01)  # lands while the write runs
+            log.append("read done")
+
+        reading = asyncio.ensure_future(read())
+        steps = await writer.run(lambda: points_for(0.1, log))
+        await reading
+        await writer.close()
+        return steps, log
+
+    steps, log = asyncio.run(scenario())
+    assert steps > 0
+    assert log == ["read done", "write done"]  # the read did not wait for the write's end
+
+
+def test_while_a_read_is_in_flight_the_write_makes_way_and_still_goes_on(paced: None) -> None:
+    async def scenario() -> tuple[int, float]:
+        first = ReadsFirst(share=0.25, budget=0.001)
+        writer = LoopWriter(first, turn=0.0005)
+        first.in_flight = 1  # a read being served throughout
+        steps = await writer.run(lambda: points_for(0.1))
+        await writer.close()
+        return steps, first.paused
+
+    steps, paused = asyncio.run(scenario())
+    assert steps > 0
+    # Three parts pause to one part run: most of the time went to the read.
+    assert paused >= 0.05
+
+
+def test_blocking_calls_run_off_the_loop_and_their_errors_reach_the_write(paced: None) -> None:
+    def write() -> tuple[int, str]:
+        elsewhere = pacing.blocking(threading.get_ident)
+        try:
+            pacing.blocking(int, "not a number")
+        except ValueError as exc:
+            return elsewhere, str(exc)
+        raise AssertionError("the call's error did not reach the write")
+
+    async def scenario() -> tuple[int, int, str]:
+        writer = LoopWriter(ReadsFirst(share=0.25))
+        elsewhere, error = await writer.run(write)
+        await writer.close()
+        return threading.get_ident(), elsewhere, error
+
+    loop_thread, call_thread, error = asyncio.run(scenario())
+    assert call_thread != loop_thread
+    assert "not a number" in error
+
+
+def test_loop_writes_run_one_at_a_time(paced: None) -> None:
+    log: list[str] = []
+
+    def write(name: str) -> None:
+        log.append(f"{name} begins")
+        points_for(0.01)
+        pacing.blocking(time.sleep, 0.005)
+        points_for(0.01)
+        log.append(f"{name} ends")
+
+    async def scenario() -> None:
+        writer = LoopWriter(ReadsFirst(share=0.25), turn=0.0005)
+        await asyncio.gather(writer.run(lambda: write("a")), writer.run(lambda: write("b")))
+        await writer.close()
+
+    asyncio.run(scenario())
+    assert log == ["a begins", "a ends", "b begins", "b ends"]
+
+
+def test_a_write_whose_request_went_away_still_finishes(paced: None) -> None:
+    log: list[str] = []
+
+    async def scenario() -> None:
+        writer = LoopWriter(ReadsFirst(share=0.25), turn=0.0005)
+        request = asyncio.ensure_future(writer.run(lambda: points_for(0.05, log)))
+        await asyncio.sleep(0.01)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        assert log == []  # cut off mid-way ...
+        await writer.close()  # ... and finished before the writer closes
+
+    asyncio.run(scenario())
+    assert log == ["write done"]
+
+
+def test_a_coroutine_written_on_the_loop_awaits_futures_through_it(paced: None) -> None:
+    async def mutation() -> str:
+        await asyncio.sleep(0.001)
+        later = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.001, later.set_result, "answered")
+        points_for(0.005)
+        return await later
+
+    async def failing() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("inside")
+
+    async def scenario() -> str:
+        first = ReadsFirst(share=0.25)
+        first.reads_done_at = time.perf_counter()  # a read just answered: the write is the loop's
+        writer = LoopWriter(first, turn=0.0005)
+        answer = await writer.run_coroutine(mutation)
+        first.reads_done_at = time.perf_counter()
+        with pytest.raises(KeyError, match="inside"):
+            await writer.run_coroutine(failing)
+        await writer.close()
+        return answer
+
+    assert asyncio.run(scenario()) == "answered"
+
+
+def test_a_write_with_no_read_about_runs_on_a_thread_and_beside_reads_on_the_loop(
+    paced: None,
+) -> None:
+    async def where() -> int:
+        return threading.get_ident()
+
+    async def scenario() -> tuple[int, int, int]:
+        first = ReadsFirst(share=0.25)
+        writer = LoopWriter(first)
+        alone = await writer.run_coroutine(where)
+        first.reads_done_at = time.perf_counter()
+        beside_a_read = await writer.run_coroutine(where)
+        await writer.close()
+        return threading.get_ident(), alone, beside_a_read
+
+    loop_thread, alone, beside_a_read = asyncio.run(scenario())
+    assert alone != loop_thread
+    assert beside_a_read == loop_thread

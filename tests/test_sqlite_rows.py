@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from graph import pacing
-from graph.sqlite_rows import fetch_rows, insert_rows, update_rows
+from graph.sqlite_rows import insert_rows, update_rows
 
 
 @pytest.fixture
@@ -20,11 +21,25 @@ def db() -> Iterator[sqlite3.Connection]:
     db.close()
 
 
+class CountPoints:
+    def __init__(self) -> None:
+        self.passed: list[int] = []
+
+    def point(self) -> None:
+        self.passed.append(1)
+
+    def blocking(self, call: Callable[..., Any], *args: Any) -> Any:
+        return call(*args)
+
+    def statement(self, call: Callable[..., Any], *args: Any) -> Any:
+        return call(*args)
+
+
 @pytest.fixture
 def points() -> Iterator[list[int]]:
-    passed: list[int] = []
-    pacing.install(lambda: passed.append(1))
-    yield passed
+    counting = CountPoints()
+    pacing.install(counting)
+    yield counting.passed
     pacing.install(None)
 
 
@@ -53,13 +68,3 @@ def test_update_rows_of_nothing_runs_no_statement(db: sqlite3.Connection) -> Non
     changes = db.total_changes
     update_rows(db, "t", "k", ("a",), [])
     assert db.total_changes == changes
-
-
-def test_fetch_rows_gives_every_row_in_order_with_points_between_chunks(
-    db: sqlite3.Connection, points: list[int]
-) -> None:
-    rows = fetch_rows(db.execute("SELECT k FROM t ORDER BY k"))
-
-    assert [k for (k,) in rows] == list(range(1000))
-    assert len(points) == 4  # 1,000 rows, 256 a chunk
-    assert fetch_rows(db.execute("SELECT k FROM t WHERE k < 0")) == []

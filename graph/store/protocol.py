@@ -197,6 +197,11 @@ class GraphStore(GraphReads, Protocol):
     # Whether a read waits on the network: the API then reads from a thread, so the
     # event loop serves other requests meanwhile; a store in memory is read in place.
     reads_block: bool
+    # Whether a write waits other than through ``graph.pacing.blocking`` (on the
+    # network): the API then writes from a thread. The embedded store hands each
+    # of its waits (a statement, a commit) to ``blocking``, so a serving process
+    # runs its writes on the event loop, between reads (``service.pacing``).
+    writes_block: bool
 
     def reading(self) -> AbstractContextManager[GraphReads]:
         """Reads for one API request, never waiting for a writer.

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from graph.errors import InvalidRule, NotFound
+from graph.pacing import holding
 from graph.store.protocol import GraphStore
 from graph.tags.conditions import AccountsAre, Condition, walk
 from graph.tags.definitions import (
@@ -217,7 +218,7 @@ class TagBook:
         Between parts it asks ``stopping`` (a service shutting down): a build
         left off stays BUILDING and is made again at the next start.
         """
-        with self._building:
+        with holding(self._building):
             return self._build(progress, stopping)
 
     def _build(

@@ -18,7 +18,7 @@ from typing import Any
 
 from graph.batch import StoredReads
 from graph.models import ChangeSet, Key
-from graph.pacing import step_aside
+from graph.pacing import every_few, step_aside
 from graph.store.protocol import GraphReads, TagStore
 from graph.tags.aggregates import canonical
 from graph.tags.conditions import AccountsAre, Condition, ProfileIs, TraitIs, walk
@@ -553,7 +553,7 @@ def _members_after(
 ) -> dict[str, set[Key]]:
     """These customers' members once a change removing and assigning these keys is written."""
     found: dict[str, set[Key]] = {}
-    for one_id, held in members(sorted(one_ids)).items():
+    for one_id, held in every_few(members(sorted(one_ids)).items(), 64):
         # A member not reassigned stays; one reassigned is counted with its new owner.
         found[one_id] = {k for k in held if k not in removed and assigned.get(k, one_id) == one_id}
     for key, new_owner in assigned.items():

@@ -58,7 +58,7 @@ def _convert_arguments_cheaply(built: strawberry.Schema) -> None:
 
     async def ingest(root: Any, info: Any, events: list[dict[str, Any]]) -> Any:
         return await Mutation.ingest_events(
-            root, info, [IdentityEventInput.from_coerced(e) for e in every_few(events, 64)]
+            root, info, [IdentityEventInput.from_coerced(e) for e in every_few(events, 16)]
         )
 
     async def resolve(root: Any, info: Any, identifiers: list[dict[str, str]]) -> Any:

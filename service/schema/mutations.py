@@ -38,12 +38,12 @@ class Mutation(
         self, info: strawberry.Info, events: list[IdentityEventInput]
     ) -> IngestResult:
         graph: Core = info.context["graph"]
-        results = graph.ingest([e.to_core() for e in every_few(events, 64)])
+        results = graph.ingest([e.to_core() for e in every_few(events, 16)])
         return IngestResult(
             accepted=sum(r.status == "ACCEPTED" for r in results),
             rejected=sum(r.status == "REJECTED" for r in results),
             duplicates=sum(r.status == "DUPLICATE" for r in results),
-            results=[EventResult.of(r) for r in results],
+            results=[EventResult.of(r) for r in every_few(results, 64)],
         )
 
     @strawberry.mutation(

@@ -29,6 +29,7 @@ from graph.accounts.models import (
     history_json,
     name_key,
 )
+from graph.pacing import blocking, holding, statement
 from graph.store.embedded.pragmas import set_up_writer
 
 
@@ -55,12 +56,12 @@ class SqliteAccounts:
         wanted = sorted(set(values))
         if not wanted:
             return []
-        rows: list[tuple[str, str]] = (
-            self._read()
-            .execute(f"{select} IN (SELECT value FROM json_each(?))", (json.dumps(wanted),))
-            .fetchall()
-        )
+        query = f"{select} IN (SELECT value FROM json_each(?))"
+        rows: list[tuple[str, str]] = statement(self._fetch, query, json.dumps(wanted))
         return rows
+
+    def _fetch(self, query: str, param: str) -> list[tuple[str, str]]:
+        return self._read().execute(query, (param,)).fetchall()
 
     def accounts(self, ids: Iterable[str]) -> dict[str, Account]:
         rows = self._all("SELECT id, record FROM accounts WHERE id", ids)
@@ -130,10 +131,13 @@ class SqliteAccounts:
 
     @contextlib.contextmanager
     def accounts_exclusive(self) -> Iterator[None]:
-        with self._lock:
+        with holding(self._lock):
             yield
 
     def write_accounts(self, write: AccountWrite) -> None:
+        blocking(self._write_accounts, write)  # statements only: all of it off the loop
+
+    def _write_accounts(self, write: AccountWrite) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:

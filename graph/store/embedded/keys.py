@@ -9,7 +9,7 @@ back as it is, with no hashing at open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +17,10 @@ import numpy.typing as npt
 
 from graph.hashing import key_hash
 from graph.models import Key
-from graph.pacing import every_few
+from graph.pacing import every_few, step_aside
 
 NO_TYPE = 255  # the code of a sequence number no identifier has (never used, or removed)
+_CHUNK = 128  # keys looked up between two points where a write may step aside
 
 Ints = npt.NDArray[np.int64]
 
@@ -84,14 +85,26 @@ class KeyIndex:
         return self.types[code], self.values[start:end].decode("utf-8", "surrogatepass")
 
     def seqs(self, keys: Sequence[Key]) -> list[int | None]:
-        """Each key's seq, or None, in one pass over the sorted hashes."""
+        """Each key's seq, or None, a few hundred keys at a time with a point between.
+
+        Hashing, searching the sorted hashes (a cache miss per step in an
+        array of millions) and checking each hit take about a millisecond per
+        thousand keys, and a write asks for thousands at once.
+        """
         if not keys or not len(self.hashes):
             return [None] * len(keys)
-        wanted = np.fromiter(_hashes(keys), dtype=np.uint64, count=len(keys))
+        found: list[int | None] = []
+        for start in range(0, len(keys), _CHUNK):
+            step_aside()
+            found += self._chunk_seqs(keys[start : start + _CHUNK])
+        return found
+
+    def _chunk_seqs(self, keys: Sequence[Key]) -> list[int | None]:
+        wanted = np.fromiter((key_hash(*key) for key in keys), dtype=np.uint64, count=len(keys))
         at = np.searchsorted(self.hashes, wanted).tolist()
         hashes, size = self.hashes, len(self.hashes)
         found: list[int | None] = []
-        for key, h, i in every_few(zip(keys, wanted.tolist(), at, strict=True), 128):
+        for key, h, i in zip(keys, wanted.tolist(), at, strict=True):
             seq = None
             while i < size and int(hashes[i]) == h:
                 candidate = int(self.hash_seq[i])
@@ -139,8 +152,3 @@ class KeyIndex:
         seqs = np.insert(self.hash_seq[keep], at, np.array(new_seqs, dtype=np.int64)[order])
         values = self.values + b"".join(tail)
         return KeyIndex(tuple(types), codes, ptr, values, hashes, seqs)
-
-
-def _hashes(keys: Iterable[Key]) -> Iterator[int]:
-    """Each key's hash, with a point to step aside every few hundred (a write's are thousands)."""
-    return (key_hash(*key) for key in every_few(keys))

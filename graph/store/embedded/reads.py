@@ -33,7 +33,7 @@ from graph.models import (
     StoredEvent,
     pair,
 )
-from graph.pacing import step_aside
+from graph.pacing import every_few, statement, step_aside
 from graph.store import composed
 from graph.store.embedded.schema import GENERATION
 from graph.store.embedded.shape import Shape
@@ -195,7 +195,7 @@ class ShapeReads:
 
     def members(self, one_ids: Iterable[str]) -> dict[str, set[Key]]:
         shape = self.shape
-        return {o: {shape.key(s) for s in shape.members(o)} for o in one_ids}
+        return {o: {shape.key(s) for s in shape.members(o)} for o in every_few(one_ids, 16)}
 
     def known_events(
         self, event_ids: Iterable[str], hashes: npt.NDArray[np.uint64] | None = None
@@ -211,6 +211,7 @@ class ShapeReads:
         if not len(base.event_hashes) or not wanted:
             return known
         found = hashes_of(wanted) if hashes is None else hashes
+        step_aside()
         at = np.searchsorted(base.event_hashes, found)
         at[at == len(base.event_hashes)] = 0
         hits = np.flatnonzero(base.event_hashes[at] == found)
@@ -286,7 +287,9 @@ class ShapeReads:
 
     def _alls(self, selects: list[tuple[str, Iterable[object]]]) -> list[list[list[Any]]]:
         """The rows of each select as ``_all`` gives them, all in one statement."""
-        found = self.file.values([(select, json.dumps(list(values))) for select, values in selects])
+        found = statement(
+            self.file.values, [(select, json.dumps(list(values))) for select, values in selects]
+        )
         return [json.loads(text) for text in found]
 
     def _event_rows(self, seqs: Iterable[int], columns: str, only: str | None = None) -> list[Any]:

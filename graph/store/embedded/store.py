@@ -51,7 +51,7 @@ from graph.models import (
     Pair,
     StoredEvent,
 )
-from graph.pacing import step_aside
+from graph.pacing import blocking, step_aside
 from graph.sqlite_rows import insert_rows
 from graph.store.embedded import snapshot
 from graph.store.embedded.accounts import SqliteAccounts
@@ -88,6 +88,7 @@ class EmbeddedStore:
 
     resolve_every = None  # SQLite keeps a transaction of any size on disk
     reads_block = False  # reads are memory and a local file: no thread pool needed
+    writes_block = False  # every statement and commit goes through graph.pacing.blocking
 
     def __init__(self, data_dir: str | Path, load: bool = True) -> None:
         self.path = Path(data_dir) / "idgraph.sqlite3"
@@ -186,8 +187,8 @@ class EmbeddedStore:
         if self._stale or shape.dirty or shape.unwritten or self._saved[0] == shape.generation:
             return
         if shape.overlay.size:
-            shape = self._shape = compact(shape)
-        snapshot.save(shape, self._snapshot_path)
+            shape = self._shape = blocking(compact, shape)
+        blocking(snapshot.save, shape, self._snapshot_path)
         self._saved = (shape.generation, time.monotonic())
 
     def _publish(self, shape: Shape) -> None:
@@ -200,7 +201,7 @@ class EmbeddedStore:
         ):
             self.checkpoint()
         elif shape.overlay.size > limit:
-            self._shape = compact(shape)
+            self._shape = blocking(compact, shape)  # large numpy copies, tens of ms
 
     # --- plumbing -------------------------------------------------------------------
     def close(self) -> None:
@@ -451,11 +452,11 @@ class EmbeddedStore:
         """
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
+            blocking(db.execute, "BEGIN IMMEDIATE")
             try:
                 write(db)
                 set_meta(db, GENERATION, self._generation + 1)
-                db.execute("COMMIT")
+                blocking(db.execute, "COMMIT")  # with its fsync: seconds on a slow disk
             except BaseException:
                 db.execute("ROLLBACK")
                 raise

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from graph import jsontext
 from graph.errors import StoreUnavailable
-from graph.pacing import every_few, step_aside
-from graph.sqlite_rows import fetch_rows, insert_rows
+from graph.pacing import blocking, every_few, holding, statement, step_aside
+from graph.sqlite_rows import insert_rows
 from graph.store.embedded.pragmas import set_up_writer
 from graph.store.recent import Recent
 from graph.tags.definitions import is_segment
@@ -180,13 +180,13 @@ class SqliteTags:
         self._db.close()
 
     def _transaction(self, write: Callable[[sqlite3.Connection], None]) -> None:
-        with self._lock:
+        with holding(self._lock):
             db = self._db
             try:
-                db.execute("BEGIN IMMEDIATE")
+                blocking(db.execute, "BEGIN IMMEDIATE")
                 try:
                     write(db)
-                    db.execute("COMMIT")
+                    blocking(db.execute, "COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
@@ -194,7 +194,10 @@ class SqliteTags:
                 raise StoreUnavailable(f"the embedded store could not write tags: {exc}") from exc
 
     def _rows(self, query: str, *params: object) -> list[tuple]:  # type: ignore[type-arg]
-        return fetch_rows(self._read().execute(query, params))
+        return statement(self._fetch, query, params)
+
+    def _fetch(self, query: str, params: tuple[object, ...]) -> list[tuple]:  # type: ignore[type-arg]
+        return self._read().execute(query, params).fetchall()
 
     def tag_definitions(self) -> list[StoredDefinition]:
         rows = self._rows("SELECT * FROM tag_definitions ORDER BY id")
@@ -368,11 +371,11 @@ def write_tag_rows(db: sqlite3.Connection, w: TagWrites) -> None:
     """``w`` into the tag tables, inside the caller's transaction."""
     gone = _dumps(sorted(w.dropped | w.rebuilt))
     for table in ("tag_buckets", "tag_heads"):
-        db.execute(f"DELETE FROM {table} WHERE {_in('one_id')}", (gone,))
+        statement(db.execute, f"DELETE FROM {table} WHERE {_in('one_id')}", (gone,))
     if w.dropped:
         dropped = _dumps(sorted(w.dropped))
         for table in ("customer_tags", "tag_due"):
-            db.execute(f"DELETE FROM {table} WHERE {_in('one_id')}", (dropped,))
+            statement(db.execute, f"DELETE FROM {table} WHERE {_in('one_id')}", (dropped,))
     rollup_rows = []
     trait_rows = []
     for one_id, rollup in w.rollups.items():

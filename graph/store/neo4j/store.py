@@ -116,6 +116,7 @@ class Neo4jStore:
     """A ``GraphStore`` in a Neo4j database, through the official driver."""
 
     reads_block = True  # every read is a round trip to the database
+    writes_block = True  # and so is every write
 
     def __init__(
         self,
