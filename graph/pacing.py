@@ -1,16 +1,17 @@
 """Points where a long write may step aside for reads that wait, and calls it may hand off.
 
 A process that serves reads while it writes shares one interpreter between
-them. The serving process (``service.pacing``) runs a write on the event
-loop's own thread, in a greenlet, and takes the loop back at these points
-once the write has had its turn; anything else (the import, a test without
-a server) installs nothing and pays one call per point.
+them. While reads are about, the serving process (``service.pacing``) runs
+a write on the event loop's own thread, in a greenlet, and takes the loop
+back at these points once the write has had its turn; a write on a thread
+is paused at them while reads wait. Anything else (the import, a test
+without a server) installs nothing and pays one call per point.
 
 A write calls ``step_aside`` between small pieces of its work (an event, a
 row, a statement). What waits without the interpreter (a commit's fsync, a
-SQLite statement, folding numpy arrays) goes through ``blocking``: the
-serving process runs it on a thread of its own while the loop answers
-reads. A lock that another thread may hold for long (a tag build's) is
+SQLite statement, folding numpy arrays) goes through ``blocking`` (or
+``statement``): the serving process runs it on a thread of its own while
+the loop answers reads. A lock that another thread may hold for long (a tag build's) is
 taken with ``holding``, which waits for it the same way.
 """
 

@@ -1,6 +1,7 @@
 """Reads first: a write in the serving process makes way while requests wait.
 
-Reads run on the event loop. A write on the embedded store runs there too,
+Reads run on the event loop. While reads are about (one in flight, or one
+answered within ``QUIET``), a write on the embedded store runs there too,
 in a greenlet of its own (``LoopWriter``): at each of ``graph.pacing``'s
 points, once it has run for a turn (a quarter of a millisecond), it gives
 the loop back, which takes in what arrived and serves it; the write goes on
@@ -9,7 +10,8 @@ SQLite statement, a commit's fsync, folding arrays) it hands to a thread of
 its own meanwhile. A read and a write thus never hold the interpreter at the
 same time: a thread that writes beside the loop (as before) took turns with
 it, and every time a read gave the interpreter up for a moment (a socket, a
-SQLite call) it waited for the writer's turn to end.
+SQLite call) it waited for the writer's turn to end. A write that starts
+with no read about runs on a thread at full speed.
 
 While reads keep coming, ``ReadsFirst`` keeps the writer to ``share`` of
 the time: a pause ends once the reads it made way for are done and no other
@@ -61,7 +63,7 @@ class ReadsFirst:
         self._reads_done = threading.Event()  # set while no read is in flight
         self._reads_done.set()
         self._changed: asyncio.Future[None] | None = None  # what a loop write's pause awaits
-        self.reads_done_at = float("-inf")  # when the requests in flight were last all writes
+        self.reads_done_at = float("-inf")  # when a request other than a write last ended
 
     @property
     def in_flight(self) -> int:
@@ -182,8 +184,9 @@ _WRITERS: dict[greenlet.greenlet, LoopWriter] = {}
 # How long a write runs between two looks at what arrived: a read that arrives
 # meanwhile waits for the rest of the turn, and for the piece of work the write
 # is in, to its next point. Beside an ingest stream, turns of half a millisecond
-# gave a lone profile reader p99 4.7-5.1 ms against 3.9-4.2 (three alternating
-# rounds), with the stream at 650-700 events/s against 550-600.
+# (in an earlier form of these pauses) gave a lone profile reader p99 4.7-5.1 ms
+# against 3.9-4.2 (three alternating rounds), the stream 650-700 events/s
+# against 550-600.
 TURN = 0.00025
 # While no read comes, a write looks less and less often, down to once a
 # millisecond; a read that comes then waits for the rest of that turn.
