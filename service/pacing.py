@@ -232,10 +232,7 @@ class LoopWriter:
         )
 
     async def run(self, work: Callable[[], T]) -> T:
-        task = asyncio.ensure_future(self._write(work))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        return await asyncio.shield(task)
+        return await self._shielded(self._write(work))
 
     async def run_coroutine(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """``make()`` run to its end as a write: what it awaits, the loop awaits for it.
@@ -247,11 +244,15 @@ class LoopWriter:
         with it on the interpreter, as before writes ran on the loop.
         """
         if self._quiet():
-            task = asyncio.ensure_future(self._on_thread(lambda: asyncio.run(make())))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-            return await asyncio.shield(task)
+            return await self._shielded(self._on_thread(lambda: asyncio.run(make())))
         return await self.run(lambda: _drive(make()))
+
+    async def _shielded(self, write: Coroutine[Any, Any, T]) -> T:
+        """``write`` as a task its request's cancellation leaves running; ``close`` waits for it."""
+        task = asyncio.ensure_future(write)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return await asyncio.shield(task)
 
     def _quiet(self) -> bool:
         first = self.reads_first

@@ -199,7 +199,7 @@ class GraphStore(GraphReads, Protocol):
     reads_block: bool
     # Whether a write waits other than through ``graph.pacing.blocking`` (on the
     # network): the API then writes from a thread. The embedded store hands each
-    # of its waits (a statement, a commit) to ``blocking``, so a serving process
+    # of its waits to ``blocking`` (a commit) or ``statement``, so a serving process
     # runs its writes on the event loop, between reads (``service.pacing``).
     writes_block: bool
 

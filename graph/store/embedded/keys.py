@@ -85,7 +85,7 @@ class KeyIndex:
         return self.types[code], self.values[start:end].decode("utf-8", "surrogatepass")
 
     def seqs(self, keys: Sequence[Key]) -> list[int | None]:
-        """Each key's seq, or None, a few hundred keys at a time with a point between.
+        """Each key's seq, or None, ``_CHUNK`` keys at a time with a point between.
 
         Hashing, searching the sorted hashes (a cache miss per step in an
         array of millions) and checking each hit take about a millisecond per

@@ -88,7 +88,7 @@ class EmbeddedStore:
 
     resolve_every = None  # SQLite keeps a transaction of any size on disk
     reads_block = False  # reads are memory and a local file: no thread pool needed
-    writes_block = False  # every statement and commit goes through graph.pacing.blocking
+    writes_block = False  # its statements and commits go through graph.pacing
 
     def __init__(self, data_dir: str | Path, load: bool = True) -> None:
         self.path = Path(data_dir) / "idgraph.sqlite3"
