@@ -188,8 +188,10 @@ _WRITERS: dict[greenlet.greenlet, LoopWriter] = {}
 # against 3.9-4.2 (three alternating rounds), the stream 650-700 events/s
 # against 550-600.
 TURN = 0.00025
-# While no read comes, a write looks less and less often, down to once a
-# millisecond; a read that comes then waits for the rest of that turn.
+# The longest turn. While no read comes, a write looks less and less often, down
+# to once a millisecond; a read that comes then waits for the rest of that turn.
+# While reads keep the loop long (many clients), a turn is ``share`` of the time
+# the loop had, up to this.
 LONGEST_TURN = 0.001
 # A write's statements run in place once no read has come for this long: a read
 # that comes then waits for one statement (a millisecond or two) and for the rest
@@ -350,15 +352,22 @@ class LoopWriter:
                     resume = functools.partial(writer.throw, error)
 
     async def _make_way(self) -> None:
-        """Let the loop take in and start what arrived; pause while reads are in flight.
+        """Let the loop take in and serve what arrived; pause while reads are in flight.
 
         A request whose bytes came during the turn is read in the loop's next
-        round and begins in the one after: the write looks in the third. (A
-        timer would do it in one, but the loop waits on its sockets in whole
-        milliseconds: a sleep of a microsecond often took one.)
+        round and begins in the one after: the write looks in the third, or
+        sooner once the rounds have taken ``pause`` (many clients' reads in
+        one round). (A timer would do it in one, but the loop waits on its
+        sockets in whole milliseconds: a sleep of a microsecond often took
+        one.) The next turn is ``share`` of the time the loop had, up to
+        ``longest_turn``: with a fixed turn, a write beside ten readers, whose
+        rounds take 10 ms, had got a fortieth of the time, not its share.
         """
+        ended = time.perf_counter()
         for _ in range(3):
             await asyncio.sleep(0)
+            if time.perf_counter() - ended >= self.pause:
+                break
         first = self.reads_first
         if not first.waiting and time.perf_counter() - first.reads_done_at >= first.grace:
             # Nobody came: look half as often, up to every ``longest_turn``. Each look
@@ -366,8 +375,7 @@ class LoopWriter:
             # thousands.
             self._allowed = min(self._allowed * 2, self.longest_turn)
             return
-        began = time.perf_counter()
-        end = began + self.pause
+        end = ended + self.pause
         while (left := end - time.perf_counter()) > 0:
             if first.waiting:
                 await first.counts_change(left)
@@ -375,11 +383,13 @@ class LoopWriter:
             quiet = first.grace - (time.perf_counter() - first.reads_done_at)
             if quiet <= 0 or not await first.counts_change(min(quiet, left)):
                 break  # the reads are done and no next one came within the grace
-        paused = time.perf_counter() - began
-        first.paused += paused
-        # The next turn is as much shorter as the pause was, so reads that keep coming
-        # still leave the write its share (as ``ReadsFirst.gate`` does on a thread).
-        self._allowed = self.turn * min(1.0, paused / self.pause) if self.pause else self.turn
+        away = time.perf_counter() - ended
+        first.paused += away
+        # Reads that keep coming leave the write its share (as ``ReadsFirst.gate``
+        # does on a thread); a pause the reads cut short, as much less.
+        self._allowed = (
+            min(self.longest_turn, away * self.turn / self.pause) if self.pause else self.turn
+        )
 
 
 def _drive(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -205,6 +205,51 @@ def test_while_a_read_is_in_flight_the_write_makes_way_and_still_goes_on(paced: 
     assert paused >= 0.05
 
 
+def test_beside_reads_that_hold_the_loop_long_a_loop_write_still_gets_its_share(
+    paced: None,
+) -> None:
+    """Many clients' reads make each round of the loop long; the write's turns grow to match."""
+
+    def write(seconds: float) -> float:
+        ran, end = 0.0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pacing.step_aside()
+            began = time.perf_counter()
+            while time.perf_counter() - began < 0.00002:
+                pass
+            ran += time.perf_counter() - began
+        return ran
+
+    async def scenario() -> tuple[float, float]:
+        first = ReadsFirst(share=0.25, budget=0.001)
+        writer = LoopWriter(first, turn=0.00025, longest_turn=0.004)
+        stop = False
+
+        async def reads() -> None:  # a round of the loop serves 3 ms of reads
+            first.in_flight += 1
+            while not stop:
+                began = time.perf_counter()
+                while time.perf_counter() - began < 0.003:
+                    pass
+                await asyncio.sleep(0)
+            first.in_flight -= 1
+
+        reading = asyncio.ensure_future(reads())
+        await asyncio.sleep(0)
+        started = time.perf_counter()
+        ran = await writer.run(lambda: write(0.3))
+        took = time.perf_counter() - started
+        stop = True
+        await reading
+        await writer.close()
+        return ran, took
+
+    ran, took = asyncio.run(scenario())
+    # A quarter of the time, give or take: a fixed turn of 0.25 ms after each round of
+    # 3 ms (or three) would give it under a tenth.
+    assert ran >= 0.15 * took
+
+
 def test_blocking_calls_run_off_the_loop_and_their_errors_reach_the_write(paced: None) -> None:
     def write() -> tuple[int, str]:
         elsewhere = pacing.blocking(threading.get_ident)
