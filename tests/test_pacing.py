@@ -222,7 +222,7 @@ def test_beside_reads_that_hold_the_loop_long_a_loop_write_still_gets_its_share(
 
     async def scenario() -> tuple[float, float]:
         first = ReadsFirst(share=0.25, budget=0.001)
-        writer = LoopWriter(first, turn=0.00025, longest_turn=0.004)
+        writer = LoopWriter(first, turn=0.00025)
         stop = False
 
         async def reads() -> None:  # a round of the loop serves 3 ms of reads
