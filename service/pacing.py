@@ -191,12 +191,13 @@ TURN = 0.00025
 # While no read comes, a write looks less and less often, down to once a
 # millisecond; a read that comes then waits for the rest of that turn.
 LONGEST_TURN = 0.001
-# While reads are about, a turn is ``share`` of the time the loop had since the
-# last, up to this: a read may wait this long behind the write, where many
-# clients' reads (rounds of the loop of 10 ms and more) wait longer for one
-# another. Beside ten profile readers (alternating rounds), a cap of 5 ms took
-# the stream from 300 events/s to 433-500 against 1 ms, the readers' p99 beside
-# it 23.5 ms against 24.2; one reader's p99 beside it 6.0 ms against 5.4.
+# While reads are about, a turn keeps the write to ``share`` of the time: it is
+# as long as the loop had since the last one, times share / (1 - share), up to
+# this. A read may wait this long behind the write, where many clients' reads
+# (rounds of the loop of 10 ms and more) wait longer for one another. Beside ten
+# profile readers (alternating rounds), a cap of 5 ms took the stream from 300
+# events/s to 433-500 against 1 ms, the readers' p99 beside it 23.5 ms against
+# 24.2; one reader's p99 beside it 6.0 ms against 5.4.
 LONGEST_SHARE_TURN = 0.005
 # A write's statements run in place once no read has come for this long: a read
 # that comes then waits for one statement (a millisecond or two) and for the rest
@@ -366,9 +367,10 @@ class LoopWriter:
         sooner once the rounds have taken ``pause`` (many clients' reads in
         one round). (A timer would do it in one, but the loop waits on its
         sockets in whole milliseconds: a sleep of a microsecond often took
-        one.) The next turn is ``share`` of the time the loop had, up to
-        ``longest_share_turn``: with a fixed turn, a write beside ten readers, whose
-        rounds take 10 ms, had got a fortieth of the time, not its share.
+        one.) The next turn keeps the write to ``share`` of the time (half
+        the time the loop had, at a share of a third), up to
+        ``longest_share_turn``: with a fixed turn, a write beside ten
+        readers, whose rounds take 10 ms, had got a fortieth of the time.
         """
         ended = time.perf_counter()
         for _ in range(3):
